@@ -1,0 +1,75 @@
+//! # scope_runtime
+//!
+//! A single-threaded async runtime whose cancellation model is **structured**: cancel
+//! scopes, task groups, deadlines and shields are operations of the scheduler itself.
+//!
+//! * Cancellation is a value ([`Cancelled`]) that arrives at **checkpoints** — every
+//!   runtime operation that can block — and is level-triggered: it keeps failing
+//!   checkpoints until control leaves the cancelled scope.
+//! * A [`CancelScope`] absorbs the cancellation addressed to it; a [`TaskGroup`] is a
+//!   scope plus the children spawned inside its block, and `tg.cancel()` cancels the
+//!   body and all children in one walk of the scheduler's scope tree.
+//! * Tasks carry asyncio-style cancel counts: [`TaskRef::cancel`],
+//!   [`TaskRef::cancelling`], [`TaskRef::uncancel`].
+//!
+//! ```
+//! use scope_runtime::{task_group, sleep, Runtime};
+//! use std::time::Duration;
+//!
+//! let rt = Runtime::builder().paused_clock(true).build()?;
+//! rt.block_on(async {
+//!     task_group(|tg| async move {
+//!         for i in 0..3u64 {
+//!             let tg2 = tg.clone();
+//!             tg.spawn(async move {
+//!                 sleep(Duration::from_secs(i + 1)).await?;
+//!                 if i == 0 {
+//!                     tg2.cancel(); // the first job to finish stops the others
+//!                 }
+//!                 Ok(())
+//!             });
+//!         }
+//!         Ok(())
+//!     })
+//!     .await
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! See `docs/semantics.md` for the rules and `docs/ARCHITECTURE.md` for the code map.
+
+mod runtime;
+mod scope;
+
+pub use runtime::{
+    Builder, IO_POLL_INTERVAL, JoinHandle, Outcome, Runtime, Sleep, TaskRef, current_task, now,
+    sleep, sleep_until, spawn, spawn_named, yield_now,
+};
+pub use scope::{
+    BoxError, CancelError, CancelReason, CancelScope, Cancelled, SpawnError, TaskFailure,
+    TaskGroup, TaskGroupError, TaskHandle, TaskInfo, TaskStatus, TimedOut, check_cancelled,
+    checkpoint, current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at,
+    task_group,
+};
+pub use scope_runtime_macros::{main, test};
+
+#[doc(hidden)]
+pub mod __private {
+    use std::future::Future;
+
+    /// Used by `#[scope_runtime::main]`.
+    pub fn run_main<F: Future>(fut: F) -> F::Output {
+        crate::Runtime::new()
+            .expect("scope_runtime: failed to create the runtime")
+            .block_on(fut)
+    }
+
+    /// Used by `#[scope_runtime::test]`.
+    pub fn run_test<F: Future>(paused: bool, fut: F) -> F::Output {
+        crate::Runtime::builder()
+            .paused_clock(paused)
+            .build()
+            .expect("scope_runtime: failed to create the runtime")
+            .block_on(fut)
+    }
+}

@@ -1,0 +1,358 @@
+//! Procedural macros for `scope_runtime`: `#[main]` and `#[test]`.
+//!
+//! This crate is an implementation detail of `scope_runtime`: use the
+//! re-exports `scope_runtime::main` and `scope_runtime::test` rather than
+//! depending on it directly. The generated code refers to the runtime through
+//! the absolute path `::scope_runtime`, so `scope_runtime` must be a direct
+//! dependency of the crate using the attributes (under that name); inside
+//! `scope_runtime` itself (unit tests), `extern crate self as scope_runtime;`
+//! in the crate root makes that path resolve.
+//!
+//! Both attributes turn an `async fn` without arguments into a synchronous
+//! function of the same name, visibility, return type and attributes. The
+//! original function is kept *unchanged* as a nested `async fn` (same name,
+//! same signature, same body), and the synchronous wrapper builds a runtime and
+//! blocks on it:
+//!
+//! ```text
+//! #[scope_runtime::main]                      fn main() -> R {
+//! async fn main() -> R {          ==>             async fn main() -> R { BODY }
+//!     BODY                                        ::scope_runtime::__private::run_main(main())
+//! }                                           }
+//! ```
+//!
+//! Keeping the body inside an `async fn` with the user's exact signature (rather
+//! than inside an `async` block) means `return`, `?` and coercions to the
+//! declared return type type-check exactly as they would in the original
+//! function: for example `return Err(Box::new(MyError))` in a function
+//! returning `Result<(), Box<dyn Error>>` works, which it does not in an
+//! `async move { .. }` block.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Delimiter, Group, TokenStream as TokenStream2};
+use quote::quote;
+use syn::parse::{ParseStream, Parser};
+use syn::{Attribute, Signature, Token, Visibility};
+
+#[doc = include_str!("../docs/main.md")]
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Main, args.into(), item.into()).into()
+}
+
+#[doc = include_str!("../docs/test.md")]
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Test, args.into(), item.into()).into()
+}
+
+/// Which attribute is being expanded.
+#[derive(Clone, Copy)]
+enum Kind {
+    Main,
+    Test,
+}
+
+impl Kind {
+    /// The attribute as users write it, for error messages.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Main => "#[scope_runtime::main]",
+            Kind::Test => "#[scope_runtime::test]",
+        }
+    }
+}
+
+/// Options accepted by the attributes.
+#[derive(Default)]
+struct Options {
+    /// Start the runtime with a paused (virtual) clock. `test` only.
+    paused: bool,
+}
+
+/// An `async fn` whose body is kept as an opaque token stream.
+///
+/// The body is not parsed: the macro never needs to look inside it, this keeps
+/// expansion cheap, and it means code that `syn` cannot parse (or that is
+/// half-written, while an IDE expands the macro) is passed through to rustc
+/// untouched.
+struct AsyncFn {
+    attrs: Vec<Attribute>,
+    vis: Visibility,
+    sig: Signature,
+    /// The brace-delimited body, including the braces.
+    body: Group,
+}
+
+impl AsyncFn {
+    fn parse(kind: Kind, input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        if !(input.peek(Token![async])
+            || input.peek(Token![fn])
+            || input.peek(Token![const])
+            || input.peek(Token![unsafe])
+            || input.peek(Token![extern]))
+        {
+            return Err(input.error(format!(
+                "{} can only be applied to an `async fn`",
+                kind.name()
+            )));
+        }
+        let sig: Signature = input.parse()?;
+        let body: Group = match input.parse::<Group>() {
+            Ok(group) if group.delimiter() == Delimiter::Brace => group,
+            Ok(group) => {
+                return Err(syn::Error::new(group.span(), "expected a function body"));
+            }
+            Err(_) => return Err(input.error("expected a function body")),
+        };
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the function body"));
+        }
+        Ok(AsyncFn {
+            attrs,
+            vis,
+            sig,
+            body,
+        })
+    }
+}
+
+fn expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    let parser = |input: ParseStream<'_>| AsyncFn::parse(kind, input);
+    let mut func = match parser.parse2(item.clone()) {
+        Ok(func) => func,
+        Err(err) => {
+            // Not a function at all: report the error and pass the item through
+            // so that it does not also cause unrelated "not found" errors.
+            let err = err.to_compile_error();
+            return quote! { #err #item };
+        }
+    };
+
+    // Errors in the signature make a wrapper impossible: report them and emit a
+    // stub in place of the function.
+    if let Err(err) = check_signature(kind, &func.sig) {
+        let err = err.to_compile_error();
+        let stub = stub(&func);
+        return quote! { #err #stub };
+    }
+
+    // Errors in the options or attributes do not prevent generating the
+    // wrapper: generate it with defaults so that the only errors reported are
+    // ours.
+    let mut errors = Vec::new();
+    let options = match parse_options(kind, args) {
+        Ok(options) => options,
+        Err(err) => {
+            errors.push(err);
+            Options::default()
+        }
+    };
+    if let Kind::Test = kind {
+        func.attrs.retain(|attr| {
+            if is_test_attribute(attr) {
+                errors.push(syn::Error::new_spanned(
+                    attr,
+                    "second test attribute is supplied: #[scope_runtime::test] already \
+                     marks the function as a test",
+                ));
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    let mut output = wrapper(kind, &options, &func);
+    if let Some(err) = combine(errors) {
+        output.extend(err.to_compile_error());
+    }
+    output
+}
+
+/// Rejects signatures the generated wrapper cannot be built for.
+fn check_signature(kind: Kind, sig: &Signature) -> syn::Result<()> {
+    let name = kind.name();
+    let mut errors = Vec::new();
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            sig.fn_token,
+            format!(
+                "the `async` keyword is missing from the function declaration: \
+                 {name} can only be applied to an `async fn`"
+            ),
+        ));
+    }
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new_spanned(
+            constness,
+            format!("{name} functions cannot be `const`"),
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            unsafety,
+            format!("{name} functions cannot be `unsafe`"),
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new_spanned(
+            abi,
+            format!("{name} functions cannot have an `extern` ABI"),
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            format!("{name} functions cannot have generic parameters"),
+        ));
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        errors.push(syn::Error::new_spanned(
+            where_clause,
+            format!("{name} functions cannot have a `where` clause"),
+        ));
+    }
+    let args_message = format!("{name} functions cannot take arguments");
+    if !sig.inputs.is_empty() {
+        errors.push(syn::Error::new_spanned(&sig.inputs, args_message));
+    } else if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(variadic, args_message));
+    }
+    match combine(errors) {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
+    let mut options = Options::default();
+    match kind {
+        Kind::Main => {
+            if args.is_empty() {
+                return Ok(options);
+            }
+            let hint = if syn::parse2::<syn::Ident>(args.clone()).is_ok_and(|id| id == "paused") {
+                "; `paused` is only available on #[scope_runtime::test]"
+            } else {
+                ""
+            };
+            Err(syn::Error::new_spanned(
+                args,
+                format!("{} does not take any options{hint}", kind.name()),
+            ))
+        }
+        Kind::Test => {
+            let mut seen_paused = false;
+            let parser = syn::meta::parser(|meta| {
+                if meta.path.is_ident("paused") {
+                    if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                        return Err(meta.error(
+                            "the `paused` option takes no value: \
+                             write #[scope_runtime::test(paused)]",
+                        ));
+                    }
+                    if seen_paused {
+                        return Err(meta.error("duplicate option `paused`"));
+                    }
+                    seen_paused = true;
+                    options.paused = true;
+                    Ok(())
+                } else {
+                    let option = meta
+                        .path
+                        .segments
+                        .iter()
+                        .map(|segment| segment.ident.to_string())
+                        .collect::<Vec<_>>()
+                        .join("::");
+                    Err(meta.error(format!("unknown option `{option}`; expected `paused`")))
+                }
+            });
+            parser.parse2(args)?;
+            Ok(options)
+        }
+    }
+}
+
+/// Whether `attr` is some other test attribute: `#[test]`,
+/// `#[core::prelude::v1::test]`, `#[tokio::test]`, a second
+/// `#[scope_runtime::test]`...
+fn is_test_attribute(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "test")
+}
+
+/// The expansion proper: a synchronous function that blocks on the original
+/// `async fn`, nested inside it under the same name.
+fn wrapper(kind: Kind, options: &Options, func: &AsyncFn) -> TokenStream2 {
+    let AsyncFn {
+        attrs,
+        vis,
+        sig,
+        body,
+    } = func;
+    let ident = &sig.ident;
+
+    let mut outer_sig = sig.clone();
+    outer_sig.asyncness = None;
+
+    let (test_attr, run) = match kind {
+        Kind::Main => (
+            TokenStream2::new(),
+            quote! { ::scope_runtime::__private::run_main(#ident()) },
+        ),
+        Kind::Test => {
+            let paused = options.paused;
+            (
+                quote! { #[::core::prelude::v1::test] },
+                quote! { ::scope_runtime::__private::run_test(#paused, #ident()) },
+            )
+        }
+    };
+
+    // The inner function shadows the outer one inside the outer body, so the
+    // call below (and any recursive call in the body) refers to the `async fn`,
+    // as it did before expansion.
+    quote! {
+        #test_attr
+        #(#attrs)*
+        #vis #outer_sig {
+            #[allow(clippy::unused_async, clippy::future_not_send)]
+            #sig #body
+            #run
+        }
+    }
+}
+
+/// What is emitted in place of a function whose signature was rejected: a
+/// synchronous function with the same name and return type, so that the only
+/// errors reported are the macro's (no "`main` function not found", no
+/// unresolved calls).
+fn stub(func: &AsyncFn) -> TokenStream2 {
+    let AsyncFn { vis, sig, .. } = func;
+    let ident = &sig.ident;
+    // The return type may mention the (rejected) generic parameters.
+    let output = if sig.generics.params.is_empty() {
+        Some(&sig.output)
+    } else {
+        None
+    };
+    quote! {
+        #[allow(dead_code, unreachable_code, clippy::all)]
+        #vis fn #ident() #output {
+            ::core::unreachable!()
+        }
+    }
+}
+
+fn combine(errors: Vec<syn::Error>) -> Option<syn::Error> {
+    errors.into_iter().reduce(|mut all, err| {
+        all.combine(err);
+        all
+    })
+}

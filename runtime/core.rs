@@ -1,0 +1,448 @@
+//! The per-runtime state (`Core`) and the run loop.
+//!
+//! There is one `Core` per [`Runtime`](crate::Runtime), shared through an `Rc` and
+//! reachable from the thread that runs it through a thread-local (`with_core`). Every
+//! field is a `Cell` / `RefCell`: the runtime is single-threaded, and the only state
+//! other threads touch is in [`Shared`] (behind an `Arc`).
+//!
+//! # Borrow discipline
+//!
+//! No `RefCell` borrow of `Core` is held across a call into user code (polling a
+//! future, waking a waker, dropping a future). Functions that must do both first
+//! collect what they need, release the borrow, then call out.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use slab::Slab;
+
+use super::clock::Clock;
+use super::reactor::Reactor;
+use super::task::{BoxFuture, Shared, TaskId, TaskSlot, TaskWaker};
+use super::timer::{TimerEntry, Timers};
+use crate::scope::tree::{NodeKey, NodeKind, ScopeTree};
+
+/// How many task polls the run loop makes before it checks I/O and timers again, even
+/// if tasks are still ready. Bounds how long a busy task set can delay I/O readiness
+/// and timers (tokio uses the same figure for its `event_interval`).
+pub const IO_POLL_INTERVAL: usize = 61;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the runtime of this thread. Panics with a clear message outside one.
+#[track_caller]
+pub(crate) fn with_core<R>(f: impl FnOnce(&Rc<Core>) -> R) -> R {
+    match try_with_core(f) {
+        Some(r) => r,
+        None => panic!(
+            "this operation must be called from inside a scope_runtime runtime \
+             (inside `Runtime::block_on`, `#[scope_runtime::main]` or `#[scope_runtime::test]`)"
+        ),
+    }
+}
+
+/// Runs `f` with the runtime of this thread, or returns `None` when there is none.
+pub(crate) fn try_with_core<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
+    let core = CURRENT
+        .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+        .ok()
+        .flatten()?;
+    Some(f(&core))
+}
+
+/// Makes `core` the runtime of this thread until dropped.
+pub(crate) struct EnterGuard {
+    prev: Option<Rc<Core>>,
+}
+
+impl EnterGuard {
+    pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
+        CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some(existing) = &*c {
+                if !Rc::ptr_eq(existing, core) || core.running.get() {
+                    panic!(
+                        "cannot start a scope_runtime runtime from inside a running one: \
+                         `block_on` must not be nested (spawn a task or await the future instead)"
+                    );
+                }
+            }
+            EnterGuard {
+                prev: c.replace(core.clone()),
+            }
+        })
+    }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+/// The state of one runtime.
+pub(crate) struct Core {
+    pub(crate) tasks: RefCell<Slab<TaskSlot>>,
+    /// Ids of tasks to poll, in order. May hold stale ids; they are skipped.
+    pub(crate) ready: RefCell<VecDeque<TaskId>>,
+    pub(crate) tree: RefCell<ScopeTree>,
+    pub(crate) timers: RefCell<Timers>,
+    pub(crate) clock: Clock,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) reactor: Reactor,
+    next_seq: Cell<u64>,
+    /// The task being polled, if any.
+    pub(crate) current_task: Cell<Option<TaskId>>,
+    /// The innermost scope-tree node of the code being polled (valid with `current_task`).
+    pub(crate) current_node: Cell<NodeKey>,
+    /// `block_on` is active.
+    pub(crate) running: Cell<bool>,
+}
+
+impl Core {
+    pub(crate) fn new(paused: bool) -> std::io::Result<Core> {
+        let (reactor, mio_waker) = Reactor::new()?;
+        Ok(Core {
+            tasks: RefCell::new(Slab::new()),
+            ready: RefCell::new(VecDeque::new()),
+            tree: RefCell::new(ScopeTree::default()),
+            timers: RefCell::new(Timers::default()),
+            clock: Clock::new(paused),
+            shared: Arc::new(Shared {
+                injector: Default::default(),
+                mio_waker,
+            }),
+            reactor,
+            next_seq: Cell::new(0),
+            current_task: Cell::new(None),
+            current_node: Cell::new(0),
+            running: Cell::new(false),
+        })
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Creates a task slot (and its root node under `parent`) without scheduling it.
+    pub(crate) fn insert_task(
+        &self,
+        future: Option<BoxFuture>,
+        parent: Option<NodeKey>,
+        name: Option<Arc<str>>,
+    ) -> TaskId {
+        let seq = self.next_seq.get() + 1;
+        self.next_seq.set(seq);
+        let mut tasks = self.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let id = TaskId {
+            key: entry.key(),
+            seq,
+        };
+        let root = self
+            .tree
+            .borrow_mut()
+            .insert(parent, id, NodeKind::Root { cancelling: 0 });
+        let handle = Arc::new(TaskWaker {
+            id,
+            scheduled: AtomicBool::new(false),
+            shared: self.shared.clone(),
+        });
+        let waker = Waker::from(handle.clone());
+        entry.insert(TaskSlot {
+            id,
+            future,
+            handle,
+            waker,
+            root,
+            name,
+        });
+        id
+    }
+
+    /// Spawns a type-erased future as a new task and schedules its first poll.
+    pub(crate) fn spawn_raw(
+        &self,
+        future: BoxFuture,
+        parent: Option<NodeKey>,
+        name: Option<Arc<str>>,
+    ) -> TaskId {
+        let id = self.insert_task(Some(future), parent, name);
+        self.schedule(id);
+        id
+    }
+
+    /// Wakes a task by id (no-op for a stale id).
+    pub(crate) fn schedule(&self, id: TaskId) {
+        let handle = {
+            let tasks = self.tasks.borrow();
+            match tasks.get(id.key) {
+                Some(slot) if slot.id == id => slot.handle.clone(),
+                _ => return,
+            }
+        };
+        if !handle.scheduled.swap(true, Ordering::AcqRel) {
+            self.ready.borrow_mut().push_back(id);
+        }
+    }
+
+    pub(crate) fn task_root(&self, id: TaskId) -> Option<NodeKey> {
+        let tasks = self.tasks.borrow();
+        tasks.get(id.key).filter(|s| s.id == id).map(|s| s.root)
+    }
+
+    pub(crate) fn task_name(&self, id: TaskId) -> Option<Arc<str>> {
+        let tasks = self.tasks.borrow();
+        tasks
+            .get(id.key)
+            .filter(|s| s.id == id)
+            .and_then(|s| s.name.clone())
+    }
+
+    /// Polls the task `id` once, if it is still alive and not the `block_on` task.
+    /// Returns `true` if the task finished.
+    fn poll_task(&self, id: TaskId) -> bool {
+        let (mut future, waker, root) = {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(slot) = tasks.get_mut(id.key).filter(|s| s.id == id) else {
+                return false;
+            };
+            let Some(future) = slot.future.take() else {
+                return false;
+            };
+            slot.handle.scheduled.store(false, Ordering::Release);
+            (future, slot.waker.clone(), slot.root)
+        };
+        let prev_task = self.current_task.replace(Some(id));
+        let prev_node = self.current_node.replace(root);
+        // The task wrappers catch panics of user code, so this poll does not unwind
+        // except for bugs in the runtime itself.
+        let res = future.as_mut().poll(&mut Context::from_waker(&waker));
+        self.current_task.set(prev_task);
+        self.current_node.set(prev_node);
+        match res {
+            Poll::Ready(()) => {
+                self.finish_task(id);
+                drop(future);
+                true
+            }
+            Poll::Pending => {
+                let mut tasks = self.tasks.borrow_mut();
+                match tasks.get_mut(id.key).filter(|s| s.id == id) {
+                    Some(slot) => slot.future = Some(future),
+                    None => {
+                        drop(tasks);
+                        drop(future);
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Removes a task's slot and root node. Its future, if still in the slot, is
+    /// dropped after all borrows are released.
+    pub(crate) fn finish_task(&self, id: TaskId) -> Option<BoxFuture> {
+        let slot = {
+            let mut tasks = self.tasks.borrow_mut();
+            match tasks.get(id.key) {
+                Some(s) if s.id == id => tasks.remove(id.key),
+                _ => return None,
+            }
+        };
+        // A stale waker must never enqueue again.
+        slot.handle.scheduled.store(true, Ordering::Release);
+        self.tree.borrow_mut().remove(slot.root);
+        slot.future
+    }
+
+    /// Drops a task that has not finished: its future is dropped first (so the scopes
+    /// inside it exit in order), then its slot and root node are removed.
+    pub(crate) fn drop_task(&self, id: TaskId) {
+        let future = {
+            let mut tasks = self.tasks.borrow_mut();
+            match tasks.get_mut(id.key) {
+                Some(s) if s.id == id => s.future.take(),
+                _ => return,
+            }
+        };
+        if let Some(future) = future {
+            let prev_task = self.current_task.replace(Some(id));
+            let prev_node = self.current_node.replace(self.task_root(id).unwrap_or(0));
+            drop(future);
+            self.current_task.set(prev_task);
+            self.current_node.set(prev_node);
+        }
+        self.finish_task(id);
+    }
+
+    /// Moves tasks woken from other threads into the ready queue.
+    fn drain_injector(&self) {
+        while let Some(id) = self.shared.injector.pop() {
+            self.ready.borrow_mut().push_back(id);
+        }
+    }
+
+    /// Fires every timer due at the current time. Returns how many fired.
+    fn fire_timers(&self) -> usize {
+        let now = self.now();
+        let mut fired = 0;
+        loop {
+            let entry = self.timers.borrow_mut().pop_expired(now);
+            match entry {
+                None => return fired,
+                Some(TimerEntry::Wake(w)) => w.wake(),
+                Some(TimerEntry::Deadline(scope)) => crate::scope::deadline_reached(self, &scope),
+            }
+            fired += 1;
+        }
+    }
+
+    /// One turn of the reactor: I/O events, cross-thread wakes, timers. Blocks only
+    /// when no task is ready.
+    fn park(&self) {
+        self.drain_injector();
+        let idle = self.ready.borrow().is_empty();
+        let timeout = if !idle || self.clock.is_paused() {
+            Some(std::time::Duration::ZERO)
+        } else {
+            self.timers
+                .borrow()
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(self.now()))
+        };
+        let events = self
+            .reactor
+            .turn(timeout)
+            .expect("scope_runtime: polling the OS for I/O readiness failed");
+        self.drain_injector();
+        let fired = self.fire_timers();
+        if self.clock.is_paused() && self.ready.borrow().is_empty() && events == 0 && fired == 0 {
+            // Everything is idle: jump the virtual clock to the next timer, or wait
+            // for the outside world (I/O, other threads) if there is none.
+            let next = self.timers.borrow().next_deadline();
+            match next {
+                Some(at) => {
+                    self.clock.advance_to(at);
+                    self.fire_timers();
+                }
+                None => {
+                    self.reactor
+                        .turn(None)
+                        .expect("scope_runtime: polling the OS for I/O readiness failed");
+                    self.drain_injector();
+                }
+            }
+        }
+    }
+
+    /// Runs tasks until `main` (the `block_on` task) has been woken, then returns so
+    /// `block_on` can poll it. `is_done` tells whether the main future finished.
+    pub(crate) fn run_until_main_woken(&self, main: TaskId) {
+        loop {
+            for _ in 0..IO_POLL_INTERVAL {
+                let next = self.ready.borrow_mut().pop_front();
+                match next {
+                    None => break,
+                    Some(id) if id == main => {
+                        let slot_ok = self
+                            .tasks
+                            .borrow()
+                            .get(main.key)
+                            .is_some_and(|s| s.id == main);
+                        if slot_ok {
+                            return;
+                        }
+                    }
+                    Some(id) => {
+                        self.poll_task(id);
+                    }
+                }
+            }
+            self.park();
+        }
+    }
+
+    /// The waker and handle of a task (used by `block_on` for its main task).
+    pub(crate) fn task_waker(&self, id: TaskId) -> Option<(Waker, Arc<TaskWaker>)> {
+        let tasks = self.tasks.borrow();
+        tasks
+            .get(id.key)
+            .filter(|s| s.id == id)
+            .map(|s| (s.waker.clone(), s.handle.clone()))
+    }
+
+    /// Drops every remaining task and timer. Futures are dropped one at a time with no
+    /// borrow held, so their destructors may use the runtime (spawn, cancel, drop).
+    pub(crate) fn shutdown(&self) {
+        loop {
+            let next = self.tasks.borrow().iter().next().map(|(_, s)| s.id);
+            match next {
+                Some(id) => self.drop_task(id),
+                None => break,
+            }
+        }
+        let timers = self.timers.borrow_mut().take_all();
+        drop(timers);
+        self.ready.borrow_mut().clear();
+        while self.shared.injector.pop().is_some() {}
+    }
+}
+
+/// Polls `fut` as the `block_on` main task of `core` until it completes.
+pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
+    let _enter = EnterGuard::enter(core);
+    struct Running<'a>(&'a Core);
+    impl Drop for Running<'_> {
+        fn drop(&mut self) {
+            self.0.running.set(false);
+        }
+    }
+    core.running.set(true);
+    let _running = Running(core);
+
+    let main = core.insert_task(None, None, Some(Arc::from("main")));
+    struct MainTask<'a>(&'a Core, TaskId);
+    impl Drop for MainTask<'_> {
+        fn drop(&mut self) {
+            self.0.finish_task(self.1);
+        }
+    }
+    let _main_guard = MainTask(core, main);
+    let (waker, handle) = core.task_waker(main).expect("main task just inserted");
+    let root = core.task_root(main).expect("main task just inserted");
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        handle.scheduled.store(false, Ordering::Release);
+        let prev_task = core.current_task.replace(Some(main));
+        let prev_node = core.current_node.replace(root);
+        struct Restore<'a>(&'a Core, Option<TaskId>, NodeKey);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.current_task.set(self.1);
+                self.0.current_node.set(self.2);
+            }
+        }
+        let restore = Restore(core, prev_task, prev_node);
+        let res = fut.as_mut().poll(&mut Context::from_waker(&waker));
+        drop(restore);
+        if let Poll::Ready(out) = res {
+            return out;
+        }
+        core.run_until_main_woken(main);
+    }
+}
+
+/// Helper for `Pin<&mut dyn Future>` in type annotations.
+#[allow(dead_code)]
+pub(crate) type PinnedFuture<'a, T> = Pin<&'a mut dyn Future<Output = T>>;

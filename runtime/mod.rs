@@ -1,0 +1,535 @@
+//! The executor: [`Runtime`], tasks, timers and the reactor.
+//!
+//! # Map
+//!
+//! * `core` — the per-runtime state and the run loop (`block_on`, the ready queue,
+//!   when to poll I/O and timers, the paused clock's jumps).
+//! * `task` — task slots, ids and the `Send + Sync` waker (local queue vs injector).
+//! * `timer` — pending timers ordered by deadline; `clock` — real or paused time.
+//! * `reactor` — `mio::Poll` and per-source readiness, used by `io/`.
+//! * this file — the public surface: `Runtime`, `spawn`, `JoinHandle`, `sleep`,
+//!   `yield_now`, `current_task`.
+//!
+//! Every blocking operation here is a checkpoint (rule R1): it first asks the scope
+//! tree whether the calling code is cancelled and, if so, fails with `Cancelled`
+//! without side effects.
+
+pub(crate) mod clock;
+pub(crate) mod core;
+pub(crate) mod reactor;
+pub(crate) mod task;
+pub(crate) mod timer;
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::scope::{CancelError, Cancelled, TaskInfo};
+pub use core::IO_POLL_INTERVAL;
+pub(crate) use core::{try_with_core, with_core};
+use task::TaskId;
+use timer::{TimerEntry, TimerKey};
+
+/// A single-threaded runtime: an executor, a reactor on `mio`, timers, and the
+/// cancel-scope tree.
+///
+/// `Runtime` is `!Send`: it runs on the thread that created it. Tasks left when it
+/// is dropped are dropped with it (their destructors run).
+///
+/// ```
+/// let rt = scope_runtime::Runtime::new()?;
+/// let v = rt.block_on(async {
+///     let h = scope_runtime::spawn(async { Ok::<_, scope_runtime::Cancelled>(21) });
+///     h.await.unwrap().unwrap() * 2
+/// });
+/// assert_eq!(v, 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Runtime {
+    core: Rc<core::Core>,
+    _not_send: PhantomData<Rc<()>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("tasks", &self.core.tasks.borrow().len())
+            .field("timers", &self.core.timers.borrow().len())
+            .field("paused_clock", &self.core.clock.is_paused())
+            .finish()
+    }
+}
+
+/// Configures a [`Runtime`].
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    paused_clock: bool,
+}
+
+impl Builder {
+    /// Starts the clock paused: time only moves when every task is idle, and then
+    /// jumps straight to the next timer. Deadline tests run instantly and
+    /// deterministically. (Tasks waiting for real I/O see the clock jump too.)
+    pub fn paused_clock(mut self, paused: bool) -> Builder {
+        self.paused_clock = paused;
+        self
+    }
+
+    /// Builds the runtime. Fails only if the OS refuses an epoll instance or eventfd.
+    pub fn build(self) -> io::Result<Runtime> {
+        Ok(Runtime {
+            core: Rc::new(core::Core::new(self.paused_clock)?),
+            _not_send: PhantomData,
+        })
+    }
+}
+
+impl Runtime {
+    /// A runtime on the real clock.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::default().build()
+    }
+
+    /// A [`Builder`] for more options.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Runs `fut` to completion on this thread, running spawned tasks meanwhile.
+    /// `fut` runs as a task (named `main`), so checkpoints and scopes work in it.
+    ///
+    /// # Panics
+    ///
+    /// If called from inside a running runtime, and when `fut` panics (the panic
+    /// resumes here).
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        core::block_on(&self.core, fut)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.core.running.get() {
+            return;
+        }
+        let _enter = core::EnterGuard::enter(&self.core);
+        self.core.shutdown();
+    }
+}
+
+/// Polls `fut`, turning a panic into `Err(payload)`.
+pub(crate) async fn catch_unwind<F: Future>(fut: F) -> std::thread::Result<F::Output> {
+    let mut fut = pin!(fut);
+    poll_fn(
+        |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(p) => Poll::Ready(Err(p)),
+        },
+    )
+    .await
+}
+
+/// How a task ended.
+pub enum Outcome<T, E> {
+    /// It returned `Ok(value)`.
+    Ok(T),
+    /// It returned an error that is not a cancellation.
+    Err(E),
+    /// It was cancelled: it returned a `Cancelled` (through its error type).
+    Cancelled(Cancelled),
+    /// It panicked; the payload is kept for `resume_unwind`.
+    Panicked(Box<dyn Any + Send>),
+}
+
+impl<T, E> Outcome<T, E> {
+    /// Whether the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Outcome::Cancelled(_))
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Outcome::Panicked(_))
+    }
+
+    /// The value, or a panic describing what happened instead (a task panic resumes).
+    #[track_caller]
+    pub fn unwrap(self) -> T
+    where
+        E: fmt::Debug,
+    {
+        match self {
+            Outcome::Ok(v) => v,
+            Outcome::Err(e) => panic!("called `Outcome::unwrap` on a task that failed: {e:?}"),
+            Outcome::Cancelled(c) => panic!("called `Outcome::unwrap` on a cancelled task: {c}"),
+            Outcome::Panicked(p) => std::panic::resume_unwind(p),
+        }
+    }
+
+    /// `Ok(value)`; an error or a cancellation as `Err` (a panic resumes).
+    pub fn into_result(self) -> Result<T, E>
+    where
+        E: From<Cancelled>,
+    {
+        match self {
+            Outcome::Ok(v) => Ok(v),
+            Outcome::Err(e) => Err(e),
+            Outcome::Cancelled(c) => Err(E::from(c)),
+            Outcome::Panicked(p) => std::panic::resume_unwind(p),
+        }
+    }
+}
+
+impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Outcome<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ok(v) => f.debug_tuple("Ok").field(v).finish(),
+            Outcome::Err(e) => f.debug_tuple("Err").field(e).finish(),
+            Outcome::Cancelled(c) => f.debug_tuple("Cancelled").field(c).finish(),
+            Outcome::Panicked(_) => f.write_str("Panicked(..)"),
+        }
+    }
+}
+
+struct JoinState<T, E> {
+    outcome: RefCell<Option<Outcome<T, E>>>,
+    waiter: RefCell<Option<Waker>>,
+}
+
+/// A handle to a spawned task; awaiting it gives the task's [`Outcome`].
+///
+/// Awaiting is a checkpoint: if the *waiting* code is cancelled the await fails with
+/// `Err(Cancelled)` and the outcome stays in the handle. Await `&mut handle` to keep
+/// the handle across such a failure. Dropping the handle detaches the task (it keeps
+/// running); [`cancel`](TaskRef::cancel) cancels it.
+///
+/// ```
+/// use scope_runtime::{spawn, sleep, Cancelled, Outcome};
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     let h = spawn(async {
+///         sleep(Duration::from_secs(60)).await?;
+///         Ok::<_, Cancelled>("slept")
+///     });
+///     assert!(h.cancel());
+///     assert_eq!(h.cancelling(), 1);
+///     assert!(h.await.unwrap().is_cancelled());
+/// });
+/// ```
+pub struct JoinHandle<T, E> {
+    task: TaskRef,
+    state: Rc<JoinState<T, E>>,
+}
+
+impl<T, E> fmt::Debug for JoinHandle<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("task", &self.task)
+            .field("finished", &self.state.outcome.borrow().is_some())
+            .finish()
+    }
+}
+
+impl<T, E> std::ops::Deref for JoinHandle<T, E> {
+    type Target = TaskRef;
+    fn deref(&self) -> &TaskRef {
+        &self.task
+    }
+}
+
+impl<T, E> Unpin for JoinHandle<T, E> {}
+
+impl<T, E> Future for JoinHandle<T, E> {
+    type Output = Result<Outcome<T, E>, Cancelled>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        check_cancelled_here()?;
+        if let Some(o) = self.state.outcome.borrow_mut().take() {
+            return Poll::Ready(Ok(o));
+        }
+        if !self.task.is_alive() {
+            panic!("JoinHandle polled after it returned the task's outcome (or its task was dropped)");
+        }
+        *self.state.waiter.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+fn check_cancelled_here() -> Result<(), Cancelled> {
+    try_with_core(|core| core.check_cancelled()).unwrap_or(Ok(()))
+}
+
+/// Spawns a top-level task on the current runtime. Its outcome comes through the
+/// returned [`JoinHandle`].
+///
+/// A top-level task is not inside any scope of its spawner: cancelling the spawner
+/// does not cancel it. (Spawn into a [`TaskGroup`](crate::TaskGroup) for that.)
+///
+/// # Panics
+///
+/// Outside a runtime.
+#[track_caller]
+pub fn spawn<F, T, E>(fut: F) -> JoinHandle<T, E>
+where
+    F: Future<Output = Result<T, E>> + 'static,
+    T: 'static,
+    E: CancelError + 'static,
+{
+    spawn_inner(None, fut)
+}
+
+/// Like [`spawn`], with a name that shows up in [`TaskInfo`] and reports.
+#[track_caller]
+pub fn spawn_named<F, T, E>(name: impl Into<Arc<str>>, fut: F) -> JoinHandle<T, E>
+where
+    F: Future<Output = Result<T, E>> + 'static,
+    T: 'static,
+    E: CancelError + 'static,
+{
+    spawn_inner(Some(name.into()), fut)
+}
+
+#[track_caller]
+fn spawn_inner<F, T, E>(name: Option<Arc<str>>, fut: F) -> JoinHandle<T, E>
+where
+    F: Future<Output = Result<T, E>> + 'static,
+    T: 'static,
+    E: CancelError + 'static,
+{
+    let state = Rc::new(JoinState {
+        outcome: RefCell::new(None),
+        waiter: RefCell::new(None),
+    });
+    let st = state.clone();
+    let wrapper = async move {
+        let outcome = match catch_unwind(fut).await {
+            Ok(Ok(v)) => Outcome::Ok(v),
+            Ok(Err(e)) => match e.as_cancelled() {
+                Some(c) => Outcome::Cancelled(c.clone()),
+                None => Outcome::Err(e),
+            },
+            Err(p) => Outcome::Panicked(p),
+        };
+        *st.outcome.borrow_mut() = Some(outcome);
+        let waiter = st.waiter.borrow_mut().take();
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    };
+    let id = with_core(|core| core.spawn_raw(Box::pin(wrapper), None, name));
+    JoinHandle {
+        task: TaskRef { id },
+        state,
+    }
+}
+
+/// A reference to a task of the current runtime: its cancel count and identity.
+///
+/// Obtained from [`current_task`], a [`JoinHandle`] or a [`TaskHandle`](crate::TaskHandle).
+/// Operations on a finished task are no-ops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TaskRef {
+    pub(crate) id: TaskId,
+}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskRef(#{})", self.id.seq)
+    }
+}
+
+impl TaskRef {
+    pub(crate) fn current_in(core: &core::Core) -> TaskRef {
+        TaskRef {
+            id: core
+                .current_task
+                .get()
+                .expect("no task is running: call this from inside a task"),
+        }
+    }
+
+    pub(crate) fn info_in(&self, core: &core::Core) -> TaskInfo {
+        TaskInfo {
+            id: self.id.seq,
+            name: core.task_name(self.id),
+        }
+    }
+
+    /// The task's number and name.
+    pub fn info(&self) -> TaskInfo {
+        with_core(|core| self.info_in(core))
+    }
+
+    /// Whether the task has not finished yet.
+    pub fn is_alive(&self) -> bool {
+        try_with_core(|core| core.task_root(self.id).is_some()).unwrap_or(false)
+    }
+
+    /// Adds one cancel request: while `cancelling() > 0` the task's root scope is
+    /// cancelled and its checkpoints fail (R9). Returns `false` (and does nothing) if
+    /// the task has finished.
+    pub fn cancel(&self) -> bool {
+        self.add_cancelling(1).is_some()
+    }
+
+    /// Withdraws one cancel request; returns how many remain. At zero the task runs on.
+    pub fn uncancel(&self) -> u32 {
+        self.add_cancelling(-1).unwrap_or(0)
+    }
+
+    /// The number of cancel requests not withdrawn.
+    pub fn cancelling(&self) -> u32 {
+        try_with_core(|core| {
+            core.task_root(self.id)
+                .map_or(0, |r| core.tree.borrow().cancelling(r))
+        })
+        .unwrap_or(0)
+    }
+
+    fn add_cancelling(&self, delta: i64) -> Option<u32> {
+        try_with_core(|core| {
+            let root = core.task_root(self.id)?;
+            let mut wake = Vec::new();
+            let n = core.tree.borrow_mut().add_cancelling(root, delta, &mut wake);
+            for t in wake {
+                core.schedule(t);
+            }
+            Some(n)
+        })
+        .flatten()
+    }
+}
+
+/// The task running the calling code.
+///
+/// # Panics
+///
+/// Outside a task.
+pub fn current_task() -> TaskRef {
+    with_core(|core| TaskRef::current_in(core))
+}
+
+/// The current time of the runtime's clock (virtual when the clock is paused).
+///
+/// # Panics
+///
+/// Outside a runtime.
+pub fn now() -> Instant {
+    with_core(|core| core.now())
+}
+
+/// Waits until `duration` has passed. A checkpoint: fails with `Cancelled` (at once,
+/// or when the cancel arrives) if the calling code is cancelled. `Duration::MAX`
+/// sleeps forever.
+///
+/// ```
+/// use std::time::Duration;
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     let t0 = scope_runtime::now();
+///     scope_runtime::sleep(Duration::from_secs(3600)).await.unwrap();
+///     assert_eq!(scope_runtime::now() - t0, Duration::from_secs(3600));
+/// });
+/// ```
+#[track_caller]
+pub fn sleep(duration: Duration) -> Sleep {
+    let deadline = with_core(|core| clock::deadline_after(core.now(), duration));
+    Sleep {
+        deadline,
+        timer: None,
+    }
+}
+
+/// Waits until `deadline`. A checkpoint, like [`sleep`].
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline: Some(deadline),
+        timer: None,
+    }
+}
+
+/// The future of [`sleep`] / [`sleep_until`]. Dropping it removes its timer.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    /// `None`: never.
+    deadline: Option<Instant>,
+    timer: Option<TimerKey>,
+}
+
+impl Sleep {
+    /// When it fires (`None`: never).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    fn disarm(&mut self, core: &core::Core) {
+        if let Some(k) = self.timer.take() {
+            core.timers.borrow_mut().remove(k);
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        with_core(|core| {
+            if let Err(c) = core.check_cancelled() {
+                this.disarm(core);
+                return Poll::Ready(Err(c));
+            }
+            if this.deadline.is_some_and(|d| d <= core.now()) {
+                this.disarm(core);
+                return Poll::Ready(Ok(()));
+            }
+            match (this.timer, this.deadline) {
+                (Some(k), _) => core.timers.borrow_mut().update_waker(k, cx.waker()),
+                (None, Some(at)) => {
+                    let k = core
+                        .timers
+                        .borrow_mut()
+                        .insert(at, TimerEntry::Wake(cx.waker().clone()));
+                    this.timer = Some(k);
+                }
+                (None, None) => {}
+            }
+            Poll::Pending
+        })
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if self.timer.is_some() {
+            try_with_core(|core| self.disarm(core));
+        }
+    }
+}
+
+/// Yields once to the other ready tasks. Not a cancellation point (see
+/// [`checkpoint`](crate::checkpoint) for one).
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}

@@ -1,0 +1,707 @@
+//! Task groups: a cancel scope plus the tasks spawned inside its block (rule R7).
+//!
+//! The group's scope is entered like any [`CancelScope`]: its node sits under the code
+//! that runs the group, the body runs inside it, and every child task's root node is
+//! linked under it. Cancelling the group is therefore one walk of the status tree
+//! that reaches the body and every child.
+//!
+//! Lifecycle of [`TaskGroup::run`]:
+//! 1. **Enter**: the scope node is created; the group opens for spawning.
+//! 2. **Body**: polled inside the group's scope. Its error cancels the group.
+//! 3. **Wait**: the body's future is dropped, then the group waits until every child
+//!    has finished (children may still spawn more children meanwhile).
+//! 4. **Exit**: the group closes, the node is removed, and the result is decided:
+//!    a child panic resumes; else collected errors; else a cancellation addressed to an
+//!    enclosing scope propagates; else the group's own cancellation is absorbed.
+//!
+//! Dropping the group's future before it finished (R11) closes the group and drops
+//! every child task in place.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use slab::Slab;
+
+use super::{ActiveScope, CancelError, CancelReason, CancelScope, Cancelled, TaskInfo, error::BoxError};
+use crate::runtime::core::{Core, with_core};
+use crate::runtime::task::TaskId;
+use crate::runtime::{TaskRef, catch_unwind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Created, not yet entered: spawning is refused.
+    Idle,
+    /// Body running or waiting for children: spawning allowed.
+    Open { node: usize, serial: u64 },
+    /// The block has ended.
+    Closed,
+}
+
+struct GroupInner {
+    scope: CancelScope,
+    state: Cell<State>,
+    /// Live children (and `start()` tasks not yet started).
+    children: RefCell<Slab<TaskId>>,
+    host: RefCell<Option<Waker>>,
+    failures: RefCell<Vec<TaskFailure>>,
+    panic: RefCell<Option<Box<dyn Any + Send>>>,
+    /// A child's cancellation addressed to a scope outside the group.
+    outer_cancel: RefCell<Option<Cancelled>>,
+}
+
+/// A task group: spawn tasks inside its block; leaving the block waits for all of them.
+///
+/// A child's error (or panic) cancels the group: the body and the other children see
+/// `Cancelled` at their next checkpoint; the group then returns every error it
+/// collected. [`cancel`](Self::cancel) cancels the group as a unit; the group absorbs
+/// its own cancellation and returns normally.
+///
+/// `TaskGroup` is a cheap handle (`Rc`): clone it into children so they can spawn
+/// siblings or cancel the group.
+///
+/// ```
+/// use scope_runtime::{task_group, sleep};
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     let res = task_group(|tg| async move {
+///         let tg2 = tg.clone();
+///         tg.spawn(async move {
+///             sleep(Duration::from_secs(1)).await?;
+///             tg2.cancel(); // stop everything
+///             Ok(())
+///         });
+///         tg.spawn(async {
+///             sleep(Duration::from_secs(3600)).await?; // cancelled after 1 s
+///             unreachable!()
+///         });
+///         Ok(())
+///     })
+///     .await;
+///     assert!(res.is_ok());
+/// });
+/// ```
+#[derive(Clone)]
+pub struct TaskGroup {
+    inner: Rc<GroupInner>,
+}
+
+impl fmt::Debug for TaskGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskGroup")
+            .field("state", &self.inner.state.get())
+            .field("children", &self.inner.children.borrow().len())
+            .field("scope", &self.inner.scope)
+            .finish()
+    }
+}
+
+impl Default for TaskGroup {
+    fn default() -> Self {
+        TaskGroup::new()
+    }
+}
+
+/// Runs `body` in a new task group; shorthand for `TaskGroup::new().run(body)`.
+pub fn task_group<B, Fut, T>(body: B) -> impl Future<Output = Result<Option<T>, TaskGroupError>>
+where
+    B: FnOnce(TaskGroup) -> Fut,
+    Fut: Future<Output = Result<T, BoxError>>,
+{
+    TaskGroup::new().run(body)
+}
+
+/// Why a task could not be spawned into a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The group has not been entered yet (`run` was not polled).
+    NotEntered,
+    /// The group's block has ended.
+    Closed,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::NotEntered => f.write_str(
+                "cannot spawn into a task group that has not been entered yet (spawn from inside its body)",
+            ),
+            SpawnError::Closed => f.write_str(
+                "cannot spawn into a task group whose block has ended (the group is closed)",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+
+
+impl TaskGroup {
+    /// A group not yet entered. [`cancel`](Self::cancel) before entry takes effect on
+    /// entry; use [`cancel_scope`](Self::cancel_scope) to set a deadline or shield.
+    pub fn new() -> TaskGroup {
+        TaskGroup {
+            inner: Rc::new(GroupInner {
+                scope: CancelScope::new(),
+                state: Cell::new(State::Idle),
+                children: RefCell::new(Slab::new()),
+                host: RefCell::new(None),
+                failures: RefCell::new(Vec::new()),
+                panic: RefCell::new(None),
+                outer_cancel: RefCell::new(None),
+            }),
+        }
+    }
+
+    /// The group's own cancel scope (deadline, shield, flags).
+    pub fn cancel_scope(&self) -> &CancelScope {
+        &self.inner.scope
+    }
+
+    /// Cancels the group: its body and every child (R3: scheduled, not raised).
+    pub fn cancel(&self) {
+        self.inner.scope.cancel();
+    }
+
+    /// Cancels the group with a reason (the first reason wins).
+    pub fn cancel_with(&self, reason: impl Into<Arc<str>>) {
+        self.inner.scope.cancel_with(reason);
+    }
+
+    /// Whether the group was cancelled (by `cancel`, its deadline, or a failing child).
+    pub fn cancel_called(&self) -> bool {
+        self.inner.scope.cancel_called()
+    }
+
+    /// Whether the group absorbed its own cancellation.
+    pub fn cancelled_caught(&self) -> bool {
+        self.inner.scope.cancelled_caught()
+    }
+
+    /// Whether the group's block has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.state.get() == State::Closed
+    }
+
+    /// Spawns a child task into the group.
+    ///
+    /// # Panics
+    ///
+    /// If the group is not open (see [`try_spawn`](Self::try_spawn)).
+    #[track_caller]
+    pub fn spawn<F>(&self, fut: F) -> TaskHandle
+    where
+        F: Future<Output = Result<(), BoxError>> + 'static,
+    {
+        self.try_spawn_named(None, fut)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Spawns a named child task (the name appears in errors and cancel reasons).
+    #[track_caller]
+    pub fn spawn_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> TaskHandle
+    where
+        F: Future<Output = Result<(), BoxError>> + 'static,
+    {
+        self.try_spawn_named(Some(name.into()), fut)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Spawns a child task, or says why the group cannot take one.
+    pub fn try_spawn<F>(&self, fut: F) -> Result<TaskHandle, SpawnError>
+    where
+        F: Future<Output = Result<(), BoxError>> + 'static,
+    {
+        self.try_spawn_named(None, fut)
+    }
+
+    fn open_node(&self) -> Result<usize, SpawnError> {
+        match self.inner.state.get() {
+            State::Idle => Err(SpawnError::NotEntered),
+            State::Closed => Err(SpawnError::Closed),
+            State::Open { node, .. } => Ok(node),
+        }
+    }
+
+    fn try_spawn_named<F>(&self, name: Option<Arc<str>>, fut: F) -> Result<TaskHandle, SpawnError>
+    where
+        F: Future<Output = Result<(), BoxError>> + 'static,
+    {
+        let node = self.open_node()?;
+        let key = self.inner.children.borrow_mut().vacant_key();
+        let group = self.inner.clone();
+        let wrapper = async move {
+            let out = catch_unwind(fut).await;
+            group.child_done(key, out);
+        };
+        let id = with_core(|core| core.spawn_raw(Box::pin(wrapper), Some(node), name));
+        let inserted = self.inner.children.borrow_mut().insert(id);
+        debug_assert_eq!(inserted, key);
+        Ok(TaskHandle(TaskRef { id }))
+    }
+
+    /// Starts a child and waits until it reports readiness with
+    /// [`TaskStatus::started`]; returns the value it reported (R8).
+    ///
+    /// Until `started`, the child runs under the caller's scopes: if the caller is
+    /// cancelled, so is the child, and its error (or cancellation) comes back here.
+    /// After `started` it is an ordinary child of the group.
+    ///
+    /// ```
+    /// use scope_runtime::{task_group, sleep};
+    /// use std::time::Duration;
+    ///
+    /// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+    ///     task_group(|tg| async move {
+    ///         let port = tg
+    ///             .start(|status| async move {
+    ///                 status.started(8080u16); // "listening"
+    ///                 sleep(Duration::from_secs(1)).await?;
+    ///                 Ok(())
+    ///             })
+    ///             .await?;
+    ///         assert_eq!(port, 8080);
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// });
+    /// ```
+    pub async fn start<F, Fut, V>(&self, f: F) -> Result<V, BoxError>
+    where
+        F: FnOnce(TaskStatus<V>) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>> + 'static,
+        V: 'static,
+    {
+        self.open_node()?;
+        let state = Rc::new(StartState {
+            value: RefCell::new(None),
+            started: Cell::new(false),
+            finished: RefCell::new(None),
+            caller: RefCell::new(None),
+            child: Cell::new(None),
+        });
+        let status = TaskStatus {
+            state: state.clone(),
+            group: self.inner.clone(),
+        };
+        let fut = f(status);
+        let key = self.inner.children.borrow_mut().vacant_key();
+        let group = self.inner.clone();
+        let st = state.clone();
+        let wrapper = async move {
+            let out = catch_unwind(fut).await;
+            if st.started.get() {
+                group.child_done(key, out);
+            } else {
+                group.children.borrow_mut().try_remove(key);
+                group.wake_host_if_empty();
+                *st.finished.borrow_mut() = Some(out);
+                if let Some(w) = st.caller.borrow_mut().take() {
+                    w.wake();
+                }
+            }
+        };
+        let id = with_core(|core| {
+            let caller_node = core.current_node.get();
+            core.spawn_raw(Box::pin(wrapper), Some(caller_node), None)
+        });
+        self.inner.children.borrow_mut().insert(id);
+        state.child.set(Some(id));
+
+        struct Abandon<V>(Rc<StartState<V>>, Rc<GroupInner>);
+        impl<V> Drop for Abandon<V> {
+            fn drop(&mut self) {
+                // The caller stopped waiting before `started`: cancel the child and
+                // hand it to the group, which will collect it.
+                let st = &self.0;
+                if st.started.get() || st.finished.borrow().is_some() {
+                    return;
+                }
+                if let Some(id) = st.child.get() {
+                    st.started.set(true);
+                    let r = TaskRef { id };
+                    r.cancel();
+                    self.1.adopt(id);
+                }
+            }
+        }
+        let guard = Abandon(state.clone(), self.inner.clone());
+        let res = poll_fn(|cx| {
+            if let Some(v) = state.value.borrow_mut().take() {
+                return Poll::Ready(Ok(v));
+            }
+            if let Some(out) = state.finished.borrow_mut().take() {
+                return Poll::Ready(Err(out));
+            }
+            *state.caller.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        drop(guard);
+        match res {
+            Ok(v) => Ok(v),
+            Err(Ok(Ok(()))) => Err("the task passed to TaskGroup::start returned without calling TaskStatus::started".into()),
+            Err(Ok(Err(e))) => Err(e),
+            Err(Err(panic)) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Runs `body` as the group's block (see the module doc for the phases).
+    ///
+    /// The result is `Ok(Some(value))` when the body finished with a value, `Ok(None)`
+    /// when the group absorbed its own cancellation before the body produced one, and
+    /// `Err(TaskGroupError)` when children or the body failed, or when a cancellation
+    /// of an enclosing scope travels through the group. A child's panic resumes here
+    /// once every other child has finished.
+    ///
+    /// # Panics
+    ///
+    /// When the group is run twice, and as [`CancelScope::run`].
+    pub fn run<B, Fut, T>(&self, body: B) -> impl Future<Output = Result<Option<T>, TaskGroupError>> + use<B, Fut, T>
+    where
+        B: FnOnce(TaskGroup) -> Fut,
+        Fut: Future<Output = Result<T, BoxError>>,
+    {
+        let group = self.clone();
+        async move {
+            let inner = group.inner.clone();
+            if inner.state.get() != State::Idle {
+                panic!("TaskGroup::run called twice: a task group runs one block");
+            }
+            let active = ActiveScope::enter(inner.scope.inner.clone());
+            inner.state.set(State::Open {
+                node: active.node,
+                serial: active.serial,
+            });
+            let guard = DropChildren(inner.clone());
+
+            let mut value = None;
+            let mut body_cancel = None;
+            let body_out = {
+                let mut body = pin!(body(group));
+                poll_fn(|cx| active.poll_inside(body.as_mut(), cx)).await
+            };
+            match body_out {
+                Ok(v) => value = Some(v),
+                Err(e) => match e.as_cancelled() {
+                    Some(c) => body_cancel = Some(c.clone()),
+                    None => {
+                        let task = with_core(|core| TaskRef::current_in(core).info_in(core));
+                        inner.record_failure(TaskFailure {
+                            task,
+                            body: true,
+                            error: e,
+                        });
+                    }
+                },
+            }
+
+            poll_fn(|cx| {
+                if inner.children.borrow().is_empty() {
+                    Poll::Ready(())
+                } else {
+                    *inner.host.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+
+            inner.state.set(State::Closed);
+            std::mem::forget(guard);
+            let serial = active.serial;
+            let scope = active.exit();
+
+            if let Some(p) = inner.panic.borrow_mut().take() {
+                std::panic::resume_unwind(p);
+            }
+            let failures = std::mem::take(&mut *inner.failures.borrow_mut());
+            if !failures.is_empty() {
+                return Err(TaskGroupError {
+                    cancelled: None,
+                    failures,
+                });
+            }
+            let mut outward = inner.outer_cancel.borrow_mut().take();
+            if let Some(c) = body_cancel {
+                if c.target == serial {
+                    scope.caught.set(true);
+                } else {
+                    outward.get_or_insert(c);
+                }
+            }
+            match outward {
+                Some(c) => Err(TaskGroupError {
+                    cancelled: Some(c),
+                    failures: Vec::new(),
+                }),
+                None => Ok(value),
+            }
+        }
+    }
+}
+
+/// Drops the children of a group whose future is dropped before it finished (R11).
+struct DropChildren(Rc<GroupInner>);
+
+impl Drop for DropChildren {
+    fn drop(&mut self) {
+        self.0.state.set(State::Closed);
+        let ids: Vec<TaskId> = self.0.children.borrow_mut().drain().collect();
+        crate::runtime::core::try_with_core(|core| {
+            for id in ids {
+                core.drop_task(id);
+            }
+        });
+    }
+}
+
+impl GroupInner {
+    fn serial(&self) -> u64 {
+        match self.state.get() {
+            State::Open { serial, .. } => serial,
+            _ => 0,
+        }
+    }
+
+    fn record_failure(&self, failure: TaskFailure) {
+        let reason = CancelReason::TaskFailed(failure.task.clone());
+        self.failures.borrow_mut().push(failure);
+        self.scope.inner.cancel(reason);
+    }
+
+    fn wake_host_if_empty(&self) {
+        if self.children.borrow().is_empty() {
+            if let Some(w) = self.host.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Moves a `start()` child under the group's node.
+    fn adopt(&self, id: TaskId) {
+        if let State::Open { node, .. } = self.state.get() {
+            with_core(|core| {
+                if let Some(root) = core.task_root(id) {
+                    let wake = core.tree.borrow_mut().reparent(root, Some(node));
+                    for t in wake {
+                        core.schedule(t);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Called by a child's wrapper (on the child's task) when it finishes.
+    fn child_done(&self, key: usize, out: std::thread::Result<Result<(), BoxError>>) {
+        let (task, own_root) = with_core(|core| {
+            let me = TaskRef::current_in(core);
+            let root = core.task_root(me.id).map(|r| core.tree.borrow().node(r).serial);
+            (me.info_in(core), root)
+        });
+        match out {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => match e.as_cancelled() {
+                Some(c) if c.target == self.serial() => self.scope.inner.caught.set(true),
+                Some(c) if Some(c.target) == own_root => {}
+                Some(c) => {
+                    self.outer_cancel.borrow_mut().get_or_insert_with(|| c.clone());
+                }
+                None => self.record_failure(TaskFailure {
+                    task,
+                    body: false,
+                    error: e,
+                }),
+            },
+            Err(panic) => {
+                self.panic.borrow_mut().get_or_insert(panic);
+                self.scope.inner.cancel(CancelReason::TaskPanicked(task));
+            }
+        }
+        self.children.borrow_mut().try_remove(key);
+        self.wake_host_if_empty();
+    }
+}
+
+/// Given to the function run by [`TaskGroup::start`]: report readiness with
+/// [`started`](Self::started).
+pub struct TaskStatus<V> {
+    state: Rc<StartState<V>>,
+    group: Rc<GroupInner>,
+}
+
+struct StartState<V> {
+    value: RefCell<Option<V>>,
+    started: Cell<bool>,
+    finished: RefCell<Option<std::thread::Result<Result<(), BoxError>>>>,
+    caller: RefCell<Option<Waker>>,
+    child: Cell<Option<TaskId>>,
+}
+
+impl<V> TaskStatus<V> {
+    /// Reports readiness: `value` goes to the caller of `start`, and the task becomes
+    /// an ordinary child of the group (its errors go to the group from now on).
+    pub fn started(self, value: V) {
+        if self.state.started.replace(true) {
+            return;
+        }
+        *self.state.value.borrow_mut() = Some(value);
+        if let Some(id) = self.state.child.get() {
+            self.group.adopt(id);
+        }
+        if let Some(w) = self.state.caller.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+impl<V> fmt::Debug for TaskStatus<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskStatus")
+            .field("started", &self.state.started.get())
+            .finish()
+    }
+}
+
+/// A handle to a child of a task group: cancel it individually, or inspect it.
+/// Dropping it does nothing (the group owns the task).
+#[derive(Debug, Clone)]
+pub struct TaskHandle(pub(crate) TaskRef);
+
+impl std::ops::Deref for TaskHandle {
+    type Target = TaskRef;
+    fn deref(&self) -> &TaskRef {
+        &self.0
+    }
+}
+
+/// One failure collected by a task group.
+#[derive(Debug)]
+pub struct TaskFailure {
+    task: TaskInfo,
+    body: bool,
+    error: BoxError,
+}
+
+impl TaskFailure {
+    /// The task that failed (for the body: the task running the group).
+    pub fn task(&self) -> &TaskInfo {
+        &self.task
+    }
+
+    /// Whether the error came from the group's body rather than a child.
+    pub fn is_body(&self) -> bool {
+        self.body
+    }
+
+    /// The error.
+    pub fn error(&self) -> &BoxError {
+        &self.error
+    }
+
+    /// Takes the error out.
+    pub fn into_error(self) -> BoxError {
+        self.error
+    }
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.body {
+            write!(f, "group body: {}", self.error)
+        } else {
+            write!(f, "{}: {}", self.task, self.error)
+        }
+    }
+}
+
+/// The error of a task group: the failures it collected, or a cancellation of an
+/// enclosing scope that travels through it.
+///
+/// A propagating cancellation is recognised by [`CancelError`], so the enclosing scope
+/// absorbs it even after `?` turned it into a [`BoxError`]. Failures never include a
+/// `Cancelled`.
+#[derive(Debug)]
+pub struct TaskGroupError {
+    cancelled: Option<Cancelled>,
+    failures: Vec<TaskFailure>,
+}
+
+impl TaskGroupError {
+    /// The failures, in the order they happened (empty for a propagating cancel).
+    pub fn failures(&self) -> &[TaskFailure] {
+        &self.failures
+    }
+
+    /// Takes the failures out.
+    pub fn into_failures(self) -> Vec<TaskFailure> {
+        self.failures
+    }
+
+    /// Finds the first failure whose error is an `E`.
+    pub fn find<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.failures.iter().find_map(|f| f.error.downcast_ref::<E>())
+    }
+}
+
+impl CancelError for TaskGroupError {
+    fn as_cancelled(&self) -> Option<&Cancelled> {
+        if self.failures.is_empty() {
+            self.cancelled.as_ref()
+        } else {
+            None
+        }
+    }
+}
+
+impl From<Cancelled> for TaskGroupError {
+    fn from(c: Cancelled) -> Self {
+        TaskGroupError {
+            cancelled: Some(c),
+            failures: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for TaskGroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(c) = self.as_cancelled() {
+            return write!(f, "task group {c}");
+        }
+        match self.failures.as_slice() {
+            [one] => write!(f, "a task group failed: {one}"),
+            many => {
+                write!(f, "{} tasks of a task group failed", many.len())?;
+                for (i, fl) in many.iter().enumerate() {
+                    write!(f, "{} {fl}", if i == 0 { ":" } else { ";" })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for TaskGroupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.failures.first() {
+            Some(f) => Some(&*f.error),
+            None => self.cancelled.as_ref().map(|c| c as _),
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<TaskGroupError>();
+    is::<Cancelled>();
+    let _ = |core: &Core| core.now();
+}

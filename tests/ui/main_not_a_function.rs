@@ -1,0 +1,4 @@
+#[scope_runtime::main]
+struct Main;
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[scope_runtime::main]
+fn main() {}

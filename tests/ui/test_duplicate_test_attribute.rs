@@ -1,0 +1,5 @@
+#[scope_runtime::test]
+#[test]
+async fn twice() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[scope_runtime::test]
+fn not_async() {}
+
+fn main() {}
