@@ -38,8 +38,11 @@
 //!
 //! See `docs/semantics.md` for the rules and `docs/ARCHITECTURE.md` for the code map.
 
+pub mod io;
 mod runtime;
 mod scope;
+
+pub use runtime::sync;
 
 pub use runtime::{
     Builder, IO_POLL_INTERVAL, JoinHandle, Outcome, Runtime, Sleep, TaskRef, current_task, now,

@@ -17,6 +17,7 @@
 pub(crate) mod clock;
 pub(crate) mod core;
 pub(crate) mod reactor;
+pub mod sync;
 pub(crate) mod task;
 pub(crate) mod timer;
 

@@ -1,0 +1,1 @@
+//! I/O on the runtime's reactor (being written).

@@ -1,0 +1,1 @@
+//! Cancellation-aware synchronisation primitives (being written).
