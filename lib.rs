@@ -38,6 +38,8 @@
 //!
 //! See `docs/semantics.md` for the rules and `docs/ARCHITECTURE.md` for the code map.
 
+extern crate self as scope_runtime;
+
 pub mod io;
 mod runtime;
 mod scope;
@@ -76,3 +78,11 @@ pub mod __private {
             .block_on(fut)
     }
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("macros/docs/main.md")]
+mod main_macro_doctests {}
+
+#[cfg(doctest)]
+#[doc = include_str!("macros/docs/test.md")]
+mod test_macro_doctests {}

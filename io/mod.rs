@@ -1,1 +1,85 @@
-//! I/O on the runtime's reactor (being written).
+//! I/O on the runtime's reactor: TCP, UDP, Unix sockets, signals, a blocking pool, and
+//! file-system helpers — every operation cancellable.
+//!
+//! # Cancellation contract
+//!
+//! Every operation that can block is a **checkpoint** (design rule R1):
+//!
+//! 1. If the calling code is cancelled, the operation fails with `Cancelled` — as an
+//!    [`std::io::Error`] that [`CancelError::as_cancelled`](crate::CancelError) recognises,
+//!    so `?` carries it to the scope that absorbs it — **before** it touches the
+//!    socket: nothing is read, written, accepted, sent or received.
+//! 2. Otherwise the syscall is tried. If it would block, the task waits for readiness;
+//!    a cancellation wakes it and step 1 reports it.
+//! 3. A syscall that moved data returns what it moved: a partial write is `Ok(n)`.
+//!
+//! So a cancelled read followed by a new read loses no byte, and no write is silently
+//! dropped. The looping helpers ([`read_exact`], [`write_all`], [`read_to_end`],
+//! [`copy`]) keep their progress in caller-owned state; see [`util`](self#helpers).
+//!
+//! Operations that run on the blocking pool differ in one documented way:
+//! [`spawn_blocking`]'s handle and [`lookup_host`] return `Cancelled` at once and
+//! detach the job, while [`fs`] operations, once started, finish and report their
+//! result (their effect cannot be taken back).
+//!
+//! ```
+//! use scope_runtime::io::{TcpListener, TcpStream};
+//! use scope_runtime::{CancelScope, CancelError};
+//!
+//! scope_runtime::Runtime::new().unwrap().block_on(async {
+//!     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+//!     let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+//!     let (s, _) = l.accept().await.unwrap();
+//!
+//!     // A cancelled read consumes nothing...
+//!     let scope = CancelScope::new();
+//!     scope.cancel();
+//!     c.write(b"kept").await.unwrap();
+//!     let mut buf = [0u8; 4];
+//!     let r = scope.run(async { s.read(&mut buf).await }).await;
+//!     assert!(matches!(r, Ok(None))); // the scope absorbed its Cancelled
+//!     // ...so the next read gets every byte.
+//!     assert_eq!(s.read(&mut buf).await.unwrap(), 4);
+//!     assert_eq!(&buf, b"kept");
+//! });
+//! ```
+//!
+//! # Map
+//!
+//! * [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`UnixListener`], [`UnixStream`],
+//!   [`UnixDatagram`] — sockets registered with the runtime's reactor. Streams
+//!   implement the `futures-io` [`AsyncRead`](futures_io::AsyncRead) /
+//!   [`AsyncWrite`](futures_io::AsyncWrite) traits (also on `&TcpStream`), split into
+//!   [`ReadHalf`] / [`WriteHalf`], and [`BufReader`] adds
+//!   [`AsyncBufRead`](futures_io::AsyncBufRead).
+//! * <a id="helpers"></a>[`read`], [`write`], [`read_exact`], [`write_all`],
+//!   [`read_to_end`], [`copy`] — helpers over the `futures-io` traits.
+//! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
+//!   through it; [`fs`] — files through it.
+//! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor.
+//!
+//! Internals: `source` (the checkpoint-then-syscall loop every socket operation uses),
+//! `sys` (all platform code and `unsafe`: `sigaction`, `listen`).
+//!
+//! I/O objects belong to the runtime they were created on; waiting on one from another
+//! runtime is an error. Only Unix is supported.
+
+mod addr;
+mod blocking;
+pub mod fs;
+pub mod signal;
+mod source;
+mod split;
+mod sys;
+mod tcp;
+mod udp;
+mod unix;
+mod util;
+
+pub use addr::{ToSocketAddrs, lookup_host};
+pub use blocking::{BLOCKING_IDLE_TIMEOUT, BLOCKING_MAX_THREADS, BlockingHandle, blocking_threads, spawn_blocking};
+pub use split::{ReadHalf, ReuniteError, WriteHalf};
+pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
+pub use util::{BufReader, copy, read, read_exact, read_to_end, write, write_all};

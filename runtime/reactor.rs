@@ -3,9 +3,26 @@
 //!
 //! A source is registered under a `mio::Token` equal to its key in a slab of
 //! [`IoState`]s. When `mio` reports an event the reactor records the readiness bits
-//! and wakes the waker stored for that direction. Readiness is edge-triggered in
+//! and wakes every waker stored for that direction. Readiness is edge-triggered in
 //! `mio`; the reactor keeps it level-like by remembering it until the I/O type calls
 //! [`Registration::clear`] after a `WouldBlock`.
+//!
+//! # Readiness protocol (used by `io/`)
+//!
+//! * A new registration starts **assumed ready** in both directions, so the first
+//!   operation tries its syscall at once (a fresh socket is usually writable; a read
+//!   that finds nothing costs one `EAGAIN`, then waits for the first edge).
+//! * An operation that gets `WouldBlock` calls [`Registration::clear`] and then
+//!   [`Registration::poll_ready`], which stores the task's waker. Nothing can slip in
+//!   between: events are only recorded by [`Reactor::turn`], which never runs while a
+//!   task is being polled, and an edge that happens after the syscall is reported by
+//!   the next `epoll_wait`.
+//! * Each direction keeps a list of waiting wakers (deduplicated with `will_wake`), so
+//!   several tasks may wait on one socket (e.g. two receivers on a `UdpSocket`); an
+//!   event wakes them all and the losers of the race wait again.
+//!
+//! A registration belongs to the runtime it was created on. Waiting on it from another
+//! runtime (or after its runtime is gone) is an error, not a silent hang.
 //!
 //! The token [`WAKE_TOKEN`] belongs to the `mio::Waker` through which other threads
 //! interrupt a blocking poll (see `runtime::task::TaskWaker`).
@@ -13,6 +30,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -25,6 +43,9 @@ pub(crate) const WAKE_TOKEN: Token = Token(usize::MAX);
 
 /// How many events one poll of `mio` can return.
 const EVENTS_CAPACITY: usize = 1024;
+
+/// Source of reactor ids (unique for the process lifetime).
+static NEXT_REACTOR_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Which side of a source an operation waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,17 +66,52 @@ impl Direction {
     }
 }
 
-/// Readiness and waiting wakers of one registered source.
+/// The wakers waiting for one direction of one source. The first waiter needs no
+/// allocation; more distinct waiters (several tasks on one socket) go to `more`.
 #[derive(Default)]
+struct Waiters {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Waiters {
+    fn add(&mut self, waker: &Waker) {
+        match &self.first {
+            None => self.first = Some(waker.clone()),
+            Some(w) if w.will_wake(waker) => {}
+            Some(_) => {
+                if !self.more.iter().any(|w| w.will_wake(waker)) {
+                    self.more.push(waker.clone());
+                }
+            }
+        }
+    }
+
+    fn drain_into(&mut self, out: &mut Vec<Waker>) {
+        out.extend(self.first.take());
+        out.append(&mut self.more);
+    }
+}
+
+/// Readiness and waiting wakers of one registered source.
 pub(crate) struct IoState {
-    /// `READABLE` / `WRITABLE` bits seen and not yet cleared.
+    /// `READABLE` / `WRITABLE` bits seen and not yet cleared. Starts with both set
+    /// (see "Readiness protocol" in the module doc).
     ready: Cell<u8>,
-    reader: RefCell<Option<Waker>>,
-    writer: RefCell<Option<Waker>>,
+    reader: RefCell<Waiters>,
+    writer: RefCell<Waiters>,
 }
 
 impl IoState {
-    fn waker_slot(&self, dir: Direction) -> &RefCell<Option<Waker>> {
+    fn new() -> IoState {
+        IoState {
+            ready: Cell::new(READABLE | WRITABLE),
+            reader: RefCell::default(),
+            writer: RefCell::default(),
+        }
+    }
+
+    fn waiters(&self, dir: Direction) -> &RefCell<Waiters> {
         match dir {
             Direction::Read => &self.reader,
             Direction::Write => &self.writer,
@@ -64,9 +120,13 @@ impl IoState {
 }
 
 pub(crate) struct Reactor {
+    /// Identifies this reactor in its registrations.
+    id: u64,
     poll: RefCell<mio::Poll>,
     events: RefCell<Events>,
     sources: RefCell<Slab<Rc<IoState>>>,
+    /// Reused buffer of wakers to wake after a poll (no borrow is held while waking).
+    to_wake: RefCell<Vec<Waker>>,
 }
 
 impl Reactor {
@@ -75,15 +135,18 @@ impl Reactor {
         let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
         Ok((
             Reactor {
+                id: NEXT_REACTOR_ID.fetch_add(1, Ordering::Relaxed),
                 poll: RefCell::new(poll),
                 events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
                 sources: RefCell::new(Slab::new()),
+                to_wake: RefCell::new(Vec::new()),
             },
             waker,
         ))
     }
 
     /// Number of registered sources.
+    #[allow(dead_code)]
     pub(crate) fn registered(&self) -> usize {
         self.sources.borrow().len()
     }
@@ -98,7 +161,8 @@ impl Reactor {
             Err(e) => return Err(e),
         }
         let mut delivered = 0;
-        let mut to_wake = Vec::new();
+        // Taken out of the cell so a waker that re-enters the reactor finds it free.
+        let mut to_wake = std::mem::take(&mut *self.to_wake.borrow_mut());
         {
             let sources = self.sources.borrow();
             for event in events.iter() {
@@ -119,35 +183,41 @@ impl Reactor {
                 state.ready.set(state.ready.get() | bits);
                 for dir in [Direction::Read, Direction::Write] {
                     if bits & dir.bit() != 0 {
-                        if let Some(w) = state.waker_slot(dir).borrow_mut().take() {
-                            to_wake.push(w);
-                        }
+                        state.waiters(dir).borrow_mut().drain_into(&mut to_wake);
                     }
                 }
             }
         }
         drop(events);
-        for w in to_wake {
+        for w in to_wake.drain(..) {
             w.wake();
         }
+        *self.to_wake.borrow_mut() = to_wake;
         Ok(delivered)
     }
 }
 
-/// A source registered with the current runtime's reactor. Deregistered by
-/// [`Registration::deregister`]; dropping it without that only frees the slot (the
-/// source's own drop closes the fd, which removes it from epoll).
+/// A source registered with the current runtime's reactor.
+///
+/// The I/O types call [`deregister`](Registration::deregister) before they close
+/// their source (a `dup`ed fd would otherwise stay in the epoll set); dropping the
+/// registration frees its slot.
 pub(crate) struct Registration {
     key: usize,
+    reactor: u64,
     state: Rc<IoState>,
 }
 
 impl Registration {
     /// Registers `source` with the reactor of the runtime running on this thread.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
     pub(crate) fn new(source: &mut impl Source, interest: Interest) -> io::Result<Registration> {
         crate::runtime::with_core(|core| {
             let reactor = &core.reactor;
-            let state = Rc::new(IoState::default());
+            let state = Rc::new(IoState::new());
             let key = reactor.sources.borrow_mut().insert(state.clone());
             let res = reactor
                 .poll
@@ -155,7 +225,11 @@ impl Registration {
                 .registry()
                 .register(source, Token(key), interest);
             match res {
-                Ok(()) => Ok(Registration { key, state }),
+                Ok(()) => Ok(Registration {
+                    key,
+                    reactor: reactor.id,
+                    state,
+                }),
                 Err(e) => {
                     reactor.sources.borrow_mut().remove(key);
                     Err(e)
@@ -164,17 +238,29 @@ impl Registration {
         })
     }
 
+    /// Whether the source was reported ready for `dir` since the last
+    /// [`clear`](Self::clear) (or is still assumed ready after registration).
+    pub(crate) fn is_ready(&self, dir: Direction) -> bool {
+        self.state.ready.get() & dir.bit() != 0
+    }
+
     /// Ready when the source was reported ready for `dir` since the last
     /// [`clear`](Self::clear); otherwise stores the waker and returns `Pending`.
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<()> {
-        if self.state.ready.get() & dir.bit() != 0 {
-            return Poll::Ready(());
+    ///
+    /// Fails when called on a thread whose current runtime is not the one the source
+    /// was registered with (its events would never arrive).
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<()>> {
+        if self.is_ready(dir) {
+            return Poll::Ready(Ok(()));
         }
-        let mut slot = self.state.waker_slot(dir).borrow_mut();
-        match &mut *slot {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            other => *other = Some(cx.waker().clone()),
+        let here = crate::runtime::try_with_core(|core| core.reactor.id);
+        if here != Some(self.reactor) {
+            return Poll::Ready(Err(io::Error::other(
+                "scope_runtime: I/O object used outside the runtime it was created on \
+                 (sockets, signals and other reactor sources belong to one runtime)",
+            )));
         }
+        self.state.waiters(dir).borrow_mut().add(cx.waker());
         Poll::Pending
     }
 
@@ -183,9 +269,18 @@ impl Registration {
         self.state.ready.set(self.state.ready.get() & !dir.bit());
     }
 
-    /// Removes `source` from the reactor.
-    pub(crate) fn deregister(self, source: &mut impl Source) -> io::Result<()> {
-        crate::runtime::with_core(|core| core.reactor.poll.borrow().registry().deregister(source))
+    /// Removes `source` from the reactor. A no-op (`Ok`) when the registration's
+    /// runtime is not the current one (e.g. it was dropped already: its epoll set is
+    /// gone with it).
+    pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
+        crate::runtime::try_with_core(|core| {
+            if core.reactor.id == self.reactor {
+                core.reactor.poll.borrow().registry().deregister(source)
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap_or(Ok(()))
     }
 }
 
@@ -193,6 +288,9 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let key = self.key;
         let _ = crate::runtime::try_with_core(|core| {
+            if core.reactor.id != self.reactor {
+                return;
+            }
             let mut sources = core.reactor.sources.borrow_mut();
             if sources
                 .get(key)

@@ -1,1 +1,101 @@
-//! Cancellation-aware synchronisation primitives (being written).
+//! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`Semaphore`], [`Notify`],
+//! memory channels ([`channel`], [`unbounded`]) and [`oneshot`].
+//!
+//! # Every wait is a checkpoint
+//!
+//! Awaiting any of these primitives follows the runtime's rules R1 and R10:
+//!
+//! * **R1 — cancelled means no side effect.** If the calling code is cancelled, the
+//!   await fails with `Err(Cancelled)` (at once, or when the cancel arrives while it
+//!   waits) and has done nothing: no message taken or sent, no lock or permit held.
+//!   A waiter that leaves the queue — cancelled or dropped — leaves its place to the
+//!   next waiter. This holds even when the operation could complete without waiting
+//!   (Trio's rule: a cancelled `lock()` of a free mutex fails too).
+//! * **R10 — what was handed over is kept.** Waiters are served by **direct hand-off**:
+//!   a message moves into the waiting receiver's slot, a lock or permits are granted
+//!   to the waiting task, a `notify_one` is given to the first waiter. If the waiter's
+//!   task is cancelled after that but before it ran again, its await still returns
+//!   what it was given; the cancellation fails its *next* checkpoint (level-triggered,
+//!   so nothing can block forever). A waiter *dropped* after being served passes the
+//!   value, lock, permits or notification on — nothing is lost or duplicated.
+//!
+//! The non-waiting forms (`try_send`, `try_recv`, `try_lock`, `try_acquire_many`,
+//! `Event::set`, `OneshotSender::send`, `UnboundedSender::send`) are not checkpoints.
+//!
+//! ```
+//! use scope_runtime::sync::channel;
+//! use scope_runtime::{move_on_after, task_group, sleep};
+//! use std::time::Duration;
+//!
+//! scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+//!     let (tx, rx) = channel(1);
+//!     task_group(|tg| async move {
+//!         let rx2 = rx.clone();
+//!         // First in line, but gives up after 1 s: takes nothing (R02).
+//!         tg.spawn(async move {
+//!             assert_eq!(move_on_after(Duration::from_secs(1), rx2.recv()).await?, None);
+//!             Ok(())
+//!         });
+//!         tg.spawn(async move {
+//!             assert_eq!(rx.recv().await?, Some("hello")); // served next
+//!             Ok(())
+//!         });
+//!         sleep(Duration::from_secs(2)).await?;
+//!         tx.send("hello").await?;
+//!         Ok(())
+//!     })
+//!     .await
+//!     .unwrap();
+//! });
+//! ```
+//!
+//! # Errors
+//!
+//! Waits return `Result<_, Cancelled>` so `?` works everywhere; "closed" is a value:
+//! `recv()` returns `Ok(None)` at the end of a channel. The one compound error is
+//! [`SendError`], which gives the unsent message back; it implements
+//! [`CancelError`](crate::CancelError) and converts into `io::Error` and
+//! [`BoxError`](crate::BoxError) so that scopes and task groups still recognise a
+//! cancellation that went through `?`.
+//!
+//! # Threads
+//!
+//! The runtime is single-threaded, but these primitives are not tied to it: each keeps
+//! its state under a `parking_lot::Mutex` (never held while waking or dropping user
+//! values) and wakes through the task's `Waker`, which reaches the runtime from any
+//! thread. So:
+//!
+//! | type | `Send` / `Sync` |
+//! |------|-----------------|
+//! | [`Sender`], [`UnboundedSender`], [`Receiver`], [`OneshotSender`], [`OneshotReceiver`] | both, for `T: Send` |
+//! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`] | both |
+//! | [`Mutex<T>`] | both, for `T: Send` |
+//! | [`MutexGuard`] | neither (holds the inner data lock; use it within one task) |
+//!
+//! A plain thread can send into a channel (`try_send`, `UnboundedSender::send`, or any
+//! executor for `send().await`), set an [`Event`], add permits, or notify; the task
+//! waiting on the runtime is woken. Outside a runtime the checkpoint check always
+//! succeeds, so the waits also work under other executors.
+//!
+//! # Map
+//!
+//! `wait_list` (the FIFO of waiters all primitives share, with the hand-off protocol),
+//! `channel`, `oneshot`, `event`, `mutex`, `semaphore`, `notify`.
+
+mod channel;
+mod event;
+mod mutex;
+mod notify;
+mod oneshot;
+mod semaphore;
+mod wait_list;
+
+pub use channel::{
+    Closed, Receiver, RecvFuture, SendError, SendFuture, Sender, TryRecvError, TrySendError,
+    UnboundedSender, channel, unbounded,
+};
+pub use event::{Event, EventWait};
+pub use mutex::{Lock, Mutex, MutexGuard};
+pub use notify::{Notified, Notify};
+pub use oneshot::{OneshotReceiver, OneshotSender, oneshot};
+pub use semaphore::{Acquire, AcquireOwned, OwnedSemaphorePermit, Semaphore, SemaphorePermit};

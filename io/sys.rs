@@ -1,0 +1,183 @@
+//! Platform code of `io/`: everything that needs `libc` (and `unsafe`) lives here.
+//!
+//! The rest of `io/` sees three safe functions with these contracts:
+//!
+//! * [`install_signal_handler`] — from the first successful call for a signal number on,
+//!   every delivery of that signal to the process increments
+//!   [`signal_generation`]`(signum)` and then writes one byte to the wake-up pipe set
+//!   with [`set_signal_pipe`] (if any; a full pipe drops the byte, which is harmless: a
+//!   non-empty pipe already guarantees a pending wake-up). The handler stays installed
+//!   for the life of the process and never chains to the previous disposition.
+//! * [`signal_generation`] — the delivery counter read by listeners (`Acquire`).
+//! * [`set_backlog`] — `listen(2)` again on a listening socket to change its backlog.
+//!
+//! Only Unix is supported (the crate's reactor is `mio` on epoll/kqueue).
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+/// Signal numbers we can track: 1..=64 covers the standard and real-time signals on
+/// Linux (`SIGRTMAX` is 64) and every BSD.
+pub(crate) const SIGNAL_SLOTS: usize = 65;
+
+/// Deliveries seen by the handler, per signal number.
+static GENERATIONS: [AtomicU64; SIGNAL_SLOTS] = [const { AtomicU64::new(0) }; SIGNAL_SLOTS];
+
+/// Whether our handler is installed for a signal number.
+static INSTALLED: [AtomicBool; SIGNAL_SLOTS] = [const { AtomicBool::new(false) }; SIGNAL_SLOTS];
+
+/// Serialises `sigaction` calls (two threads installing the same signal at once).
+static INSTALL_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Write end of the wake-up pipe (non-blocking), or -1 before it exists.
+static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+/// Signals whose handlers cannot be replaced, or whose replacement would turn a crash
+/// into a hang (the faulting instruction would run again).
+const FORBIDDEN: &[libc::c_int] = &[
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+];
+
+/// The signal handler. Async-signal-safe: atomics, `write(2)` and `errno` only.
+extern "C" fn on_signal(signum: libc::c_int) {
+    // `write` may clobber errno in the middle of the interrupted code's own syscall
+    // handling; save and restore it.
+    let saved = io::Error::last_os_error().raw_os_error();
+    if let Some(slot) = usize::try_from(signum).ok().and_then(|s| GENERATIONS.get(s)) {
+        slot.fetch_add(1, Ordering::Release);
+    }
+    let fd = PIPE_WRITE.load(Ordering::Acquire);
+    if fd >= 0 {
+        let byte = [signum as u8];
+        // SAFETY: `fd` is the write end of the wake-up pipe, kept open for the life of
+        // the process once stored (it is never closed); `byte` is a valid 1-byte buffer.
+        // `write` is async-signal-safe. A failure (pipe full) is fine, see module doc.
+        unsafe {
+            libc::write(fd, byte.as_ptr().cast(), 1);
+        }
+    }
+    if let Some(e) = saved {
+        set_errno(e);
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_errno(e: libc::c_int) {
+    // SAFETY: `__errno_location` returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() = e };
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+fn set_errno(e: libc::c_int) {
+    // SAFETY: `__error` returns a valid pointer to this thread's errno.
+    unsafe { *libc::__error() = e };
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd"
+)))]
+fn set_errno(_e: libc::c_int) {}
+
+/// Makes `fd` the pipe the handler writes to. The fd must stay open for the rest of
+/// the process (the caller leaks it on purpose).
+pub(crate) fn set_signal_pipe(fd: RawFd) {
+    PIPE_WRITE.store(fd, Ordering::Release);
+}
+
+/// Deliveries of `signum` seen so far (0 for an untracked number).
+pub(crate) fn signal_generation(signum: i32) -> u64 {
+    usize::try_from(signum)
+        .ok()
+        .and_then(|s| GENERATIONS.get(s))
+        .map_or(0, |g| g.load(Ordering::Acquire))
+}
+
+/// Checks that `signum` is a signal we can listen for.
+pub(crate) fn check_signal(signum: i32) -> io::Result<()> {
+    let in_range = usize::try_from(signum).is_ok_and(|s| (1..SIGNAL_SLOTS).contains(&s));
+    if !in_range {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid signal number {signum}"),
+        ));
+    }
+    if FORBIDDEN.contains(&signum) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("signal {signum} cannot be handled (SIGKILL, SIGSTOP and fault signals are refused)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Installs the crate's handler for `signum` (once; later calls are no-ops).
+pub(crate) fn install_signal_handler(signum: i32) -> io::Result<()> {
+    check_signal(signum)?;
+    let idx = signum as usize; // in 1..SIGNAL_SLOTS, checked above
+    if INSTALLED[idx].load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let _guard = INSTALL_LOCK.lock();
+    if INSTALLED[idx].load(Ordering::Acquire) {
+        return Ok(());
+    }
+    // SAFETY: an all-zero `sigaction` is a valid value (empty mask, no flags, SIG_DFL);
+    // we fill in the fields we use below.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SA_RESTART: syscalls interrupted in other threads (e.g. blocking-pool jobs) are
+    // restarted instead of failing with EINTR.
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: `action.sa_mask` is a valid, writable `sigset_t`.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: `signum` is a valid, catchable signal (checked above), `action` is fully
+    // initialised and `on_signal` is async-signal-safe; a null old-action pointer is
+    // allowed.
+    let rc = unsafe { libc::sigaction(signum, &action, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    INSTALLED[idx].store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Calls `listen(2)` on an already listening socket to set its backlog (Linux and the
+/// BSDs update the backlog of a listening socket in place).
+pub(crate) fn set_backlog(socket: &impl AsRawFd, backlog: u32) -> io::Result<()> {
+    let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `listen` only reads its integer arguments; the fd is borrowed from a live
+    // socket for the duration of the call.
+    let rc = unsafe { libc::listen(socket.as_raw_fd(), backlog) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_numbers_are_checked() {
+        assert!(check_signal(0).is_err());
+        assert!(check_signal(-3).is_err());
+        assert!(check_signal(SIGNAL_SLOTS as i32).is_err());
+        assert!(check_signal(libc::SIGKILL).is_err());
+        assert!(check_signal(libc::SIGSEGV).is_err());
+        assert!(check_signal(libc::SIGUSR2).is_ok());
+        assert_eq!(signal_generation(-1), 0);
+        assert_eq!(signal_generation(1000), 0);
+    }
+}

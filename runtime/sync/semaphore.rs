@@ -1,0 +1,447 @@
+//! [`Semaphore`]: a fair counting semaphore whose permits are guards.
+//!
+//! State under one `parking_lot::Mutex`: the number of free permits and a FIFO
+//! [`WaitList`] of waiters, each with the number of permits it asks for (its node's
+//! state: `(wanted, granted)`).
+//!
+//! Fairness: a waiter is served only from the front of the queue, so a big request
+//! at the front holds back smaller ones behind it (no starvation), and a newcomer
+//! takes permits directly only when nobody is queued. Serving a waiter moves the
+//! permits into its node (`granted`): it returns them as a guard even if cancelled
+//! meanwhile (R10), and passes them on if dropped. A queued waiter that leaves (cancel
+//! or drop) may unblock the ones behind it, so the queue is re-examined.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use parking_lot::Mutex;
+
+use super::wait_list::{WaitList, WakeList};
+use crate::scope::Cancelled;
+
+struct SemState {
+    permits: usize,
+    /// `(permits wanted, granted)` per waiter.
+    waiters: WaitList<(usize, bool)>,
+}
+
+impl SemState {
+    /// Serves waiters from the front while the free permits cover their request.
+    fn serve(&mut self, wakes: &mut WakeList) {
+        while let Some(key) = self.waiters.front() {
+            let wanted = self.waiters.node(key).state.0;
+            if wanted > self.permits {
+                break;
+            }
+            self.permits -= wanted;
+            let node = self.waiters.pop_front().expect("front exists");
+            node.state.1 = true;
+            wakes.push_opt(node.waker.take());
+        }
+    }
+
+    fn add(&mut self, n: usize, wakes: &mut WakeList) {
+        self.permits = self
+            .permits
+            .checked_add(n)
+            .expect("scope_runtime::sync::Semaphore: permit count overflow");
+        self.serve(wakes);
+    }
+}
+
+/// A counting semaphore. Acquiring waits (FIFO) until enough permits are free and
+/// returns them as a [`SemaphorePermit`] guard that gives them back when dropped.
+///
+/// Acquiring is a checkpoint: a cancelled waiter takes no permit and leaves its place
+/// to the next waiter; permits already granted to a waiter are returned to it even if
+/// it was cancelled meanwhile (R10). `Semaphore` is `Sync`: permits can be added from
+/// any thread.
+///
+/// ```
+/// use scope_runtime::sync::Semaphore;
+/// use scope_runtime::{task_group, sleep, now};
+/// use std::{sync::Arc, time::Duration};
+///
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     let sem = Arc::new(Semaphore::new(2)); // at most two jobs at a time
+///     let t0 = now();
+///     task_group(|tg| async move {
+///         for _ in 0..6 {
+///             let sem = sem.clone();
+///             tg.spawn(async move {
+///                 let _permit = sem.acquire().await?;
+///                 sleep(Duration::from_secs(1)).await?;
+///                 Ok(())
+///             });
+///         }
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+///     assert_eq!(now() - t0, Duration::from_secs(3));
+/// });
+/// ```
+pub struct Semaphore {
+    state: Mutex<SemState>,
+}
+
+impl Semaphore {
+    /// A semaphore with `permits` free permits.
+    ///
+    /// ```
+    /// static POOL: scope_runtime::sync::Semaphore = scope_runtime::sync::Semaphore::new(3);
+    /// assert_eq!(POOL.available_permits(), 3);
+    /// ```
+    pub const fn new(permits: usize) -> Semaphore {
+        Semaphore {
+            state: Mutex::new(SemState {
+                permits,
+                waiters: WaitList::new(),
+            }),
+        }
+    }
+
+    /// Acquires one permit. See [`acquire_many`](Self::acquire_many).
+    ///
+    /// ```
+    /// use scope_runtime::sync::Semaphore;
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let sem = Semaphore::new(1);
+    ///     let p = sem.acquire().await.unwrap();
+    ///     assert_eq!(sem.available_permits(), 0);
+    ///     drop(p);
+    ///     assert_eq!(sem.available_permits(), 1);
+    /// });
+    /// ```
+    pub fn acquire(&self) -> Acquire<'_> {
+        self.acquire_many(1)
+    }
+
+    /// Acquires `n` permits at once, waiting in FIFO order. A checkpoint.
+    ///
+    /// ```
+    /// use scope_runtime::sync::Semaphore;
+    /// use scope_runtime::move_on_after;
+    /// use std::time::Duration;
+    ///
+    /// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+    ///     let sem = Semaphore::new(2);
+    ///     // 3 permits never become free: cancelled by the timeout, taking nothing.
+    ///     assert!(move_on_after(Duration::from_secs(1), sem.acquire_many(3)).await.unwrap().is_none());
+    ///     assert_eq!(sem.available_permits(), 2);
+    ///     let p = sem.acquire_many(2).await.unwrap();
+    ///     assert_eq!(p.permits(), 2);
+    /// });
+    /// ```
+    pub fn acquire_many(&self, n: usize) -> Acquire<'_> {
+        Acquire {
+            sem: SemRef::Borrowed(self),
+            wanted: n,
+            node: None,
+        }
+    }
+
+    /// Like [`acquire_many`](Self::acquire_many), for a semaphore in an `Arc`: the
+    /// permit keeps the semaphore alive and is `'static` (handy for spawned tasks).
+    ///
+    /// ```
+    /// use scope_runtime::sync::Semaphore;
+    /// use std::sync::Arc;
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let sem = Arc::new(Semaphore::new(1));
+    ///     let permit = sem.clone().acquire_owned(1).await.unwrap();
+    ///     assert_eq!(sem.available_permits(), 0);
+    ///     drop(permit);
+    ///     assert_eq!(sem.available_permits(), 1);
+    /// });
+    /// ```
+    pub fn acquire_owned(self: Arc<Self>, n: usize) -> AcquireOwned {
+        AcquireOwned(Acquire {
+            sem: SemRef::Owned(self),
+            wanted: n,
+            node: None,
+        })
+    }
+
+    /// Takes `n` permits if they are free and nobody is waiting; never waits (not a
+    /// checkpoint).
+    ///
+    /// ```
+    /// let sem = scope_runtime::sync::Semaphore::new(1);
+    /// let p = sem.try_acquire_many(1).unwrap();
+    /// assert!(sem.try_acquire_many(1).is_none());
+    /// drop(p);
+    /// assert!(sem.try_acquire_many(1).is_some());
+    /// ```
+    pub fn try_acquire_many(&self, n: usize) -> Option<SemaphorePermit<'_>> {
+        let mut st = self.state.lock();
+        if !st.waiters.is_empty() || st.permits < n {
+            return None;
+        }
+        st.permits -= n;
+        Some(SemaphorePermit { sem: self, n })
+    }
+
+    /// Adds `n` permits (serving waiters that can now proceed). Callable from any
+    /// thread.
+    ///
+    /// # Panics
+    ///
+    /// If the count overflows `usize`.
+    ///
+    /// ```
+    /// let sem = scope_runtime::sync::Semaphore::new(0);
+    /// sem.add_permits(2);
+    /// assert_eq!(sem.available_permits(), 2);
+    /// ```
+    pub fn add_permits(&self, n: usize) {
+        let mut wakes = WakeList::default();
+        self.state.lock().add(n, &mut wakes);
+        wakes.wake_all();
+    }
+
+    /// The number of free permits.
+    ///
+    /// ```
+    /// let sem = scope_runtime::sync::Semaphore::new(4);
+    /// let _p = sem.try_acquire_many(3);
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    pub fn available_permits(&self) -> usize {
+        self.state.lock().permits
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("Semaphore")
+            .field("permits", &st.permits)
+            .field("waiting", &!st.waiters.is_empty())
+            .finish()
+    }
+}
+
+enum SemRef<'a> {
+    Borrowed(&'a Semaphore),
+    Owned(Arc<Semaphore>),
+}
+
+impl SemRef<'_> {
+    fn get(&self) -> &Semaphore {
+        match self {
+            SemRef::Borrowed(s) => s,
+            SemRef::Owned(s) => s,
+        }
+    }
+}
+
+/// The future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Acquire<'a> {
+    sem: SemRef<'a>,
+    wanted: usize,
+    node: Option<usize>,
+}
+
+impl fmt::Debug for Acquire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire")
+            .field("wanted", &self.wanted)
+            .field("waiting", &self.node.is_some())
+            .finish()
+    }
+}
+
+impl Acquire<'_> {
+    /// `Ok(())` once the permits are ours (the caller builds the guard).
+    fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Cancelled>> {
+        let sem = self.sem.get();
+        let mut st = sem.state.lock();
+        if let Some(key) = self.node {
+            if st.waiters.node(key).state.1 {
+                // Granted while we waited (R10: kept even if we are cancelled now).
+                st.waiters.remove(key);
+                self.node = None;
+                return Poll::Ready(Ok(()));
+            }
+        }
+        if let Err(c) = crate::check_cancelled() {
+            if let Some(key) = self.node.take() {
+                let mut wakes = WakeList::default();
+                st.waiters.remove(key);
+                st.serve(&mut wakes); // we may have been holding others back
+                drop(st);
+                wakes.wake_all();
+            }
+            return Poll::Ready(Err(c));
+        }
+        match self.node {
+            Some(key) => st.waiters.set_waker(key, cx.waker()),
+            None if st.waiters.is_empty() && st.permits >= self.wanted => {
+                st.permits -= self.wanted;
+                return Poll::Ready(Ok(()));
+            }
+            None => self.node = Some(st.waiters.push_back((self.wanted, false), cx.waker())),
+        }
+        Poll::Pending
+    }
+}
+
+impl<'a> Future for Acquire<'a> {
+    type Output = Result<SemaphorePermit<'a>, Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.poll_acquire(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(SemaphorePermit {
+                sem: match &self.sem {
+                    SemRef::Borrowed(s) => *s,
+                    SemRef::Owned(_) => unreachable!("`Acquire` is built borrowed"),
+                },
+                n: self.wanted,
+            })),
+            Poll::Ready(Err(c)) => Poll::Ready(Err(c)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.node.take() {
+            let mut wakes = WakeList::default();
+            {
+                let mut st = self.sem.get().state.lock();
+                let (wanted, granted) = st.waiters.remove(key);
+                if granted {
+                    st.add(wanted, &mut wakes); // pass the permits on
+                } else {
+                    st.serve(&mut wakes);
+                }
+            }
+            wakes.wake_all();
+        }
+    }
+}
+
+/// The future of [`Semaphore::acquire_owned`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct AcquireOwned(Acquire<'static>);
+
+impl Future for AcquireOwned {
+    type Output = Result<OwnedSemaphorePermit, Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.0.poll_acquire(cx) {
+            Poll::Ready(Ok(())) => {
+                let SemRef::Owned(sem) = &self.0.sem else {
+                    unreachable!("`AcquireOwned` is built owned")
+                };
+                Poll::Ready(Ok(OwnedSemaphorePermit {
+                    sem: sem.clone(),
+                    n: self.0.wanted,
+                }))
+            }
+            Poll::Ready(Err(c)) => Poll::Ready(Err(c)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Permits taken from a [`Semaphore`]; they go back when the guard is dropped.
+///
+/// ```
+/// let sem = scope_runtime::sync::Semaphore::new(2);
+/// let p = sem.try_acquire_many(2).unwrap();
+/// assert_eq!(p.permits(), 2);
+/// p.forget(); // never given back
+/// assert_eq!(sem.available_permits(), 0);
+/// ```
+#[must_use = "the permits go back as soon as the guard is dropped"]
+pub struct SemaphorePermit<'a> {
+    sem: &'a Semaphore,
+    n: usize,
+}
+
+impl SemaphorePermit<'_> {
+    /// How many permits this guard holds.
+    pub fn permits(&self) -> usize {
+        self.n
+    }
+
+    /// Drops the guard without giving the permits back.
+    pub fn forget(mut self) {
+        self.n = 0;
+    }
+}
+
+impl Drop for SemaphorePermit<'_> {
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.sem.add_permits(self.n);
+        }
+    }
+}
+
+impl fmt::Debug for SemaphorePermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermit")
+            .field("permits", &self.n)
+            .finish()
+    }
+}
+
+/// Permits taken from a [`Semaphore`] in an `Arc` ([`Semaphore::acquire_owned`]);
+/// they go back when the guard is dropped.
+///
+/// ```
+/// use scope_runtime::sync::Semaphore;
+/// use std::sync::Arc;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let sem = Arc::new(Semaphore::new(3));
+///     let p = sem.clone().acquire_owned(2).await.unwrap();
+///     assert_eq!(p.permits(), 2);
+///     std::thread::spawn(move || drop(p)).join().unwrap(); // released on another thread
+///     assert_eq!(sem.available_permits(), 3);
+/// });
+/// ```
+#[must_use = "the permits go back as soon as the guard is dropped"]
+pub struct OwnedSemaphorePermit {
+    sem: Arc<Semaphore>,
+    n: usize,
+}
+
+impl OwnedSemaphorePermit {
+    /// How many permits this guard holds.
+    pub fn permits(&self) -> usize {
+        self.n
+    }
+
+    /// Drops the guard without giving the permits back.
+    pub fn forget(mut self) {
+        self.n = 0;
+    }
+}
+
+impl Drop for OwnedSemaphorePermit {
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.sem.add_permits(self.n);
+        }
+    }
+}
+
+impl fmt::Debug for OwnedSemaphorePermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSemaphorePermit")
+            .field("permits", &self.n)
+            .finish()
+    }
+}

@@ -1,0 +1,280 @@
+//! Randomized interleavings of channel sends, receives, cancellations and drops,
+//! checked against a simple model: no message is lost, none is duplicated, and a
+//! message reported as not sent is never received (rules R1 and R10).
+//!
+//! Each case builds a channel (bounded with capacity 0..=3, or unbounded) and a few
+//! actor tasks in one task group, on the paused clock. Every actor runs a script of
+//! steps: wait a few ms, then one send (senders) or receive (receivers) that is either
+//! left to finish, cancelled by a deadline (possibly already past at entry), or dropped
+//! when a timer wins a race against it. Many timers share the same millisecond, so
+//! cancels and hand-offs land in the same scheduler turn — the R10 window. Every
+//! operation gives up after `GIVE_UP`, so a case always ends; the test then drains the
+//! channel and compares what happened with the model.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use proptest::prelude::*;
+use scope_runtime::sync::{Receiver, SendError, TryRecvError, channel, unbounded};
+use scope_runtime::{CancelScope, Cancelled, Runtime, sleep, task_group};
+
+const GIVE_UP: Duration = Duration::from_millis(40);
+
+/// How one operation ends (besides finishing by itself).
+#[derive(Debug, Clone, Copy)]
+enum Interrupt {
+    /// Runs until done, or cancelled after `GIVE_UP`.
+    None,
+    /// Cancelled by a deadline after this many ms (0: cancelled before it starts).
+    Cancel(u8),
+    /// Raced against a timer of this many ms: the future is polled first, and
+    /// dropped if still pending when the timer fires.
+    Drop(u8),
+    /// Like `Drop`, but the timer is polled first: the operation is dropped without
+    /// seeing whether it was served meanwhile (a served receive must pass its message
+    /// on; a served send stays sent).
+    DropBlind(u8),
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    delay: u8,
+    interrupt: Interrupt,
+}
+
+#[derive(Debug, Clone)]
+struct Actor {
+    sender: bool,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    /// Sends that returned `Ok`.
+    sent: Vec<u64>,
+    /// Sends that returned the message (`Cancelled` or `Closed`): never delivered.
+    returned: Vec<u64>,
+    /// Send futures dropped after seeing they were still pending: never delivered.
+    withdrawn: Vec<u64>,
+    /// Send futures dropped blind: delivered or not.
+    unknown: Vec<u64>,
+    /// Messages returned by receives.
+    received: Vec<u64>,
+}
+
+fn interrupt() -> impl Strategy<Value = Interrupt> {
+    prop_oneof![
+        3 => Just(Interrupt::None),
+        3 => (0u8..6).prop_map(Interrupt::Cancel),
+        2 => (0u8..6).prop_map(Interrupt::Drop),
+        2 => (0u8..6).prop_map(Interrupt::DropBlind),
+    ]
+}
+
+fn actor() -> impl Strategy<Value = Actor> {
+    (
+        any::<bool>(),
+        prop::collection::vec(
+            ((0u8..4), interrupt()).prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+            1..8,
+        ),
+    )
+        .prop_map(|(sender, steps)| Actor { sender, steps })
+}
+
+enum Ended<T> {
+    Done(T),
+    /// Dropped while pending, after polling it (`Drop`).
+    Withdrawn,
+    /// Dropped without polling it last (`DropBlind`).
+    DroppedBlind,
+}
+
+/// Runs `op` under `interrupt`.
+async fn run_op<T>(op: impl Future<Output = T>, interrupt: Interrupt) -> Ended<T> {
+    let ms = |m: u8| Duration::from_millis(m.into());
+    match interrupt {
+        Interrupt::None | Interrupt::Cancel(_) => {
+            let timeout = match interrupt {
+                Interrupt::Cancel(m) => ms(m),
+                _ => GIVE_UP,
+            };
+            // The body never fails, so the scope hands back the op's own result,
+            // cancelled or not.
+            let out = CancelScope::new()
+                .with_timeout(timeout)
+                .run(async { Ok::<_, Cancelled>(op.await) })
+                .await;
+            Ended::Done(out.expect("the body does not fail").expect("not absorbed"))
+        }
+        Interrupt::Drop(m) => match select(pin!(op), pin!(sleep(ms(m)))).await {
+            Either::Left((v, _)) => Ended::Done(v),
+            Either::Right(_) => Ended::Withdrawn,
+        },
+        Interrupt::DropBlind(m) => match select(pin!(sleep(ms(m))), pin!(op)).await {
+            Either::Right((v, _)) => Ended::Done(v),
+            Either::Left(_) => Ended::DroppedBlind,
+        },
+    }
+}
+
+enum Tx {
+    Bounded(scope_runtime::sync::Sender<u64>),
+    Unbounded(scope_runtime::sync::UnboundedSender<u64>),
+}
+
+async fn run_sender(tx: Tx, id: usize, steps: Vec<Step>, log: Rc<RefCell<Log>>) {
+    for (i, step) in steps.into_iter().enumerate() {
+        sleep(Duration::from_millis(step.delay.into())).await.ok();
+        let msg = (id * 1000 + i) as u64;
+        let out = match &tx {
+            Tx::Bounded(tx) => run_op(tx.send(msg), step.interrupt).await,
+            Tx::Unbounded(tx) => Ended::Done(tx.send(msg)),
+        };
+        let mut log = log.borrow_mut();
+        match out {
+            Ended::Done(Ok(())) => log.sent.push(msg),
+            Ended::Done(Err(e)) => {
+                let v = match e {
+                    SendError::Closed(v) => v,
+                    SendError::Cancelled(v, _) => v,
+                };
+                assert_eq!(v, msg, "the message comes back unchanged");
+                log.returned.push(msg);
+            }
+            Ended::Withdrawn => log.withdrawn.push(msg),
+            Ended::DroppedBlind => log.unknown.push(msg),
+        }
+    }
+}
+
+async fn run_receiver(rx: Receiver<u64>, steps: Vec<Step>, log: Rc<RefCell<Log>>) {
+    for step in steps {
+        sleep(Duration::from_millis(step.delay.into())).await.ok();
+        if let Ended::Done(Ok(Some(v))) = run_op(rx.recv(), step.interrupt).await {
+            log.borrow_mut().received.push(v);
+        }
+    }
+}
+
+fn check_case(capacity: Option<usize>, actors: Vec<Actor>) -> Result<(), TestCaseError> {
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let log = Rc::new(RefCell::new(Log::default()));
+    let drained = rt.block_on({
+        let log = log.clone();
+        async move {
+            let (tx, rx) = match capacity {
+                Some(c) => {
+                    let (tx, rx) = channel(c);
+                    (Tx::Bounded(tx), rx)
+                }
+                None => {
+                    let (tx, rx) = unbounded();
+                    (Tx::Unbounded(tx), rx)
+                }
+            };
+            let keep = rx.clone(); // drains what is left at the end
+            task_group(|tg| async move {
+                for (id, a) in actors.into_iter().enumerate() {
+                    let log = log.clone();
+                    if a.sender {
+                        let tx = match &tx {
+                            Tx::Bounded(t) => Tx::Bounded(t.clone()),
+                            Tx::Unbounded(t) => Tx::Unbounded(t.clone()),
+                        };
+                        tg.spawn(async move {
+                            run_sender(tx, id, a.steps, log).await;
+                            Ok(())
+                        });
+                    } else {
+                        let rx = rx.clone();
+                        tg.spawn(async move {
+                            run_receiver(rx, a.steps, log).await;
+                            Ok(())
+                        });
+                    }
+                }
+                drop((tx, rx));
+                Ok(())
+            })
+            .await
+            .expect("actors do not fail");
+            let mut drained = Vec::new();
+            loop {
+                match keep.try_recv() {
+                    Ok(v) => drained.push(v),
+                    Err(TryRecvError::Closed) => break,
+                    Err(TryRecvError::Empty) => panic!("every sender is gone by now"),
+                }
+            }
+            drained
+        }
+    });
+    let log = log.borrow();
+    let mut delivered: Vec<u64> = log.received.clone();
+    delivered.extend(&drained);
+    let delivered_set: BTreeSet<u64> = delivered.iter().copied().collect();
+    prop_assert_eq!(delivered_set.len(), delivered.len(), "a message was duplicated: {:?}", delivered);
+    for m in &log.sent {
+        prop_assert!(delivered_set.contains(m), "message {} was sent but lost", m);
+    }
+    for m in log.returned.iter().chain(&log.withdrawn) {
+        prop_assert!(!delivered_set.contains(m), "message {} was reported unsent but delivered", m);
+    }
+    let allowed: BTreeSet<u64> = log.sent.iter().chain(&log.unknown).copied().collect();
+    for m in &delivered_set {
+        prop_assert!(allowed.contains(m), "message {} delivered but never offered", m);
+    }
+    Ok(())
+}
+
+fn capacity() -> impl Strategy<Value = Option<usize>> {
+    prop_oneof![4 => (0usize..=3).prop_map(Some), 1 => Just(None)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn channel_never_loses_or_duplicates_a_message(
+        capacity in capacity(),
+        actors in prop::collection::vec(actor(), 1..7),
+    ) {
+        check_case(capacity, actors)?;
+    }
+}
+
+/// A fixed case that exercises all paths at once: many actors, every interrupt.
+#[test]
+fn crowded_channel_with_every_kind_of_interrupt() {
+    let mut actors = Vec::new();
+    let kinds = [
+        Interrupt::None,
+        Interrupt::Cancel(0),
+        Interrupt::Cancel(1),
+        Interrupt::Drop(1),
+        Interrupt::DropBlind(1),
+        Interrupt::Cancel(2),
+        Interrupt::DropBlind(0),
+    ];
+    for a in 0..12 {
+        let steps = (0..20)
+            .map(|i| Step {
+                delay: ((a + i) % 3) as u8,
+                interrupt: kinds[(a * 7 + i) % kinds.len()],
+            })
+            .collect();
+        actors.push(Actor {
+            sender: a % 2 == 0,
+            steps,
+        });
+    }
+    for cap in [Some(0), Some(1), Some(3), None] {
+        check_case(cap, actors.clone()).unwrap();
+    }
+}
