@@ -260,7 +260,9 @@ impl<T, E> Future for JoinHandle<T, E> {
             return Poll::Ready(Ok(o));
         }
         if !self.task.is_alive() {
-            panic!("JoinHandle polled after it returned the task's outcome (or its task was dropped)");
+            panic!(
+                "JoinHandle polled after it returned the task's outcome (or its task was dropped)"
+            );
         }
         *self.state.waiter.borrow_mut() = Some(cx.waker().clone());
         Poll::Pending
@@ -402,7 +404,10 @@ impl TaskRef {
         try_with_core(|core| {
             let root = core.task_root(self.id)?;
             let mut wake = Vec::new();
-            let n = core.tree.borrow_mut().add_cancelling(root, delta, &mut wake);
+            let n = core
+                .tree
+                .borrow_mut()
+                .add_cancelling(root, delta, &mut wake);
             for t in wake {
                 core.schedule(t);
             }

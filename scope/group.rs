@@ -28,7 +28,9 @@ use std::task::{Poll, Waker};
 
 use slab::Slab;
 
-use super::{ActiveScope, CancelError, CancelReason, CancelScope, Cancelled, TaskInfo, error::BoxError};
+use super::{
+    ActiveScope, CancelError, CancelReason, CancelScope, Cancelled, TaskInfo, error::BoxError,
+};
 use crate::runtime::core::{Core, with_core};
 use crate::runtime::task::TaskId;
 use crate::runtime::{TaskRef, catch_unwind};
@@ -141,8 +143,6 @@ impl fmt::Display for SpawnError {
 }
 
 impl std::error::Error for SpawnError {}
-
-
 
 impl TaskGroup {
     /// A group not yet entered. [`cancel`](Self::cancel) before entry takes effect on
@@ -349,7 +349,10 @@ impl TaskGroup {
         drop(guard);
         match res {
             Ok(v) => Ok(v),
-            Err(Ok(Ok(()))) => Err("the task passed to TaskGroup::start returned without calling TaskStatus::started".into()),
+            Err(Ok(Ok(()))) => Err(
+                "the task passed to TaskGroup::start returned without calling TaskStatus::started"
+                    .into(),
+            ),
             Err(Ok(Err(e))) => Err(e),
             Err(Err(panic)) => std::panic::resume_unwind(panic),
         }
@@ -366,7 +369,10 @@ impl TaskGroup {
     /// # Panics
     ///
     /// When the group is run twice, and as [`CancelScope::run`].
-    pub fn run<B, Fut, T>(&self, body: B) -> impl Future<Output = Result<Option<T>, TaskGroupError>> + use<B, Fut, T>
+    pub fn run<B, Fut, T>(
+        &self,
+        body: B,
+    ) -> impl Future<Output = Result<Option<T>, TaskGroupError>> + use<B, Fut, T>
     where
         B: FnOnce(TaskGroup) -> Fut,
         Fut: Future<Output = Result<T, BoxError>>,
@@ -504,7 +510,9 @@ impl GroupInner {
     fn child_done(&self, key: usize, out: std::thread::Result<Result<(), BoxError>>) {
         let (task, own_root) = with_core(|core| {
             let me = TaskRef::current_in(core);
-            let root = core.task_root(me.id).map(|r| core.tree.borrow().node(r).serial);
+            let root = core
+                .task_root(me.id)
+                .map(|r| core.tree.borrow().node(r).serial);
             (me.info_in(core), root)
         });
         match out {
@@ -513,7 +521,9 @@ impl GroupInner {
                 Some(c) if c.target == self.serial() => self.scope.inner.caught.set(true),
                 Some(c) if Some(c.target) == own_root => {}
                 Some(c) => {
-                    self.outer_cancel.borrow_mut().get_or_insert_with(|| c.clone());
+                    self.outer_cancel
+                        .borrow_mut()
+                        .get_or_insert_with(|| c.clone());
                 }
                 None => self.record_failure(TaskFailure {
                     task,
@@ -648,7 +658,9 @@ impl TaskGroupError {
 
     /// Finds the first failure whose error is an `E`.
     pub fn find<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        self.failures.iter().find_map(|f| f.error.downcast_ref::<E>())
+        self.failures
+            .iter()
+            .find_map(|f| f.error.downcast_ref::<E>())
     }
 }
 

@@ -46,8 +46,6 @@ pub(crate) enum Phase {
     Idle,
     Active {
         node: NodeKey,
-        serial: u64,
-        owner: TaskId,
     },
     Exited,
 }
@@ -224,7 +222,8 @@ impl CancelScope {
     /// assert_eq!(scope.cancel_reason(), Some(CancelReason::Explicit(Some("shutting down".into()))));
     /// ```
     pub fn cancel_with(&self, reason: impl Into<Arc<str>>) {
-        self.inner.cancel(CancelReason::Explicit(Some(reason.into())));
+        self.inner
+            .cancel(CancelReason::Explicit(Some(reason.into())));
     }
 
     /// Whether a cancel was requested (explicitly or by reaching the deadline).
@@ -318,7 +317,10 @@ impl CancelScope {
     /// Like [`run`](Self::run), but an absorbed cancellation becomes `Err(TimedOut)`:
     /// the body had to finish. This is [`fail_after`] for a scope you configured
     /// yourself (e.g. shielded).
-    pub fn run_or_timeout<F, T, E>(&self, body: F) -> impl Future<Output = Result<T, E>> + use<F, T, E>
+    pub fn run_or_timeout<F, T, E>(
+        &self,
+        body: F,
+    ) -> impl Future<Output = Result<T, E>> + use<F, T, E>
     where
         F: Future<Output = Result<T, E>>,
         E: CancelError + From<TimedOut>,
@@ -329,7 +331,11 @@ impl CancelScope {
             match run.await? {
                 Some(v) => Ok(v),
                 None => Err(E::from(TimedOut {
-                    reason: inner.reason.borrow().clone().unwrap_or(CancelReason::Deadline),
+                    reason: inner
+                        .reason
+                        .borrow()
+                        .clone()
+                        .unwrap_or(CancelReason::Deadline),
                 })),
             }
         }
@@ -367,16 +373,12 @@ impl ActiveScope {
                         .map_or(Deadline::None, Deadline::At),
                 );
             }
-            let node = core
-                .tree
-                .borrow_mut()
-                .insert(Some(parent), owner, NodeKind::Scope(scope.clone()));
+            let node =
+                core.tree
+                    .borrow_mut()
+                    .insert(Some(parent), owner, NodeKind::Scope(scope.clone()));
             let serial = core.tree.borrow().node(node).serial;
-            scope.phase.set(Phase::Active {
-                node,
-                serial,
-                owner,
-            });
+            scope.phase.set(Phase::Active { node });
             scope.arm(core);
             ActiveScope {
                 scope: Some(scope),
@@ -389,7 +391,11 @@ impl ActiveScope {
     }
 
     /// Polls `fut` with this scope as the current node.
-    pub(crate) fn poll_inside<T>(&self, fut: Pin<&mut impl Future<Output = T>>, cx: &mut Context<'_>) -> Poll<T> {
+    pub(crate) fn poll_inside<T>(
+        &self,
+        fut: Pin<&mut impl Future<Output = T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<T> {
         let core = with_core(Rc::clone);
         if core.current_task.get() != Some(self.owner) {
             panic!(
@@ -457,7 +463,10 @@ impl Drop for ActiveScope {
 ///     assert_eq!(r, Ok(None));
 /// });
 /// ```
-pub fn move_on_after<F, T, E>(timeout: Duration, body: F) -> impl Future<Output = Result<Option<T>, E>>
+pub fn move_on_after<F, T, E>(
+    timeout: Duration,
+    body: F,
+) -> impl Future<Output = Result<Option<T>, E>>
 where
     F: Future<Output = Result<T, E>>,
     E: CancelError,
@@ -495,7 +504,9 @@ where
     F: Future<Output = Result<T, E>>,
     E: CancelError + From<TimedOut>,
 {
-    CancelScope::new().with_timeout(timeout).run_or_timeout(body)
+    CancelScope::new()
+        .with_timeout(timeout)
+        .run_or_timeout(body)
 }
 
 /// Like [`fail_after`] with an absolute deadline.
@@ -504,7 +515,9 @@ where
     F: Future<Output = Result<T, E>>,
     E: CancelError + From<TimedOut>,
 {
-    CancelScope::new().with_deadline(deadline).run_or_timeout(body)
+    CancelScope::new()
+        .with_deadline(deadline)
+        .run_or_timeout(body)
 }
 
 /// The earliest deadline visible from the calling code: the minimum over the enclosing
@@ -512,7 +525,9 @@ where
 pub fn current_effective_deadline() -> Option<Instant> {
     crate::runtime::core::try_with_core(|core| {
         core.current_task.get()?;
-        core.tree.borrow().effective_deadline(core.current_node.get())
+        core.tree
+            .borrow()
+            .effective_deadline(core.current_node.get())
     })
     .flatten()
 }
@@ -559,4 +574,6 @@ pub async fn checkpoint() -> Result<(), Cancelled> {
     check_cancelled()
 }
 
-pub use group::{SpawnError, TaskFailure, TaskGroup, TaskGroupError, TaskHandle, TaskStatus, task_group};
+pub use group::{
+    SpawnError, TaskFailure, TaskGroup, TaskGroupError, TaskHandle, TaskStatus, task_group,
+};

@@ -99,6 +99,7 @@ impl ScopeTree {
         &self.nodes[key]
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -106,7 +107,12 @@ impl ScopeTree {
     /// Adds a node under `parent`. Its `effective` state is computed; nobody is woken
     /// (a task entering a cancelled scope is running, and finds out at its next
     /// checkpoint).
-    pub(crate) fn insert(&mut self, parent: Option<NodeKey>, owner: TaskId, kind: NodeKind) -> NodeKey {
+    pub(crate) fn insert(
+        &mut self,
+        parent: Option<NodeKey>,
+        owner: TaskId,
+        kind: NodeKind,
+    ) -> NodeKey {
         self.next_serial += 1;
         let key = self.nodes.insert(Node {
             parent: None,
@@ -268,7 +274,12 @@ impl ScopeTree {
 
     /// Adds `delta` to a root node's `cancelling` count (saturating at zero) and
     /// returns the new count.
-    pub(crate) fn add_cancelling(&mut self, root: NodeKey, delta: i64, wake: &mut Vec<TaskId>) -> u32 {
+    pub(crate) fn add_cancelling(
+        &mut self,
+        root: NodeKey,
+        delta: i64,
+        wake: &mut Vec<TaskId>,
+    ) -> u32 {
         let count = match &mut self.nodes[root].kind {
             NodeKind::Root { cancelling } => {
                 *cancelling = (*cancelling as i64 + delta).clamp(0, u32::MAX as i64) as u32;
@@ -293,7 +304,10 @@ mod tests {
     use super::*;
 
     fn tid(n: usize) -> TaskId {
-        TaskId { key: n, seq: n as u64 }
+        TaskId {
+            key: n,
+            seq: n as u64,
+        }
     }
 
     fn scope_kind() -> (Rc<ScopeInner>, NodeKind) {
@@ -352,7 +366,11 @@ mod tests {
         let mut wake = Vec::new();
         assert_eq!(t.add_cancelling(root, 1, &mut wake), 1);
         assert_eq!(t.add_cancelling(root, 1, &mut wake), 2);
-        assert_eq!(wake, vec![tid(0)], "woken once: the second cancel changes nothing");
+        assert_eq!(
+            wake,
+            vec![tid(0)],
+            "woken once: the second cancel changes nothing"
+        );
         assert_eq!(t.add_cancelling(root, -1, &mut wake), 1);
         assert!(t.is_effectively_cancelled(root));
         assert_eq!(t.add_cancelling(root, -1, &mut wake), 0);

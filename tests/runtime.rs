@@ -38,7 +38,9 @@ fn spawn_and_join_many_tasks() {
 #[test]
 fn block_on_returns_the_value_and_may_borrow_locals() {
     let local = vec![1, 2, 3];
-    let got = Runtime::new().unwrap().block_on(async { local.iter().sum::<i32>() });
+    let got = Runtime::new()
+        .unwrap()
+        .block_on(async { local.iter().sum::<i32>() });
     assert_eq!(got, 6);
 }
 
@@ -158,7 +160,11 @@ fn a_stale_waker_after_task_exit_is_a_no_op() {
         let newer = spawn(async move {
             std::future::poll_fn(|_| {
                 *p2.borrow_mut() += 1;
-                if *p2.borrow() >= 2 { Poll::Ready(()) } else { Poll::Pending }
+                if *p2.borrow() >= 2 {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
             })
             .await;
             Ok::<_, Cancelled>(())
@@ -195,10 +201,11 @@ fn timers_fire_in_deadline_order() {
         }
         Rc::try_unwrap(order).unwrap().into_inner()
     });
-    let expect: Vec<(u64, usize, Duration)> = [(10, 1), (10, 5), (20, 3), (30, 4), (40, 2), (50, 0)]
-        .into_iter()
-        .map(|(ms, i)| (ms, i, Duration::from_millis(ms)))
-        .collect();
+    let expect: Vec<(u64, usize, Duration)> =
+        [(10, 1), (10, 5), (20, 3), (30, 4), (40, 2), (50, 0)]
+            .into_iter()
+            .map(|(ms, i)| (ms, i, Duration::from_millis(ms)))
+            .collect();
     assert_eq!(order, expect);
 }
 
