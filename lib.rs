@@ -51,10 +51,10 @@ pub use runtime::{
     sleep, sleep_until, spawn, spawn_named, yield_now,
 };
 pub use scope::{
-    BoxError, CancelError, CancelReason, CancelScope, Cancelled, SpawnError, TaskFailure,
-    TaskGroup, TaskGroupError, TaskHandle, TaskInfo, TaskStatus, TimedOut, check_cancelled,
-    checkpoint, current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at,
-    task_group,
+    BoxError, CancelError, CancelHandle, CancelReason, CancelScope, Cancelled, SpawnError,
+    TaskFailure, TaskGroup, TaskGroupError, TaskHandle, TaskInfo, TaskStatus, TimedOut,
+    check_cancelled, checkpoint, current_effective_deadline, fail_after, fail_at, move_on_after,
+    move_on_at, task_group,
 };
 pub use scope_runtime_macros::{main, test};
 
@@ -86,3 +86,7 @@ mod main_macro_doctests {}
 #[cfg(doctest)]
 #[doc = include_str!("macros/docs/test.md")]
 mod test_macro_doctests {}
+
+#[cfg(doctest)]
+#[doc = include_str!("README.md")]
+mod readme_doctests {}

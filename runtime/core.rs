@@ -12,10 +12,10 @@
 //! collect what they need, release the borrow, then call out.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -107,6 +107,9 @@ pub(crate) struct Core {
     pub(crate) current_node: Cell<NodeKey>,
     /// `block_on` is active.
     pub(crate) running: Cell<bool>,
+    /// Scopes that handed out a cross-thread `CancelHandle`, by remote id.
+    pub(crate) remote_scopes: RefCell<HashMap<u64, Weak<crate::scope::ScopeInner>>>,
+    next_remote: Cell<u64>,
 }
 
 impl Core {
@@ -121,12 +124,15 @@ impl Core {
             shared: Arc::new(Shared {
                 injector: Default::default(),
                 mio_waker,
+                remote_cancels: Default::default(),
             }),
             reactor,
             next_seq: Cell::new(0),
             current_task: Cell::new(None),
             current_node: Cell::new(0),
             running: Cell::new(false),
+            remote_scopes: RefCell::new(HashMap::new()),
+            next_remote: Cell::new(0),
         })
     }
 
@@ -286,11 +292,32 @@ impl Core {
         self.finish_task(id);
     }
 
-    /// Moves tasks woken from other threads into the ready queue.
+    /// Moves tasks woken from other threads into the ready queue and applies cancel
+    /// requests that came through `CancelHandle`s.
     fn drain_injector(&self) {
         while let Some(id) = self.shared.injector.pop() {
             self.ready.borrow_mut().push_back(id);
         }
+        while let Some((remote, reason)) = self.shared.remote_cancels.pop() {
+            let scope = self
+                .remote_scopes
+                .borrow()
+                .get(&remote)
+                .and_then(Weak::upgrade);
+            if let Some(scope) = scope {
+                scope.cancel(crate::CancelReason::Explicit(reason));
+            }
+        }
+    }
+
+    /// Registers `scope` for cross-thread cancellation; returns its remote id.
+    pub(crate) fn register_remote(&self, scope: &Rc<crate::scope::ScopeInner>) -> u64 {
+        let id = self.next_remote.get() + 1;
+        self.next_remote.set(id);
+        self.remote_scopes
+            .borrow_mut()
+            .insert(id, Rc::downgrade(scope));
+        id
     }
 
     /// Fires every timer due at the current time. Returns how many fired.

@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     pub(crate) injector: SegQueue<TaskId>,
     /// Interrupts the reactor's blocking poll.
     pub(crate) mio_waker: mio::Waker,
+    /// Cancel requests from [`CancelHandle`](crate::CancelHandle)s: (scope's remote
+    /// id, reason). Drained by the run loop.
+    pub(crate) remote_cancels: SegQueue<(u64, Option<Arc<str>>)>,
 }
 
 /// The waker of one task.

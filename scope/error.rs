@@ -84,7 +84,7 @@ impl fmt::Display for CancelReason {
 ///     let scope = CancelScope::new();
 ///     let out = scope
 ///         .run(async {
-///             scope_runtime::current_scope().cancel();
+///             scope.cancel();
 ///             let err: std::io::Error = checkpoint().await.unwrap_err().into();
 ///             assert!(err.as_cancelled().is_some());
 ///             Err::<(), _>(err)

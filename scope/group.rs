@@ -171,6 +171,11 @@ impl TaskGroup {
         self.inner.scope.cancel();
     }
 
+    /// A `Send + Sync` handle that cancels the group from any thread.
+    pub fn cancel_handle(&self) -> super::CancelHandle {
+        self.inner.scope.cancel_handle()
+    }
+
     /// Cancels the group with a reason (the first reason wins).
     pub fn cancel_with(&self, reason: impl Into<Arc<str>>) {
         self.inner.scope.cancel_with(reason);
@@ -422,7 +427,7 @@ impl TaskGroup {
             .await;
 
             inner.state.set(State::Closed);
-            std::mem::forget(guard);
+            drop(guard); // no children left: closes the group, drops nothing
             let serial = active.serial;
             let scope = active.exit();
 

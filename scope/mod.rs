@@ -64,6 +64,16 @@ pub(crate) struct ScopeInner {
     deadline: Cell<Deadline>,
     /// The pending deadline timer while active.
     timer: Cell<Option<TimerKey>>,
+    /// Set once a `CancelHandle` was handed out: the key in `Core::remote_scopes`.
+    remote: Cell<Option<u64>>,
+}
+
+impl Drop for ScopeInner {
+    fn drop(&mut self) {
+        if let Some(id) = self.remote.get() {
+            crate::runtime::core::try_with_core(|core| core.remote_scopes.borrow_mut().remove(&id));
+        }
+    }
 }
 
 impl ScopeInner {
@@ -226,6 +236,46 @@ impl CancelScope {
             .cancel(CancelReason::Explicit(Some(reason.into())));
     }
 
+    /// A `Send + Sync` handle that cancels this scope from any thread (for example
+    /// from a signal handler thread or a thread pool). The request is delivered through
+    /// the runtime's injector and applied by its run loop, as if `cancel_with` were
+    /// called there; once the scope has exited it is a no-op.
+    ///
+    /// ```
+    /// use scope_runtime::{CancelScope, sleep};
+    /// use std::time::Duration;
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let scope = CancelScope::new();
+    ///     let handle = scope.cancel_handle();
+    ///     let t = std::thread::spawn(move || handle.cancel_with("from a thread"));
+    ///     let r = scope.run(sleep(Duration::from_secs(3600))).await;
+    ///     assert_eq!(r, Ok(None));
+    ///     t.join().unwrap();
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    #[track_caller]
+    pub fn cancel_handle(&self) -> CancelHandle {
+        with_core(|core| {
+            let remote = match self.inner.remote.get() {
+                Some(id) => id,
+                None => {
+                    let id = core.register_remote(&self.inner);
+                    self.inner.remote.set(Some(id));
+                    id
+                }
+            };
+            CancelHandle {
+                shared: core.shared.clone(),
+                remote,
+            }
+        })
+    }
+
     /// Whether a cancel was requested (explicitly or by reaching the deadline).
     pub fn cancel_called(&self) -> bool {
         self.inner.cancel_called.get()
@@ -339,6 +389,40 @@ impl CancelScope {
                 })),
             }
         }
+    }
+}
+
+/// Cancels a [`CancelScope`] (or task group) from any thread; see
+/// [`CancelScope::cancel_handle`]. Cheap to clone.
+#[derive(Clone)]
+pub struct CancelHandle {
+    shared: Arc<crate::runtime::task::Shared>,
+    remote: u64,
+}
+
+impl std::fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("scope", &self.remote)
+            .finish()
+    }
+}
+
+impl CancelHandle {
+    /// Requests cancellation of the scope (applied by the runtime's thread).
+    pub fn cancel(&self) {
+        self.send(None);
+    }
+
+    /// Requests cancellation with a reason (the first reason the scope gets wins).
+    pub fn cancel_with(&self, reason: impl Into<Arc<str>>) {
+        self.send(Some(reason.into()));
+    }
+
+    fn send(&self, reason: Option<Arc<str>>) {
+        self.shared.remote_cancels.push((self.remote, reason));
+        // A failed wake means the runtime is gone; the scope is gone with it.
+        let _ = self.shared.mio_waker.wake();
     }
 }
 
