@@ -15,6 +15,7 @@
 //! BENCH_QUICK=1 cargo bench --bench cancel    # quick: 1 warm-up + 5 measured iterations
 //! BENCH_ITERS=31 cargo bench --bench cancel   # any number of measured iterations
 //! cargo bench --bench cancel -- B10           # only the rows whose id or name contains "B10"
+//! BENCH_ONLY=ours cargo bench --bench cancel   # one runtime alone (for a profiler)
 //! ```
 
 use std::future::Future;
@@ -46,7 +47,10 @@ mod harness {
     const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
 
     fn cpu_now() -> Duration {
-        let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid, writable `struct timespec` (two 64-bit fields on
         // 64-bit Linux) and the clock id is a valid constant.
         let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
@@ -99,8 +103,14 @@ mod harness {
     /// Filters from the command line (`cargo bench --bench core -- B1 B7`); flags that
     /// cargo passes (`--bench`) are ignored.
     pub fn selected(id: &str, name: &str) -> bool {
-        let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-        filters.is_empty() || filters.iter().any(|f| id.contains(f.as_str()) || name.contains(f.as_str()))
+        let filters: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| id.contains(f.as_str()) || name.contains(f.as_str()))
     }
 
     pub type Runner<'a> = Box<dyn FnMut() -> Sample + 'a>;
@@ -108,7 +118,11 @@ mod harness {
     fn median(mut v: Vec<Duration>) -> Duration {
         v.sort();
         let n = v.len();
-        if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2 }
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2
+        }
     }
 
     fn fmt(d: Duration) -> String {
@@ -131,6 +145,17 @@ mod harness {
             return;
         }
         let (warm, iters) = iterations();
+        // `BENCH_ONLY=ours` (or `tokio`, `smol`, `ours/tg`) runs one variant alone, e.g.
+        // under a profiler; no ratios are printed then.
+        if let Ok(only) = std::env::var("BENCH_ONLY") {
+            variants.retain(|(label, _)| *label == only);
+            for (label, f) in &mut variants {
+                let mut walls: Vec<Duration> = (0..warm + iters).map(|_| f().wall).skip(warm).collect();
+                walls.sort();
+                println!("\n{id} {name} {label}: median wall {} over {iters} iterations", fmt(walls[walls.len() / 2]));
+            }
+            return;
+        }
         let n = variants.len();
         let mut walls: Vec<Vec<Duration>> = vec![Vec::new(); n];
         let mut cpus: Vec<Vec<Duration>> = vec![Vec::new(); n];
@@ -177,12 +202,19 @@ mod harness {
             for (i, (label, _)) in variants.iter().enumerate().skip(1) {
                 if *label != "tokio" && *label != "smol" {
                     let b = mw[idx(peer).unwrap()].as_secs_f64();
-                    println!("  ratio {peer}/{label}: wall {:.2}x", b / mw[i].as_secs_f64());
+                    println!(
+                        "  ratio {peer}/{label}: wall {:.2}x",
+                        b / mw[i].as_secs_f64()
+                    );
                 }
             }
         }
         let t = |i: Option<usize>| i.map_or("-".to_string(), |i| fmt(mw[i]));
-        let r = |i: Option<usize>| i.map_or("-".to_string(), |i| format!("{:.2}", mw[i].as_secs_f64() / ours));
+        let r = |i: Option<usize>| {
+            i.map_or("-".to_string(), |i| {
+                format!("{:.2}", mw[i].as_secs_f64() / ours)
+            })
+        };
         println!(
             "  | {id} | {name} | {} | {} | {} | {} | {} | {target} |",
             fmt(mw[0]),
@@ -320,7 +352,8 @@ fn b5() {
                     }
                     // `Task::cancel` is lazy: join_all first cancels every task, then
                     // waits for each (cancel all, then drain — like abort_all + drain).
-                    let outs = futures::future::join_all(tasks.into_iter().map(|t| t.cancel())).await;
+                    let outs =
+                        futures::future::join_all(tasks.into_iter().map(|t| t.cancel())).await;
                     assert!(outs.iter().all(Option::is_none));
                     t.elapsed()
                 })
@@ -457,7 +490,8 @@ fn b6() {
                 ours.block_on(async {
                     let t = Stamp::now();
                     for _ in 0..SCOPES {
-                        let r = scope_runtime::move_on_after(SIXTY_S, scope_runtime::checkpoint()).await;
+                        let r = scope_runtime::move_on_after(SIXTY_S, scope_runtime::checkpoint())
+                            .await;
                         assert!(matches!(r, Ok(Some(()))));
                     }
                     t.elapsed()

@@ -17,6 +17,7 @@
 //! BENCH_QUICK=1 cargo bench --bench core    # quick: 1 warm-up + 5 measured iterations
 //! BENCH_ITERS=31 cargo bench --bench core   # any number of measured iterations
 //! cargo bench --bench core -- B7            # only the rows whose id or name contains "B7"
+//! BENCH_ONLY=ours cargo bench --bench core   # one runtime alone (for a profiler)
 //! ```
 
 use std::future::Future;
@@ -49,7 +50,10 @@ mod harness {
     const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
 
     fn cpu_now() -> Duration {
-        let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid, writable `struct timespec` (two 64-bit fields on
         // 64-bit Linux) and the clock id is a valid constant.
         let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
@@ -102,8 +106,14 @@ mod harness {
     /// Filters from the command line (`cargo bench --bench core -- B1 B7`); flags that
     /// cargo passes (`--bench`) are ignored.
     pub fn selected(id: &str, name: &str) -> bool {
-        let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-        filters.is_empty() || filters.iter().any(|f| id.contains(f.as_str()) || name.contains(f.as_str()))
+        let filters: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| id.contains(f.as_str()) || name.contains(f.as_str()))
     }
 
     pub type Runner<'a> = Box<dyn FnMut() -> Sample + 'a>;
@@ -111,7 +121,11 @@ mod harness {
     fn median(mut v: Vec<Duration>) -> Duration {
         v.sort();
         let n = v.len();
-        if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2 }
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2
+        }
     }
 
     fn fmt(d: Duration) -> String {
@@ -134,6 +148,17 @@ mod harness {
             return;
         }
         let (warm, iters) = iterations();
+        // `BENCH_ONLY=ours` (or `tokio`, `smol`, `ours/tg`) runs one variant alone, e.g.
+        // under a profiler; no ratios are printed then.
+        if let Ok(only) = std::env::var("BENCH_ONLY") {
+            variants.retain(|(label, _)| *label == only);
+            for (label, f) in &mut variants {
+                let mut walls: Vec<Duration> = (0..warm + iters).map(|_| f().wall).skip(warm).collect();
+                walls.sort();
+                println!("\n{id} {name} {label}: median wall {} over {iters} iterations", fmt(walls[walls.len() / 2]));
+            }
+            return;
+        }
         let n = variants.len();
         let mut walls: Vec<Vec<Duration>> = vec![Vec::new(); n];
         let mut cpus: Vec<Vec<Duration>> = vec![Vec::new(); n];
@@ -180,12 +205,19 @@ mod harness {
             for (i, (label, _)) in variants.iter().enumerate().skip(1) {
                 if *label != "tokio" && *label != "smol" {
                     let b = mw[idx(peer).unwrap()].as_secs_f64();
-                    println!("  ratio {peer}/{label}: wall {:.2}x", b / mw[i].as_secs_f64());
+                    println!(
+                        "  ratio {peer}/{label}: wall {:.2}x",
+                        b / mw[i].as_secs_f64()
+                    );
                 }
             }
         }
         let t = |i: Option<usize>| i.map_or("-".to_string(), |i| fmt(mw[i]));
-        let r = |i: Option<usize>| i.map_or("-".to_string(), |i| format!("{:.2}", mw[i].as_secs_f64() / ours));
+        let r = |i: Option<usize>| {
+            i.map_or("-".to_string(), |i| {
+                format!("{:.2}", mw[i].as_secs_f64() / ours)
+            })
+        };
         println!(
             "  | {id} | {name} | {} | {} | {} | {} | {} | {target} |",
             fmt(mw[0]),
@@ -504,14 +536,18 @@ fn b7() {
                     let handles: Vec<_> = (0..TIMERS)
                         .map(|i| {
                             let at = base + timer_offset(i);
-                            scope_runtime::spawn(async move { scope_runtime::sleep_until(at).await })
+                            scope_runtime::spawn(
+                                async move { scope_runtime::sleep_until(at).await },
+                            )
                         })
                         .collect();
                     for h in handles {
                         h.await.unwrap().unwrap();
                     }
                     let s = t.elapsed();
-                    assert!(s.wall >= Duration::from_nanos(TIMER_SPREAD_NS) - Duration::from_millis(1));
+                    assert!(
+                        s.wall >= Duration::from_nanos(TIMER_SPREAD_NS) - Duration::from_millis(1)
+                    );
                     s
                 })
             }),
@@ -532,7 +568,9 @@ fn b7() {
                         h.await.unwrap();
                     }
                     let s = t.elapsed();
-                    assert!(s.wall >= Duration::from_nanos(TIMER_SPREAD_NS) - Duration::from_millis(1));
+                    assert!(
+                        s.wall >= Duration::from_nanos(TIMER_SPREAD_NS) - Duration::from_millis(1)
+                    );
                     s
                 })
             }),
@@ -556,7 +594,9 @@ fn b7() {
                         h.await;
                     }
                     let s = t.elapsed();
-                    assert!(s.wall >= Duration::from_nanos(TIMER_SPREAD_NS) - Duration::from_millis(1));
+                    assert!(
+                        s.wall >= Duration::from_nanos(TIMER_SPREAD_NS) - Duration::from_millis(1)
+                    );
                     s
                 })
             }),

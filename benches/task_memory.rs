@@ -85,7 +85,10 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         p
@@ -215,7 +218,9 @@ fn ours(warm: bool, group: bool) -> PerTask {
         } else {
             let before = snapshot();
             for _ in 0..TASKS {
-                drop(scope_runtime::spawn(Hold::<Result<(), scope_runtime::Cancelled>>::new()));
+                drop(scope_runtime::spawn(Hold::<
+                    Result<(), scope_runtime::Cancelled>,
+                >::new()));
             }
             while !all_started() {
                 scope_runtime::yield_now().await;

@@ -142,7 +142,9 @@ pub async fn lookup_host(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>
     let addrs = match addr.resolve_parts() {
         Resolve::Ready(v) => v,
         Resolve::Lookup(host) => {
-            let job = spawn_blocking(move || std::net::ToSocketAddrs::to_socket_addrs(&host).map(Vec::from_iter));
+            let job = spawn_blocking(move || {
+                std::net::ToSocketAddrs::to_socket_addrs(&host).map(Vec::from_iter)
+            });
             job.await??
         }
     };

@@ -337,7 +337,10 @@ mod tests {
     fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         let t0 = Instant::now();
         while !cond() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "timed out waiting until {what}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "timed out waiting until {what}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }

@@ -77,7 +77,9 @@ mod unix;
 mod util;
 
 pub use addr::{ToSocketAddrs, lookup_host};
-pub use blocking::{BLOCKING_IDLE_TIMEOUT, BLOCKING_MAX_THREADS, BlockingHandle, blocking_threads, spawn_blocking};
+pub use blocking::{
+    BLOCKING_IDLE_TIMEOUT, BLOCKING_MAX_THREADS, BlockingHandle, blocking_threads, spawn_blocking,
+};
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

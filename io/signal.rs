@@ -222,6 +222,13 @@ impl Signal {
                 }
             }
             let now = sys::signal_generation(signum);
+            if std::env::var_os("SIGDBG").is_some() {
+                eprintln!(
+                    "[{:?}] sig {signum} now {now} seen {}",
+                    std::thread::current().name(),
+                    *seen
+                );
+            }
             if now != *seen {
                 *seen = now;
                 Ok(())

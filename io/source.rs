@@ -62,7 +62,11 @@ impl<S: Source> IoSource<S> {
     }
 
     /// [`poll_io`](Self::poll_io) as a future.
-    pub(crate) async fn io<R>(&self, dir: Direction, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+    pub(crate) async fn io<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
         poll_fn(|cx| self.poll_io(cx, dir, &mut op)).await
     }
 

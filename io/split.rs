@@ -20,7 +20,11 @@ pub(crate) mod sealed {
     pub trait Stream {
         fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
         fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
-        fn poll_write_vectored_priv(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
+        fn poll_write_vectored_priv(
+            &self,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>>;
         fn shutdown_priv(&self, how: Shutdown) -> io::Result<()>;
     }
 }
@@ -91,7 +95,9 @@ impl<S: Stream> std::error::Error for ReuniteError<S> {}
 pub(crate) fn split<S: Stream>(stream: S) -> (ReadHalf<S>, WriteHalf<S>) {
     let inner = Rc::new(stream);
     (
-        ReadHalf { inner: inner.clone() },
+        ReadHalf {
+            inner: inner.clone(),
+        },
         WriteHalf {
             inner,
             shutdown_on_drop: true,
@@ -232,19 +238,31 @@ impl<S: Stream + fmt::Debug> fmt::Debug for WriteHalf<S> {
 }
 
 impl<S: Stream> AsyncRead for ReadHalf<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         self.inner.poll_read_priv(cx, buf)
     }
 }
 
 impl<S: Stream> AsyncRead for &ReadHalf<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         self.inner.poll_read_priv(cx, buf)
     }
 }
 
 impl<S: Stream> AsyncWrite for WriteHalf<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.inner.poll_write_priv(cx, buf)
     }
 
@@ -266,7 +284,11 @@ impl<S: Stream> AsyncWrite for WriteHalf<S> {
 }
 
 impl<S: Stream> AsyncWrite for &WriteHalf<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.inner.poll_write_priv(cx, buf)
     }
 

@@ -49,7 +49,10 @@ extern "C" fn on_signal(signum: libc::c_int) {
     // `write` may clobber errno in the middle of the interrupted code's own syscall
     // handling; save and restore it.
     let saved = io::Error::last_os_error().raw_os_error();
-    if let Some(slot) = usize::try_from(signum).ok().and_then(|s| GENERATIONS.get(s)) {
+    if let Some(slot) = usize::try_from(signum)
+        .ok()
+        .and_then(|s| GENERATIONS.get(s))
+    {
         slot.fetch_add(1, Ordering::Release);
     }
     let fd = PIPE_WRITE.load(Ordering::Acquire);
@@ -114,7 +117,9 @@ pub(crate) fn check_signal(signum: i32) -> io::Result<()> {
     if FORBIDDEN.contains(&signum) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("signal {signum} cannot be handled (SIGKILL, SIGSTOP and fault signals are refused)"),
+            format!(
+                "signal {signum} cannot be handled (SIGKILL, SIGSTOP and fault signals are refused)"
+            ),
         ));
     }
     Ok(())

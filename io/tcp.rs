@@ -89,7 +89,10 @@ impl TcpListener {
     ///     assert!(l.local_addr().unwrap().port() != 0);
     /// });
     /// ```
-    pub async fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpListener> {
+    pub async fn bind_with_backlog(
+        addr: impl ToSocketAddrs,
+        backlog: u32,
+    ) -> io::Result<TcpListener> {
         let l = TcpListener::bind(addr).await?;
         sys::set_backlog(l.io.get_ref(), backlog)?;
         Ok(l)
@@ -263,7 +266,9 @@ impl TcpStream {
                 }
                 match s.peer_addr() {
                     Ok(_) => Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
                     Err(e) => Err(e),
                 }
             })
@@ -454,7 +459,11 @@ impl TcpStream {
 macro_rules! stream_impls {
     ($t:ty) => {
         impl crate::io::split::sealed::Stream for $t {
-            fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            fn poll_read_priv(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
                 self.io.poll_io(cx, Direction::Read, |mut s| s.read(buf))
             }
 
@@ -467,7 +476,8 @@ macro_rules! stream_impls {
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                self.io.poll_io(cx, Direction::Write, |mut s| s.write_vectored(bufs))
+                self.io
+                    .poll_io(cx, Direction::Write, |mut s| s.write_vectored(bufs))
             }
 
             fn shutdown_priv(&self, how: Shutdown) -> io::Result<()> {
@@ -496,7 +506,11 @@ macro_rules! stream_impls {
         }
 
         impl futures_io::AsyncWrite for $t {
-            fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
                 crate::io::split::sealed::Stream::poll_write_priv(&*self, cx, buf)
             }
 
@@ -508,17 +522,27 @@ macro_rules! stream_impls {
                 crate::io::split::sealed::Stream::poll_write_vectored_priv(&*self, cx, bufs)
             }
 
-            fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+            ) -> Poll<io::Result<()>> {
                 Poll::Ready(Ok(()))
             }
 
-            fn poll_close(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+            ) -> Poll<io::Result<()>> {
                 Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
             }
         }
 
         impl futures_io::AsyncWrite for &$t {
-            fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
                 crate::io::split::sealed::Stream::poll_write_priv(&**self, cx, buf)
             }
 
@@ -530,11 +554,17 @@ macro_rules! stream_impls {
                 crate::io::split::sealed::Stream::poll_write_vectored_priv(&**self, cx, bufs)
             }
 
-            fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+            ) -> Poll<io::Result<()>> {
                 Poll::Ready(Ok(()))
             }
 
-            fn poll_close(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+            ) -> Poll<io::Result<()>> {
                 Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
             }
         }

@@ -163,7 +163,9 @@ impl UdpSocket {
     /// });
     /// ```
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.io.io(Direction::Write, |s| s.send_to(buf, target)).await
+        self.io
+            .io(Direction::Write, |s| s.send_to(buf, target))
+            .await
     }
 
     /// Receives one datagram and its sender's address. A checkpoint.

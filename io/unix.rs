@@ -205,7 +205,9 @@ impl UnixStream {
                 }
                 match s.peer_addr() {
                     Ok(_) => Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
                     Err(e) => Err(e),
                 }
             })

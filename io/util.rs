@@ -132,7 +132,10 @@ where
         }
         let n = write(w, rest).await?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "the writer accepted no bytes"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "the writer accepted no bytes",
+            ));
         }
         buf.set_position((pos + n) as u64);
     }
@@ -345,7 +348,11 @@ impl<R> BufReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for BufReader<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         // Nothing buffered and a large read: skip the copy.
         if this.pos == this.filled && out.len() >= this.buf.len() {
@@ -376,7 +383,11 @@ impl<R: AsyncRead + Unpin> AsyncBufRead for BufReader<R> {
 }
 
 impl<R: AsyncWrite + Unpin> AsyncWrite for BufReader<R> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 

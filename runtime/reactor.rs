@@ -157,7 +157,12 @@ impl Reactor {
         let mut events = self.events.borrow_mut();
         match self.poll.borrow_mut().poll(&mut events, timeout) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if std::env::var_os("SIGDBG").is_some() {
+                    eprintln!("[{:?}] EINTR", std::thread::current().name());
+                }
+                return Ok(0);
+            }
             Err(e) => return Err(e),
         }
         let mut delivered = 0;
@@ -166,6 +171,14 @@ impl Reactor {
         {
             let sources = self.sources.borrow();
             for event in events.iter() {
+                if std::env::var_os("SIGDBG").is_some() {
+                    eprintln!(
+                        "[{:?}] reactor {} event {:?}",
+                        std::thread::current().name(),
+                        self.id,
+                        event
+                    );
+                }
                 if event.token() == WAKE_TOKEN {
                     continue;
                 }
@@ -292,10 +305,7 @@ impl Drop for Registration {
                 return;
             }
             let mut sources = core.reactor.sources.borrow_mut();
-            if sources
-                .get(key)
-                .is_some_and(|s| Rc::ptr_eq(s, &self.state))
-            {
+            if sources.get(key).is_some_and(|s| Rc::ptr_eq(s, &self.state)) {
                 sources.remove(key);
             }
         });

@@ -12,7 +12,8 @@ use scope_runtime::io::{
     BufReader, TcpListener, TcpStream, copy, read_exact, read_to_end, write_all,
 };
 use scope_runtime::{
-    BoxError, CancelError, CancelScope, Runtime, fail_after, move_on_after, sleep, spawn, task_group,
+    BoxError, CancelError, CancelScope, Runtime, fail_after, move_on_after, sleep, spawn,
+    task_group,
 };
 
 const SAFETY_NET: Duration = Duration::from_secs(30);
@@ -27,7 +28,9 @@ async fn pair() -> (TcpStream, TcpStream) {
 /// A listener whose accept queue is full: further connects are not answered (Linux
 /// drops the SYN). Returns the listener and the connections that filled it.
 async fn unanswering_listener() -> (TcpListener, Vec<TcpStream>) {
-    let l = TcpListener::bind_with_backlog("127.0.0.1:0", 0).await.unwrap();
+    let l = TcpListener::bind_with_backlog("127.0.0.1:0", 0)
+        .await
+        .unwrap();
     let addr = l.local_addr().unwrap();
     let mut fillers = Vec::new();
     for _ in 0..16 {
@@ -77,7 +80,10 @@ async fn a_read_cancelled_while_blocked_loses_no_bytes() {
         });
         let mut buf = [0u8; 16];
         let r = scope.run(async { s.read(&mut buf).await }).await;
-        assert!(matches!(r, Ok(None)), "the scope absorbs the read's Cancelled: {r:?}");
+        assert!(
+            matches!(r, Ok(None)),
+            "the scope absorbs the read's Cancelled: {r:?}"
+        );
         assert!(scope.cancelled_caught());
         stopper.await.unwrap().unwrap();
 
@@ -111,7 +117,10 @@ async fn a_read_cancelled_with_data_waiting_consumes_nothing() {
         scope.cancel();
         // Both the readiness event and the cancellation wake the reader; the
         // checkpoint comes first, so it reports Cancelled and reads nothing.
-        assert!(reader.await.unwrap().unwrap(), "the read reported Cancelled");
+        assert!(
+            reader.await.unwrap().unwrap(),
+            "the read reported Cancelled"
+        );
         let mut got = Cursor::new([0u8; 8]);
         read_exact(&mut &*s, &mut got).await?;
         assert_eq!(&got.into_inner(), b"precious");
@@ -225,7 +234,9 @@ async fn a_cancelled_write_all_reports_exactly_what_went_out() {
 #[scope_runtime::test]
 async fn binding_a_used_port_is_a_clear_error() {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = TcpListener::bind(l.local_addr().unwrap()).await.unwrap_err();
+    let err = TcpListener::bind(l.local_addr().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AddrInUse);
     let err = TcpListener::bind("not an address").await.unwrap_err();
     assert!(err.as_cancelled().is_none());
@@ -233,7 +244,11 @@ async fn binding_a_used_port_is_a_clear_error() {
 
 #[scope_runtime::test]
 async fn connecting_to_a_closed_port_is_refused() {
-    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let err = TcpStream::connect(addr).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
 }
@@ -308,7 +323,11 @@ async fn split_halves_echo_in_separate_tasks() {
             let mut got = Vec::new();
             read_to_end(&mut &cr, &mut got).await?;
             assert_eq!(got.len(), 5000);
-            assert!(got.chunks(100).enumerate().all(|(i, ch)| ch.iter().all(|&b| b == i as u8)));
+            assert!(
+                got.chunks(100)
+                    .enumerate()
+                    .all(|(i, ch)| ch.iter().all(|&b| b == i as u8))
+            );
             Ok::<_, BoxError>(())
         })
         .await
@@ -369,7 +388,9 @@ async fn connect_resolves_host_names_on_the_blocking_pool() {
         let (_s2, _) = l.accept().await?;
         assert_eq!(peer, c.local_addr()?);
         drop(c2);
-        let bad = TcpStream::connect("no-such-host.invalid:80").await.unwrap_err();
+        let bad = TcpStream::connect("no-such-host.invalid:80")
+            .await
+            .unwrap_err();
         assert!(bad.as_cancelled().is_none());
         Ok::<_, std::io::Error>(())
     })

@@ -73,11 +73,19 @@ async fn r01_with_a_cancel_scope_inside_the_receiver() {
         Ok::<_, Cancelled>((out, log))
     });
     settle().await;
-    assert_eq!(tx.try_send(3), Ok(()), "rendezvous: the receiver is waiting");
+    assert_eq!(
+        tx.try_send(3),
+        Ok(()),
+        "rendezvous: the receiver is waiting"
+    );
     scope.cancel();
     let (out, log) = receiver.await.unwrap().unwrap();
     assert_eq!(log, [Some(3)]);
-    assert_eq!(out, Ok(None), "the scope absorbed the cancellation at the next checkpoint");
+    assert_eq!(
+        out,
+        Ok(None),
+        "the scope absorbed the cancellation at the next checkpoint"
+    );
     assert!(scope.cancelled_caught());
 }
 
@@ -106,7 +114,10 @@ async fn r02_cancelled_receive_with_a_message_available_takes_nothing() {
     let r = scope
         .run(async { Ok::<_, Cancelled>(rx.recv().await) })
         .await;
-    assert!(r.unwrap().unwrap().is_err(), "a cancelled receive fails (R1)");
+    assert!(
+        r.unwrap().unwrap().is_err(),
+        "a cancelled receive fails (R1)"
+    );
     assert_eq!(rx.try_recv(), Ok(1), "and the message is still there");
 }
 
@@ -157,7 +168,11 @@ async fn r03_sender_whose_message_was_taken_before_the_cancel_returns_ok() {
     assert_eq!(rx.try_recv(), Ok(1)); // takes 1 and moves 2 into the buffer
     sender.cancel(); // same turn
     let (r, next_failed) = sender.await.unwrap().unwrap();
-    assert_eq!(r, Ok(()), "accepted before the cancel: the send succeeded (R10)");
+    assert_eq!(
+        r,
+        Ok(()),
+        "accepted before the cancel: the send succeeded (R10)"
+    );
     assert!(next_failed);
     assert_eq!(rx.try_recv(), Ok(2));
 }
@@ -166,7 +181,10 @@ async fn r03_sender_whose_message_was_taken_before_the_cancel_returns_ok() {
 async fn r03_rendezvous_sender_cancelled_before_a_receiver_came() {
     let (tx, rx) = channel::<&str>(0);
     let r = move_on_after(Duration::from_secs(1), tx.send("x")).await;
-    assert!(r.is_ok_and(|v| v.is_none()), "the timeout cancelled the send");
+    assert!(
+        r.is_ok_and(|v| v.is_none()),
+        "the timeout cancelled the send"
+    );
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 }
 
@@ -227,7 +245,9 @@ async fn r05_lock_of_a_free_mutex_by_cancelled_code_fails_without_locking() {
     let m = Mutex::new(());
     let scope = CancelScope::new();
     scope.cancel();
-    let r = scope.run(async { Ok::<_, Cancelled>(m.lock().await.is_err()) }).await;
+    let r = scope
+        .run(async { Ok::<_, Cancelled>(m.lock().await.is_err()) })
+        .await;
     assert_eq!(r, Ok(Some(true)));
     assert!(!m.is_locked());
 }
@@ -307,7 +327,9 @@ async fn blocked_senders_are_served_in_fifo_order() {
     let mut senders = Vec::new();
     for i in 1..=5 {
         let tx = tx.clone();
-        senders.push(spawn(async move { tx.send(i).await.map_err(|e| e.into_cancelled().unwrap()) }));
+        senders.push(spawn(async move {
+            tx.send(i).await.map_err(|e| e.into_cancelled().unwrap())
+        }));
         settle().await;
     }
     drop(tx);
@@ -522,7 +544,12 @@ async fn oneshot_value_sent_to_a_waiting_receiver_before_the_cancel_is_returned(
 #[scope_runtime::test(paused)]
 async fn oneshot_cancelled_receiver_leaves_the_value_and_sender_sees_the_drop() {
     let (tx, mut rx) = oneshot::<u8>();
-    assert!(move_on_after(Duration::from_secs(1), &mut rx).await.unwrap().is_none());
+    assert!(
+        move_on_after(Duration::from_secs(1), &mut rx)
+            .await
+            .unwrap()
+            .is_none()
+    );
     tx.send(2).unwrap();
     assert_eq!(rx.try_recv(), Ok(2));
 
@@ -562,7 +589,9 @@ async fn event_wait_is_a_checkpoint_even_when_set() {
     ev.set();
     let scope = CancelScope::new();
     scope.cancel();
-    let r = scope.run(async { Ok::<_, Cancelled>(ev.wait().await.is_err()) }).await;
+    let r = scope
+        .run(async { Ok::<_, Cancelled>(ev.wait().await.is_err()) })
+        .await;
     assert_eq!(r, Ok(Some(true)));
 }
 
@@ -817,7 +846,12 @@ async fn notify_one_wakes_in_fifo_order_and_notify_waiters_wakes_all() {
     }
     assert_eq!(*log.borrow(), [0, 1, 2]);
     // notify_waiters stored nothing:
-    assert!(move_on_after(Duration::from_secs(1), n.notified()).await.unwrap().is_none());
+    assert!(
+        move_on_after(Duration::from_secs(1), n.notified())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[scope_runtime::test(paused)]
@@ -856,7 +890,11 @@ async fn notify_one_handed_over_is_kept_or_passed_on() {
     assert!(poll!(first.as_mut()).is_pending());
     n.notify_one();
     drop(first);
-    assert_eq!(n.notified().await, Ok(()), "the notification became a permit");
+    assert_eq!(
+        n.notified().await,
+        Ok(()),
+        "the notification became a permit"
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -926,6 +964,10 @@ async fn std_threads_wake_event_notify_semaphore_oneshot_and_unbounded() {
     sem.acquire().await.unwrap().forget();
     assert_eq!(orx.await, Ok(Some("oneshot")));
     assert_eq!(urx.recv().await, Ok(Some("unbounded")));
-    assert_eq!(urx.recv().await, Ok(None), "the thread's sender was dropped");
+    assert_eq!(
+        urx.recv().await,
+        Ok(None),
+        "the thread's sender was dropped"
+    );
     thread.join().unwrap();
 }

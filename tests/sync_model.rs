@@ -219,16 +219,29 @@ fn check_case(capacity: Option<usize>, actors: Vec<Actor>) -> Result<(), TestCas
     let mut delivered: Vec<u64> = log.received.clone();
     delivered.extend(&drained);
     let delivered_set: BTreeSet<u64> = delivered.iter().copied().collect();
-    prop_assert_eq!(delivered_set.len(), delivered.len(), "a message was duplicated: {:?}", delivered);
+    prop_assert_eq!(
+        delivered_set.len(),
+        delivered.len(),
+        "a message was duplicated: {:?}",
+        delivered
+    );
     for m in &log.sent {
         prop_assert!(delivered_set.contains(m), "message {} was sent but lost", m);
     }
     for m in log.returned.iter().chain(&log.withdrawn) {
-        prop_assert!(!delivered_set.contains(m), "message {} was reported unsent but delivered", m);
+        prop_assert!(
+            !delivered_set.contains(m),
+            "message {} was reported unsent but delivered",
+            m
+        );
     }
     let allowed: BTreeSet<u64> = log.sent.iter().chain(&log.unknown).copied().collect();
     for m in &delivered_set {
-        prop_assert!(allowed.contains(m), "message {} delivered but never offered", m);
+        prop_assert!(
+            allowed.contains(m),
+            "message {} delivered but never offered",
+            m
+        );
     }
     Ok(())
 }

@@ -93,7 +93,10 @@ impl<T> Chan<T> {
             let mut waker = None;
             if self.buf.len() < self.cap {
                 if let Some(node) = self.send_waiters.pop_front() {
-                    let offered = node.state.take().expect("a queued sender holds its message");
+                    let offered = node
+                        .state
+                        .take()
+                        .expect("a queued sender holds its message");
                     waker = node.waker.take();
                     self.buf.push_back(offered);
                 }
@@ -102,7 +105,10 @@ impl<T> Chan<T> {
         }
         // Rendezvous (capacity 0): take straight from a blocked sender.
         let node = self.send_waiters.pop_front()?;
-        let v = node.state.take().expect("a queued sender holds its message");
+        let v = node
+            .state
+            .take()
+            .expect("a queued sender holds its message");
         Some((v, node.waker.take()))
     }
 
@@ -139,7 +145,10 @@ impl<T> Chan<T> {
 /// });
 /// ```
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    assert!(capacity < usize::MAX, "use `unbounded()` for an unbounded channel");
+    assert!(
+        capacity < usize::MAX,
+        "use `unbounded()` for an unbounded channel"
+    );
     let shared = Shared::new(capacity);
     (
         Sender {
@@ -575,7 +584,10 @@ impl<T> Future for SendFuture<'_, T> {
             ch.send_waiters.set_waker(key, cx.waker());
             return Poll::Pending;
         }
-        let value = this.value.take().expect("`SendFuture` polled after completion");
+        let value = this
+            .value
+            .take()
+            .expect("`SendFuture` polled after completion");
         match ch.offer(value) {
             Ok(waker) => {
                 drop(ch);
@@ -918,7 +930,9 @@ impl fmt::Display for TryRecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TryRecvError::Empty => f.write_str("the channel is empty"),
-            TryRecvError::Closed => f.write_str("the channel is empty and every sender was dropped"),
+            TryRecvError::Closed => {
+                f.write_str("the channel is empty and every sender was dropped")
+            }
         }
     }
 }

@@ -303,7 +303,9 @@ impl<T: ?Sized> Deref for MutexGuard<'_, T> {
 
 impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.data.as_deref_mut().expect("guard data present until drop")
+        self.data
+            .as_deref_mut()
+            .expect("guard data present until drop")
     }
 }
 

@@ -298,13 +298,16 @@ impl<'a> Future for Acquire<'a> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.poll_acquire(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(SemaphorePermit {
-                sem: match &self.sem {
-                    SemRef::Borrowed(s) => *s,
+            Poll::Ready(Ok(())) => {
+                let sem = match self.sem {
+                    SemRef::Borrowed(s) => s,
                     SemRef::Owned(_) => unreachable!("`Acquire` is built borrowed"),
-                },
-                n: self.wanted,
-            })),
+                };
+                Poll::Ready(Ok(SemaphorePermit {
+                    sem,
+                    n: self.wanted,
+                }))
+            }
             Poll::Ready(Err(c)) => Poll::Ready(Err(c)),
             Poll::Pending => Poll::Pending,
         }

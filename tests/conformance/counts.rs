@@ -143,7 +143,10 @@ async fn c04_group_cancel_leaves_task_count_alone() {
             });
             sleep(secs(1)).await?;
             tg.cancel();
-            l2.push(format!("body: after tg.cancel() task cancelling={}", me.cancelling()));
+            l2.push(format!(
+                "body: after tg.cancel() task cancelling={}",
+                me.cancelling()
+            ));
             checkpoint().await?;
             Ok(())
         })
@@ -158,7 +161,10 @@ async fn c04_group_cancel_leaves_task_count_alone() {
         })
         .await?;
         move_on_after(secs(1), sleep(secs(5))).await?;
-        l.push(format!("after scope and timeout: task cancelling={}", me.cancelling()));
+        l.push(format!(
+            "after scope and timeout: task cancelling={}",
+            me.cancelling()
+        ));
         sleep(secs(1)).await?;
         Ok::<_, Cancelled>(())
     });
@@ -288,7 +294,10 @@ async fn c08_self_cancel_then_return_keeps_result() {
     let h = spawn(async move {
         let me = current_task();
         assert!(me.cancel());
-        l.push(format!("task: cancelled itself, cancelling={}", me.cancelling()));
+        l.push(format!(
+            "task: cancelled itself, cancelling={}",
+            me.cancelling()
+        ));
         Ok::<_, Cancelled>("returned anyway")
     });
     match h.await.unwrap() {
@@ -304,6 +313,9 @@ async fn c08_self_cancel_then_return_keeps_result() {
     assert!(h.await.unwrap().is_cancelled());
     assert_eq!(
         log.events(),
-        ["task: cancelled itself, cancelling=1", "outcome: Ok(returned anyway)"]
+        [
+            "task: cancelled itself, cancelling=1",
+            "outcome: Ok(returned anyway)"
+        ]
     );
 }

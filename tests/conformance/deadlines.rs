@@ -5,9 +5,8 @@ use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 use scope_runtime::{
-    BoxError, CancelError, CancelReason, CancelScope, Cancelled, TaskGroup, TimedOut,
-    checkpoint, current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at, now,
-    sleep, spawn,
+    BoxError, CancelError, CancelReason, CancelScope, Cancelled, TaskGroup, TimedOut, checkpoint,
+    current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at, now, sleep, spawn,
 };
 
 use crate::{Log, secs};
@@ -105,8 +104,15 @@ async fn d03_fail_after_reports_timed_out() {
     })
     .await;
     let e = r.unwrap_err();
-    log.push(format!("io: kind={:?} cancelled={}", e.kind(), e.as_cancelled().is_some()));
-    let t = e.get_ref().and_then(|i| i.downcast_ref::<TimedOut>()).unwrap();
+    log.push(format!(
+        "io: kind={:?} cancelled={}",
+        e.kind(),
+        e.as_cancelled().is_some()
+    ));
+    let t = e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<TimedOut>())
+        .unwrap();
     assert_eq!(t.reason(), &CancelReason::Deadline);
 
     let r: Result<u32, BoxError> = fail_after(secs(1), async {
@@ -124,7 +130,10 @@ async fn d03_fail_after_reports_timed_out() {
     checkpoint().await.unwrap();
     assert_eq!(
         log.timed(),
-        ["1s io: kind=TimedOut cancelled=false", "2s box: timed_out=true cancelled=false"]
+        [
+            "1s io: kind=TimedOut cancelled=false",
+            "2s box: timed_out=true cancelled=false"
+        ]
     );
 }
 
@@ -157,7 +166,10 @@ async fn d04_deadline_moved_earlier_wakes_sleeper() {
     assert!(scope.cancelled_caught());
     assert_eq!(
         log.timed(),
-        ["1s mover: deadline -> 3s", "3s body: sleep failed (deadline reached)"]
+        [
+            "1s mover: deadline -> 3s",
+            "3s body: sleep failed (deadline reached)"
+        ]
     );
 }
 
@@ -260,7 +272,10 @@ async fn d06_deadline_in_past_fails_first_checkpoint() {
     assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
     assert_eq!(
         log.timed(),
-        ["0ns body runs", "0ns first checkpoint failed (deadline reached)"]
+        [
+            "0ns body runs",
+            "0ns first checkpoint failed (deadline reached)"
+        ]
     );
     assert_eq!(log.elapsed(), Duration::ZERO);
 }
@@ -414,7 +429,10 @@ async fn d08_outer_timeout_fires_inner_pending() {
     assert_eq!(r, Ok(None));
     assert_eq!(
         log.timed(),
-        ["1s body: sleep failed (deadline reached)", "1s inner returned Ok? false"]
+        [
+            "1s body: sleep failed (deadline reached)",
+            "1s inner returned Ok? false"
+        ]
     );
     assert_eq!(log.elapsed(), secs(2));
 }
@@ -482,7 +500,10 @@ async fn d10_shielded_timeouts_still_fire() {
                     Ok(())
                 })
                 .await;
-            l.push(format!("shielded fail_after: {:?}", r.map_err(|e| e.kind())));
+            l.push(format!(
+                "shielded fail_after: {:?}",
+                r.map_err(|e| e.kind())
+            ));
             if let Err(c) = checkpoint().await {
                 l.push("outer: checkpoint failed");
                 return Err(c.into());
@@ -679,12 +700,19 @@ async fn d13_relative_timeout_counts_from_entry() {
     let log = Log::new();
     let t0 = now();
     let scope = CancelScope::new().with_timeout(secs(2));
-    assert_eq!(scope.deadline(), None, "not entered: no absolute deadline yet");
+    assert_eq!(
+        scope.deadline(),
+        None,
+        "not entered: no absolute deadline yet"
+    );
     sleep(secs(5)).await.unwrap();
     let (l, s) = (log.clone(), scope.clone());
     let r = scope
         .run(async move {
-            l.push(format!("entered; deadline at {:?}", s.deadline().map(|d| d - t0)));
+            l.push(format!(
+                "entered; deadline at {:?}",
+                s.deadline().map(|d| d - t0)
+            ));
             if let Err(c) = sleep(secs(10)).await {
                 l.push(format!("sleep failed ({})", c.reason()));
                 return Err(c);
@@ -707,7 +735,10 @@ async fn d13_relative_timeout_counts_from_entry() {
     sleep(secs(5)).await.unwrap();
     assert_eq!(early.await, Ok(None));
     l.push("move_on_after built 5s before entry fired");
-    assert_eq!(early_fail.await.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    assert_eq!(
+        early_fail.await.unwrap_err().kind(),
+        io::ErrorKind::TimedOut
+    );
     l.push("fail_after built 7s before entry fired");
     assert_eq!(
         log.timed(),

@@ -6,9 +6,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use scope_runtime::{
-    BoxError, CancelReason, CancelScope, Cancelled, SpawnError, TaskGroup,
-    check_cancelled, checkpoint, current_effective_deadline, current_task, now, sleep, spawn,
-    task_group, yield_now,
+    BoxError, CancelReason, CancelScope, Cancelled, SpawnError, TaskGroup, check_cancelled,
+    checkpoint, current_effective_deadline, current_task, now, sleep, spawn, task_group, yield_now,
 };
 
 use crate::{Log, MyError, assert_groups, ms, secs};
@@ -76,7 +75,9 @@ async fn x02_dropping_scope_future_mid_body() {
     let log = Log::new();
     let t0 = now();
     let outer = CancelScope::new().with_deadline(t0 + secs(10));
-    let inner = CancelScope::new().with_deadline(t0 + secs(1)).with_shield(true);
+    let inner = CancelScope::new()
+        .with_deadline(t0 + secs(1))
+        .with_shield(true);
     let (l, i) = (log.clone(), inner.clone());
     let r = outer
         .run(async move {
@@ -157,7 +158,10 @@ async fn x03_drop_guards_use_runtime_during_group_drop() {
     let (r, took) = other_task.await.unwrap().unwrap();
     assert_eq!(r, Ok(None));
     assert_eq!(took, secs(1));
-    assert_eq!(other.cancel_reason(), Some(CancelReason::Explicit(Some("from Drop".into()))));
+    assert_eq!(
+        other.cancel_reason(),
+        Some(CancelReason::Explicit(Some("from Drop".into())))
+    );
     sleep(secs(5)).await.unwrap();
     assert_eq!(
         log.timed(),
@@ -219,7 +223,10 @@ async fn x04_group_in_shield_in_cancelled_group() {
     assert_groups(
         &log.timed(),
         &[
-            &["0ns inner body: checkpoint ok", "0ns outer child: cancelled=true"],
+            &[
+                "0ns inner body: checkpoint ok",
+                "0ns outer child: cancelled=true",
+            ],
             &["1s inner child: slept 1s"],
             &["1s shielded: inner group done"],
             &["1s outer body: checkpoint after the shield failed"],
@@ -265,7 +272,9 @@ async fn x05_deadlines_and_shields_combined() {
     // Unshield after the outer deadline passed.
     let t1 = now();
     let outer = CancelScope::new().with_deadline(t1 + secs(1));
-    let shielded = CancelScope::new().with_shield(true).with_deadline(t1 + secs(5));
+    let shielded = CancelScope::new()
+        .with_shield(true)
+        .with_deadline(t1 + secs(5));
     let sh = shielded.clone();
     let helper = spawn(async move {
         sleep(secs(2)).await?;
@@ -333,7 +342,10 @@ async fn x06_shield_turned_on_while_blocked() {
     helper.await.unwrap().unwrap();
     assert_eq!(
         log.timed(),
-        ["5s inner: slept 5s undisturbed", "5s outer: checkpoint failed"]
+        [
+            "5s inner: slept 5s undisturbed",
+            "5s outer: checkpoint failed"
+        ]
     );
 }
 
@@ -356,7 +368,10 @@ async fn x07_group_caught_flag_after_error_body_only() {
         .await;
     assert_eq!(r.unwrap_err().find::<MyError>(), Some(&MyError("bad")));
     assert!(group.cancel_called());
-    assert!(group.cancelled_caught(), "the body's Cancelled was absorbed by the group");
+    assert!(
+        group.cancelled_caught(),
+        "the body's Cancelled was absorbed by the group"
+    );
 }
 
 /// X08: dropping a `JoinHandle` detaches the task: it keeps running (R11).
@@ -393,7 +408,10 @@ async fn x09_yield_now_is_not_a_checkpoint() {
     let r = scope
         .run(async move {
             s.cancel();
-            l.push(format!("check_cancelled failed={}", check_cancelled().is_err()));
+            l.push(format!(
+                "check_cancelled failed={}",
+                check_cancelled().is_err()
+            ));
             yield_now().await;
             l.push("yield_now returned");
             checkpoint().await?;
@@ -404,7 +422,11 @@ async fn x09_yield_now_is_not_a_checkpoint() {
     other.await.unwrap().unwrap();
     assert_eq!(
         log.events(),
-        ["check_cancelled failed=true", "other task ran", "yield_now returned"]
+        [
+            "check_cancelled failed=true",
+            "other task ran",
+            "yield_now returned"
+        ]
     );
 }
 
@@ -429,7 +451,11 @@ async fn x10_cancelled_absorbed_only_by_its_scope() {
     second.cancel();
     let s2 = stale.clone();
     let r = second.run(async move { Err::<(), _>(s2) }).await;
-    assert_eq!(r, Err(stale), "a stale Cancelled was claimed by the wrong scope");
+    assert_eq!(
+        r,
+        Err(stale),
+        "a stale Cancelled was claimed by the wrong scope"
+    );
     assert!(second.cancel_called() && !second.cancelled_caught());
 }
 
@@ -457,7 +483,10 @@ async fn x11_group_deadline() {
         .await;
     assert!(matches!(r, Ok(None)), "{r:?}");
     assert!(group.cancelled_caught());
-    assert_eq!(group.cancel_scope().cancel_reason(), Some(CancelReason::Deadline));
+    assert_eq!(
+        group.cancel_scope().cancel_reason(),
+        Some(CancelReason::Deadline)
+    );
     assert_groups(
         &log.timed(),
         &[&["2s body: Err(Deadline)", "2s child: Err(Deadline)"]],
@@ -476,7 +505,10 @@ async fn x12_task_cancel_hidden_by_shield() {
             .with_shield(true)
             .run(async move {
                 sleep(secs(3)).await?;
-                l2.push(format!("shielded: slept 3s, cancelling={}", current_task().cancelling()));
+                l2.push(format!(
+                    "shielded: slept 3s, cancelling={}",
+                    current_task().cancelling()
+                ));
                 Ok::<_, Cancelled>(())
             })
             .await?;
@@ -511,7 +543,10 @@ async fn x13_uncancel_cannot_lift_scope_cancel() {
             };
             let left = current_task().uncancel();
             let again = checkpoint().await;
-            l2.push(format!("child: uncancel -> {left}, checkpoint failed={}", again.is_err()));
+            l2.push(format!(
+                "child: uncancel -> {left}, checkpoint failed={}",
+                again.is_err()
+            ));
             Ok(again?)
         });
         sleep(ms(10)).await?;
@@ -520,5 +555,8 @@ async fn x13_uncancel_cannot_lift_scope_cancel() {
     })
     .await;
     assert!(matches!(r, Ok(Some(()))), "{r:?}");
-    assert_eq!(log.timed(), ["10ms child: uncancel -> 0, checkpoint failed=true"]);
+    assert_eq!(
+        log.timed(),
+        ["10ms child: uncancel -> 0, checkpoint failed=true"]
+    );
 }

@@ -209,9 +209,16 @@ async fn g05_child_error_cancels_siblings() {
     assert_eq!(f.error().downcast_ref::<MyError>(), Some(&MyError("bad")));
     assert_eq!(e.find::<MyError>(), Some(&MyError("bad")));
     assert!(e.as_cancelled().is_none(), "an error is not a cancellation");
-    assert!(e.to_string().starts_with("a task group failed: task `bad` (#"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("a task group failed: task `bad` (#"),
+        "{e}"
+    );
     assert!(group.cancel_called());
-    assert!(group.cancelled_caught(), "Trio: the group's scope caught its Cancelled");
+    assert!(
+        group.cancelled_caught(),
+        "Trio: the group's scope caught its Cancelled"
+    );
     assert!(matches!(
         group.cancel_scope().cancel_reason(),
         Some(CancelReason::TaskFailed(t)) if t.name() == Some("bad")
@@ -243,7 +250,12 @@ async fn g06_two_child_errors_both_returned() {
     let got: Vec<_> = e
         .failures()
         .iter()
-        .map(|f| (f.task().name(), f.error().downcast_ref::<MyError>().cloned()))
+        .map(|f| {
+            (
+                f.task().name(),
+                f.error().downcast_ref::<MyError>().cloned(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -252,7 +264,11 @@ async fn g06_two_child_errors_both_returned() {
             (Some("b"), Some(MyError("b")))
         ]
     );
-    assert!(e.to_string().starts_with("2 tasks of a task group failed: "), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("2 tasks of a task group failed: "),
+        "{e}"
+    );
 
     // The second error comes from the cleanup after the first one's cancellation.
     let l = log.clone();
@@ -279,7 +295,12 @@ async fn g06_two_child_errors_both_returned() {
     let got: Vec<_> = e
         .failures()
         .iter()
-        .map(|f| (f.task().name(), f.error().downcast_ref::<MyError>().cloned()))
+        .map(|f| {
+            (
+                f.task().name(),
+                f.error().downcast_ref::<MyError>().cloned(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -455,7 +476,13 @@ async fn g09_child_error_wins_over_group_cancel() {
 async fn g10_group_flags_during_and_after() {
     let log = Log::new();
     let group = TaskGroup::new();
-    let flags = |g: &TaskGroup| format!("called={} caught={}", g.cancel_called(), g.cancelled_caught());
+    let flags = |g: &TaskGroup| {
+        format!(
+            "called={} caught={}",
+            g.cancel_called(),
+            g.cancelled_caught()
+        )
+    };
     log.push(format!("before: {}", flags(&group)));
     let l = log.clone();
     let r = group
@@ -765,16 +792,28 @@ async fn g16_seed_program_finishes_on_cancel() {
     let r = group
         .run(|tg| async move {
             let mut h = h.borrow_mut();
-            h.push(tg.spawn_named("job 1", seed_job(l.clone(), "job 1", secs(1), Some(3), tg.clone())));
-            h.push(tg.spawn_named("job 2", seed_job(l.clone(), "job 2", ms(1300), Some(10), tg.clone())));
-            h.push(tg.spawn_named("daemon", seed_job(l.clone(), "daemon", ms(700), None, tg.clone())));
+            h.push(tg.spawn_named(
+                "job 1",
+                seed_job(l.clone(), "job 1", secs(1), Some(3), tg.clone()),
+            ));
+            h.push(tg.spawn_named(
+                "job 2",
+                seed_job(l.clone(), "job 2", ms(1300), Some(10), tg.clone()),
+            ));
+            h.push(tg.spawn_named(
+                "daemon",
+                seed_job(l.clone(), "daemon", ms(700), None, tg.clone()),
+            ));
             Ok(())
         })
         .await;
     log.push("group finished");
     assert!(matches!(r, Ok(Some(()))), "{r:?}");
     assert!(group.cancel_called() && group.cancelled_caught());
-    assert!(handles.borrow().iter().all(|h| !h.is_alive()), "a task is left running");
+    assert!(
+        handles.borrow().iter().all(|h| !h.is_alive()),
+        "a task is left running"
+    );
     sleep(secs(60)).await.unwrap();
     assert_groups(
         &log.timed(),
@@ -798,8 +837,14 @@ async fn g16_seed_program_finishes_on_cancel() {
 fn assert_no_cancelled(e: &TaskGroupError) {
     assert!(e.as_cancelled().is_none());
     for f in e.failures() {
-        assert!(f.error().downcast_ref::<Cancelled>().is_none(), "Cancelled among failures");
-        assert!(f.error().as_cancelled().is_none(), "Cancelled among failures");
+        assert!(
+            f.error().downcast_ref::<Cancelled>().is_none(),
+            "Cancelled among failures"
+        );
+        assert!(
+            f.error().as_cancelled().is_none(),
+            "Cancelled among failures"
+        );
         if let Some(inner) = f.error().downcast_ref::<TaskGroupError>() {
             assert_no_cancelled(inner);
         }
@@ -821,14 +866,20 @@ async fn g17_nested_group_errors_keep_nesting() {
                     sleep(secs(1)).await?;
                     Err(MyError("leaf").into())
                 });
-                itg.spawn_named("inner sibling", sleeper(l2.clone(), "inner sibling", secs(100)));
+                itg.spawn_named(
+                    "inner sibling",
+                    sleeper(l2.clone(), "inner sibling", secs(100)),
+                );
                 sleeper(l2, "inner body", secs(100)).await?;
                 Ok(())
             })
             .await?;
             Ok(())
         });
-        tg.spawn_named("outer sibling", sleeper(l.clone(), "outer sibling", secs(100)));
+        tg.spawn_named(
+            "outer sibling",
+            sleeper(l.clone(), "outer sibling", secs(100)),
+        );
         sleeper(l, "outer body", secs(100)).await?;
         Ok(())
     })
@@ -838,7 +889,10 @@ async fn g17_nested_group_errors_keep_nesting() {
     assert_eq!(e.failures().len(), 1);
     let f = &e.failures()[0];
     assert_eq!(f.task().name(), Some("inner host"));
-    let inner = f.error().downcast_ref::<TaskGroupError>().expect("nesting visible");
+    let inner = f
+        .error()
+        .downcast_ref::<TaskGroupError>()
+        .expect("nesting visible");
     assert_eq!(inner.failures().len(), 1);
     assert_eq!(inner.failures()[0].task().name(), Some("leaf"));
     assert_eq!(inner.find::<MyError>(), Some(&MyError("leaf")));
@@ -981,7 +1035,10 @@ async fn g19_cancel_one_child_only() {
     assert_groups(
         &log.timed(),
         &[
-            &["1s c: own scope returned None", "1s body: cancelling child a"],
+            &[
+                "1s c: own scope returned None",
+                "1s body: cancelling child a",
+            ],
             &["1s a: cancelled (the task was cancelled)"],
             &["2s b done"],
             &["3s c done"],

@@ -46,7 +46,11 @@ impl Log {
 
     /// The events in the exact order they happened.
     pub fn events(&self) -> Vec<String> {
-        self.events.borrow().iter().map(|(_, e)| e.clone()).collect()
+        self.events
+            .borrow()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     /// The events in the exact order they happened, each prefixed with its time

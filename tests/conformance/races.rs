@@ -49,7 +49,9 @@ async fn s14_cancel_wakes_blocked_channel_and_lock() {
                     l2.push(format!(
                         "send -> cancelled={} value back={:?}",
                         matches!(r, Err(SendError::Cancelled(..))),
-                        r.as_ref().err().map(|e| matches!(e, SendError::Cancelled("blocked", _)))
+                        r.as_ref()
+                            .err()
+                            .map(|e| matches!(e, SendError::Cancelled("blocked", _)))
                     ));
                     r?;
                     Ok(())
@@ -220,7 +222,11 @@ async fn r03_cancelled_blocked_sender_sent_nothing() {
     sleep(secs(2)).await.unwrap();
     let _tx = sender.await.unwrap().unwrap();
     assert_eq!(rx.try_recv(), Ok("first"));
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "the cancelled send got through");
+    assert_eq!(
+        rx.try_recv(),
+        Err(TryRecvError::Empty),
+        "the cancelled send got through"
+    );
     assert_eq!(
         log.timed(),
         [
@@ -258,7 +264,11 @@ async fn r03_sender_cancelled_then_room_made_same_tick() {
     scope.cancel();
     assert_eq!(rx.try_recv(), Ok("first"));
     let _tx = sender.await.unwrap().unwrap();
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "the cancelled send got through");
+    assert_eq!(
+        rx.try_recv(),
+        Err(TryRecvError::Empty),
+        "the cancelled send got through"
+    );
     assert_eq!(log.timed(), ["1s sender: Ok(None)"]);
 }
 
@@ -383,7 +393,10 @@ async fn r05_waiter_cancelled_then_release_same_tick() {
     assert_eq!(*mutex.lock().await.unwrap(), ["second"]);
     assert_groups(
         &log.timed(),
-        &[&["1s first waiter: Ok(None)", "1s second waiter: got the lock"]],
+        &[&[
+            "1s first waiter: Ok(None)",
+            "1s second waiter: got the lock",
+        ]],
     );
 }
 
@@ -424,13 +437,20 @@ async fn r06_dropping_group_future_drops_children() {
     log.push("dropping the group future");
     drop(fut);
     log.push("dropped");
-    assert!(handles.borrow().iter().all(|h| !h.is_alive()), "a child is left behind");
+    assert!(
+        handles.borrow().iter().all(|h| !h.is_alive()),
+        "a child is left behind"
+    );
     sleep(secs(200)).await.unwrap(); // nothing wakes up later
     assert_groups(
         &log.timed(),
         &[
             &["1s dropping the group future"],
-            &["1s body dropped", "1s child a dropped", "1s child b dropped"],
+            &[
+                "1s body dropped",
+                "1s child a dropped",
+                "1s child b dropped",
+            ],
             &["1s dropped"],
         ],
     );

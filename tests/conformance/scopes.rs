@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use scope_runtime::{
-    BoxError, CancelError, CancelReason, CancelScope, Cancelled, Outcome, TaskGroup, TaskRef, TimedOut,
-    check_cancelled, checkpoint, sleep, spawn,
+    BoxError, CancelError, CancelReason, CancelScope, Cancelled, Outcome, TaskGroup, TaskRef,
+    TimedOut, check_cancelled, checkpoint, sleep, spawn,
 };
 
 use crate::{Log, MyError, panic_message, secs};
@@ -36,7 +36,12 @@ async fn s01_cancel_before_first_checkpoint() {
     assert_eq!(out, Ok(None));
     assert_eq!(
         log.events(),
-        ["before cancel", "after cancel", "checkpoint failed", "after scope"]
+        [
+            "before cancel",
+            "after cancel",
+            "checkpoint failed",
+            "after scope"
+        ]
     );
     assert!(scope.cancel_called());
     assert!(scope.cancelled_caught());
@@ -210,7 +215,10 @@ async fn s06_both_cancelled_outermost_absorbs() {
     assert_eq!(out, Ok(None));
     assert_eq!(
         log.events(),
-        ["inner checkpoint: cancelled: outer", "inner returned Ok? false"]
+        [
+            "inner checkpoint: cancelled: outer",
+            "inner returned Ok? false"
+        ]
     );
     assert!(inner.cancel_called() && !inner.cancelled_caught());
     assert!(outer.cancel_called() && outer.cancelled_caught());
@@ -410,14 +418,26 @@ async fn s11_cancel_is_idempotent() {
     let (twice_log, twice_out, twice) = run_with(2).await;
     assert_eq!(
         once_log,
-        ["after cancel", "1st checkpoint failed", "2nd checkpoint failed"]
+        [
+            "after cancel",
+            "1st checkpoint failed",
+            "2nd checkpoint failed"
+        ]
     );
     assert_eq!(twice_log, once_log);
     assert_eq!(twice_out, Ok(None));
     assert_eq!(once_out, twice_out);
     assert_eq!(
-        (twice.cancel_called(), twice.cancelled_caught(), twice.cancel_reason()),
-        (once.cancel_called(), once.cancelled_caught(), once.cancel_reason())
+        (
+            twice.cancel_called(),
+            twice.cancelled_caught(),
+            twice.cancel_reason()
+        ),
+        (
+            once.cancel_called(),
+            once.cancelled_caught(),
+            once.cancel_reason()
+        )
     );
     assert_eq!(twice.cancel_reason(), Some(CancelReason::Explicit(None)));
 }
@@ -426,7 +446,10 @@ async fn s11_cancel_is_idempotent() {
 #[scope_runtime::test(paused)]
 async fn s12_scope_cannot_be_entered_twice() {
     let scope = CancelScope::new();
-    assert_eq!(scope.run(async { Ok::<_, Cancelled>(1) }).await, Ok(Some(1)));
+    assert_eq!(
+        scope.run(async { Ok::<_, Cancelled>(1) }).await,
+        Ok(Some(1))
+    );
 
     let s = scope.clone();
     let again = spawn(async move { s.run(async { Ok::<_, Cancelled>(2) }).await });
@@ -503,7 +526,10 @@ async fn s14_cancel_wakes_blocked_sleep_and_join() {
     let out = scope
         .run(async move {
             let r = sleep(secs(3600)).await;
-            l.push(format!("sleep returned {:?}", r.as_ref().map_err(|c| c.reason())));
+            l.push(format!(
+                "sleep returned {:?}",
+                r.as_ref().map_err(|c| c.reason())
+            ));
             r
         })
         .await;
@@ -535,7 +561,10 @@ async fn s14_cancel_wakes_blocked_sleep_and_join() {
     canceller.await.unwrap().unwrap();
     assert_eq!(
         log.timed(),
-        ["1s sleep returned Err(Explicit(None))", "2s join returned cancelled? true"]
+        [
+            "1s sleep returned Err(Explicit(None))",
+            "2s join returned cancelled? true"
+        ]
     );
     // Cancelling the waiter does not cancel the task it waited for.
     assert!(sleeper_ref.is_alive());
@@ -858,7 +887,8 @@ async fn s19_cancel_reason_first_wins_and_is_reported() {
     assert_eq!(ev[0], "0ns explicit: cancelled: first");
     assert_eq!(ev[1], "1s deadline: deadline reached");
     assert!(
-        ev[2].starts_with("2s child error: task `failing worker` (#") && ev[2].ends_with(") failed"),
+        ev[2].starts_with("2s child error: task `failing worker` (#")
+            && ev[2].ends_with(") failed"),
         "{}",
         ev[2]
     );
@@ -897,9 +927,11 @@ async fn s20_shield_set_while_cancel_travels_does_not_capture() {
     assert_eq!(out, Ok(None));
     assert_eq!(
         log.events(),
-        ["inner: checkpoint failed", "inner passed it on (cancelled: outer)"]
+        [
+            "inner: checkpoint failed",
+            "inner passed it on (cancelled: outer)"
+        ]
     );
     assert!(!inner.cancelled_caught());
     assert!(outer.cancelled_caught());
-
 }
