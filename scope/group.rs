@@ -398,22 +398,26 @@ impl TaskGroup {
             let mut value = None;
             let mut body_cancel = None;
             let body_out = {
-                let mut body = pin!(body(group));
+                let mut body = pin!(catch_unwind(body(group)));
                 poll_fn(|cx| active.poll_inside(body.as_mut(), cx)).await
             };
+            let host = || with_core(|core| TaskRef::current_in(core).info_in(core));
             match body_out {
-                Ok(v) => value = Some(v),
-                Err(e) => match e.as_cancelled() {
+                Ok(Ok(v)) => value = Some(v),
+                Ok(Err(e)) => match e.as_cancelled() {
                     Some(c) => body_cancel = Some(c.clone()),
-                    None => {
-                        let task = with_core(|core| TaskRef::current_in(core).info_in(core));
-                        inner.record_failure(TaskFailure {
-                            task,
-                            body: true,
-                            error: e,
-                        });
-                    }
+                    None => inner.record_failure(TaskFailure {
+                        task: host(),
+                        body: true,
+                        error: e,
+                    }),
                 },
+                // A panicking body is treated like a panicking child: the group is
+                // cancelled, the children finish, then the panic resumes (R7).
+                Err(panic) => {
+                    inner.panic.borrow_mut().get_or_insert(panic);
+                    inner.scope.inner.cancel(CancelReason::TaskPanicked(host()));
+                }
             }
 
             poll_fn(|cx| {
@@ -431,16 +435,6 @@ impl TaskGroup {
             let serial = active.serial;
             let scope = active.exit();
 
-            if let Some(p) = inner.panic.borrow_mut().take() {
-                std::panic::resume_unwind(p);
-            }
-            let failures = std::mem::take(&mut *inner.failures.borrow_mut());
-            if !failures.is_empty() {
-                return Err(TaskGroupError {
-                    cancelled: None,
-                    failures,
-                });
-            }
             let mut outward = inner.outer_cancel.borrow_mut().take();
             if let Some(c) = body_cancel {
                 if c.target == serial {
@@ -448,6 +442,18 @@ impl TaskGroup {
                 } else {
                     outward.get_or_insert(c);
                 }
+            }
+            let panic = inner.panic.borrow_mut().take();
+            if let Some(p) = panic {
+                std::panic::resume_unwind(p);
+            }
+            let failures = std::mem::take(&mut *inner.failures.borrow_mut());
+            if !failures.is_empty() {
+                // Errors win over any cancellation (G09).
+                return Err(TaskGroupError {
+                    cancelled: None,
+                    failures,
+                });
             }
             match outward {
                 Some(c) => Err(TaskGroupError {

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use scope_runtime::sync::Event;
 use scope_runtime::{
     BoxError, CancelReason, CancelScope, Cancelled, SpawnError, TaskGroup, check_cancelled,
     checkpoint, current_effective_deadline, current_task, now, sleep, spawn, task_group, yield_now,
@@ -353,7 +354,6 @@ async fn x06_shield_turned_on_while_blocked() {
 /// absorbed the group's own `Cancelled` — the same as when a sibling absorbed it
 /// (Trio: the nursery's scope caught the `Cancelled` and then raised the errors).
 #[scope_runtime::test(paused)]
-#[ignore = "BUG: group.cancelled_caught() stays false after a child error when only the body saw the group's Cancelled"]
 async fn x07_group_caught_flag_after_error_body_only() {
     let group = TaskGroup::new();
     let r = group
@@ -558,5 +558,135 @@ async fn x13_uncancel_cannot_lift_scope_cancel() {
     assert_eq!(
         log.timed(),
         ["10ms child: uncancel -> 0, checkpoint failed=true"]
+    );
+}
+
+/// X14: cancel from another thread through the `Send` handle (`cancel_handle()`): the
+/// blocked task is woken, the scope absorbs, and the reason arrives; the same for a
+/// task group.
+#[scope_runtime::test(paused)]
+async fn x14_cancel_from_another_thread() {
+    let log = Log::new();
+    let scope = CancelScope::new();
+    let handle = scope.cancel_handle();
+    let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        blocked_rx.recv().unwrap(); // the task is about to block
+        handle.cancel_with("from a thread");
+    });
+    let never = Event::new();
+    let l = log.clone();
+    let r = scope
+        .run(async {
+            l.push("body: blocking on an event nobody sets");
+            blocked_tx.send(()).unwrap();
+            if let Err(c) = never.wait().await {
+                l.push(format!("body: woken ({})", c.reason()));
+                return Err(c);
+            }
+            Ok(())
+        })
+        .await;
+    thread.join().unwrap();
+    assert_eq!(r, Ok(None));
+    assert!(scope.cancelled_caught());
+    assert_eq!(
+        scope.cancel_reason(),
+        Some(CancelReason::Explicit(Some("from a thread".into())))
+    );
+
+    // A task group, cancelled from a thread while its children wait.
+    let group = TaskGroup::new();
+    let handle = group.cancel_handle();
+    let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        blocked_rx.recv().unwrap();
+        handle.cancel();
+    });
+    let l = log.clone();
+    let never = Rc::new(Event::new());
+    let r = group
+        .run(|tg| async move {
+            for name in ["child 1", "child 2"] {
+                let (l2, ev) = (l.clone(), never.clone());
+                tg.spawn(async move {
+                    let r = ev.wait().await;
+                    l2.push(format!("{name}: cancelled={}", r.is_err()));
+                    Ok(r?)
+                });
+            }
+            checkpoint().await?; // let the children block
+            blocked_tx.send(()).unwrap();
+            let r = never.wait().await;
+            l.push(format!("body: cancelled={}", r.is_err()));
+            r?;
+            Ok(())
+        })
+        .await;
+    thread.join().unwrap();
+    assert!(matches!(r, Ok(None)), "{r:?}");
+    assert!(group.cancel_called() && group.cancelled_caught());
+    assert_groups(
+        &log.timed(),
+        &[
+            &["0ns body: blocking on an event nobody sets"],
+            &["0ns body: woken (cancelled: from a thread)"],
+            &[
+                "0ns body: cancelled=true",
+                "0ns child 1: cancelled=true",
+                "0ns child 2: cancelled=true",
+            ],
+        ],
+    );
+}
+
+/// X15: a panic in a group's *body* is handled like a child's panic (R7: "if a child
+/// (or the body) ... panics, the group cancels itself; siblings ... see `Cancelled` at
+/// their next checkpoint"): the children are cancelled and awaited (their cleanup runs
+/// to the end), then the panic resumes in the parent.
+#[scope_runtime::test(paused)]
+async fn x15_body_panic_cancels_and_awaits_children() {
+    let log = Log::new();
+    let l = log.clone();
+    let host = spawn(async move {
+        task_group(|tg| async move {
+            let l2 = l.clone();
+            tg.spawn(async move {
+                let l3 = l2.clone();
+                let _g = OnDrop(move || l3.push("child dropped"));
+                let Err(c) = sleep(secs(100)).await else {
+                    return Ok(());
+                };
+                l2.push("child: cancelled");
+                CancelScope::new()
+                    .with_shield(true)
+                    .run(sleep(secs(1)))
+                    .await?;
+                l2.push("child: cleanup done");
+                Err(c.into())
+            });
+            sleep(secs(1)).await?;
+            l.push("body: panics");
+            panic!("body boom");
+            #[allow(unreachable_code)]
+            Ok(())
+        })
+        .await
+    });
+    match host.await.unwrap() {
+        scope_runtime::Outcome::Panicked(p) => {
+            log.push(format!("host panicked: {}", crate::panic_message(&*p)))
+        }
+        other => panic!("the panic did not resume: {other:?}"),
+    }
+    assert_eq!(
+        log.timed(),
+        [
+            "1s body: panics",
+            "1s child: cancelled",
+            "2s child: cleanup done",
+            "2s child dropped",
+            "2s host panicked: body boom"
+        ]
     );
 }

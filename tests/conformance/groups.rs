@@ -640,8 +640,13 @@ async fn g13_start_returns_value_child_keeps_running() {
                     })
                     .await?;
                 l2.push(format!("caller: start returned {v}"));
-                // Cancelling the caller's scope now must not reach the started child.
+                // Cancelling the caller's scope now must not reach the started child,
+                // even while that scope stays open (the caller waits shielded).
                 cs.cancel();
+                CancelScope::new()
+                    .with_shield(true)
+                    .run(sleep(secs(3)))
+                    .await?;
                 checkpoint().await?;
                 Ok::<_, BoxError>(v)
             })
@@ -658,9 +663,9 @@ async fn g13_start_returns_value_child_keeps_running() {
             "0ns child: setting up",
             "1s child: started",
             "1s caller: start returned 42",
-            "1s body: caller scope returned None",
             "3s child: still running after start",
-            "3s after group"
+            "4s body: caller scope returned None",
+            "4s after group"
         ]
     );
 }

@@ -29,6 +29,12 @@ pub struct Log {
     events: Rc<RefCell<Vec<(Duration, String)>>>,
 }
 
+impl Default for Log {
+    fn default() -> Log {
+        Log::new()
+    }
+}
+
 impl Log {
     /// A new log; times are measured from now (call inside the runtime).
     pub fn new() -> Log {

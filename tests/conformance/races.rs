@@ -1,22 +1,24 @@
 //! R: races and data (rules R1, R10, R11), plus the channel and lock parts of S14.
 //!
-//! The channel and lock cases use `scope_runtime::sync`. R04 (sockets) needs
-//! `scope_runtime::io`, which does not expose sockets yet: see `r04_*` below.
+//! The channel and lock cases use `scope_runtime::sync`, the socket cases
+//! `scope_runtime::io` (a Unix socket pair: no network needed).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use scope_runtime::io::UnixStream;
 use scope_runtime::sync::{Mutex, SendError, TryRecvError, channel};
 use scope_runtime::{
-    BoxError, CancelScope, Cancelled, Outcome, TaskHandle, checkpoint, sleep, spawn, task_group,
+    BoxError, CancelError, CancelScope, Cancelled, Outcome, TaskHandle, checkpoint, sleep, spawn,
+    task_group,
 };
 
 use crate::{Log, assert_groups, secs};
 
-/// S14 (channel and lock parts): a cancelled task blocked in a channel receive, a
-/// channel send or a lock is woken and fails.
+/// S14 (I/O, channel and lock parts): a cancelled task blocked in a channel receive, a
+/// channel send, a lock or a socket read (waiting for readiness) is woken and fails.
 #[scope_runtime::test(paused)]
-async fn s14_cancel_wakes_blocked_channel_and_lock() {
+async fn s14_cancel_wakes_blocked_io_channel_and_lock() {
     let log = Log::new();
     let (tx, rx) = channel::<&'static str>(1);
     let mutex = Rc::new(Mutex::new(0u32));
@@ -29,6 +31,7 @@ async fn s14_cancel_wakes_blocked_channel_and_lock() {
         s.cancel();
         Ok::<_, Cancelled>(())
     });
+    let (_peer, sock) = UnixStream::pair().unwrap();
     let (l, m, tx_body) = (log.clone(), mutex.clone(), tx.clone());
     let out = scope
         .run(async move {
@@ -58,6 +61,18 @@ async fn s14_cancel_wakes_blocked_channel_and_lock() {
                 });
                 let l2 = l.clone();
                 tg.spawn(async move {
+                    let res = sock.read(&mut [0u8; 8]).await;
+                    l2.push(format!(
+                        "socket read -> cancelled={}",
+                        res.as_ref()
+                            .err()
+                            .is_some_and(|e| e.as_cancelled().is_some())
+                    ));
+                    res?;
+                    Ok(())
+                });
+                let l2 = l.clone();
+                tg.spawn(async move {
                     let r = m.lock().await;
                     l2.push(format!("lock -> cancelled={}", r.is_err()));
                     r?;
@@ -83,6 +98,7 @@ async fn s14_cancel_wakes_blocked_channel_and_lock() {
             "1s recv -> Err(Cancelled { reason: Explicit(None), .. })",
             "1s send -> cancelled=true value back=Some(true)",
             "1s lock -> cancelled=true",
+            "1s socket read -> cancelled=true",
         ]],
     );
 }
@@ -103,7 +119,7 @@ async fn r01_handed_message_kept_next_checkpoint_fails() {
                 l.push("receiver: next checkpoint failed");
                 return Err(c);
             }
-            Ok(r?)
+            r
         })
         .await
     });
@@ -166,7 +182,6 @@ async fn r02_cancelled_receiver_consumes_nothing() {
 /// nothing; the message goes to the second receiver (Trio: a cancelled task leaves the
 /// wait queue at once).
 #[scope_runtime::test(paused)]
-#[ignore = "BUG: a receiver cancelled but not yet re-polled is still served by a later send (R02, R1)"]
 async fn r02_receiver_cancelled_then_send_same_tick() {
     let log = Log::new();
     let (tx, rx) = channel::<&'static str>(1);
@@ -187,6 +202,7 @@ async fn r02_receiver_cancelled_then_send_same_tick() {
     scope.cancel();
     tx.try_send("msg").unwrap();
     first.await.unwrap().unwrap();
+    drop(tx); // ends the channel, so a starved `second` sees the end instead of hanging
     second.await.unwrap().unwrap();
     assert_groups(
         &log.timed(),
@@ -240,7 +256,6 @@ async fn r03_cancelled_blocked_sender_sent_nothing() {
 /// room is made in the channel. It was cancelled before its message was accepted, so
 /// nothing must be sent.
 #[scope_runtime::test(paused)]
-#[ignore = "BUG: a blocked sender cancelled but not yet re-polled still has its message accepted when room is made (R03, R1)"]
 async fn r03_sender_cancelled_then_room_made_same_tick() {
     let log = Log::new();
     let (tx, rx) = channel::<&'static str>(1);
@@ -272,14 +287,73 @@ async fn r03_sender_cancelled_then_room_made_same_tick() {
     assert_eq!(log.timed(), ["1s sender: Ok(None)"]);
 }
 
-/// R04: a read cancelled before data arrived consumes no bytes from the socket.
-///
-/// `scope_runtime::io` does not expose sockets yet (io/mod.rs is a stub), so this case
-/// cannot be written against the public API; it stays ignored until it can.
-#[test]
-#[ignore = "needs sockets in scope_runtime::io (not exposed yet)"]
-fn r04_cancelled_read_consumes_no_bytes() {
-    panic!("R04 is not covered: scope_runtime::io has no sockets yet");
+/// R04: a read cancelled before data arrived consumes no bytes from the socket: the
+/// next read gets every byte (also when the data and the cancel arrive in the same
+/// tick, before the reader runs again).
+#[scope_runtime::test(paused)]
+async fn r04_cancelled_read_consumes_no_bytes() {
+    let log = Log::new();
+    let (writer, reader) = UnixStream::pair().unwrap();
+    let reader = Rc::new(reader);
+
+    // Cancelled (timeout) while blocked, before any data.
+    let (l, r) = (log.clone(), reader.clone());
+    let out = CancelScope::new()
+        .with_timeout(secs(1))
+        .run(async move {
+            let mut buf = [0u8; 16];
+            let res = r.read(&mut buf).await;
+            l.push(format!(
+                "read 1: cancelled={}",
+                res.as_ref()
+                    .err()
+                    .is_some_and(|e| e.as_cancelled().is_some())
+            ));
+            res
+        })
+        .await;
+    assert!(matches!(out, Ok(None)), "{out:?}");
+
+    // Data and cancel arrive together, before the blocked reader runs again.
+    let scope = CancelScope::new();
+    let (l, r, s) = (log.clone(), reader.clone(), scope.clone());
+    let blocked = spawn(async move {
+        s.run(async move {
+            let mut buf = [0u8; 16];
+            let res = r.read(&mut buf).await;
+            l.push(format!(
+                "read 2: cancelled={}",
+                res.as_ref()
+                    .err()
+                    .is_some_and(|e| e.as_cancelled().is_some())
+            ));
+            res
+        })
+        .await
+    });
+    sleep(secs(1)).await.unwrap(); // the reader waits for readiness
+    assert_eq!(writer.write(b"hello").await.unwrap(), 5);
+    scope.cancel();
+    match blocked.await.unwrap() {
+        Outcome::Ok(v) => assert_eq!(v, None),
+        other => panic!("{other:?}"),
+    }
+
+    // Every byte is still there.
+    let mut buf = [0u8; 16];
+    let n = reader.read(&mut buf).await.unwrap();
+    log.push(format!(
+        "read 3: {:?}",
+        std::str::from_utf8(&buf[..n]).unwrap()
+    ));
+    assert_eq!(
+        log.timed(),
+        [
+            "1s read 1: cancelled=true",
+            "2s read 2: cancelled=true",
+            "2s read 3: \"hello\""
+        ]
+    );
 }
 
 /// R05: a lock waiter cancelled before the grant does not hold the lock (the next
@@ -360,7 +434,6 @@ async fn r05_lock_waiter_cancel_vs_grant() {
 /// is released. It was cancelled before the grant, so it must not hold the lock; the
 /// next waiter gets it.
 #[scope_runtime::test(paused)]
-#[ignore = "BUG: a lock waiter cancelled but not yet re-polled is still granted the lock on release (R05, R1)"]
 async fn r05_waiter_cancelled_then_release_same_tick() {
     let log = Log::new();
     let mutex = Rc::new(Mutex::new(Vec::<&'static str>::new()));

@@ -366,9 +366,7 @@ async fn s09_shielded_scope_own_cancel_applies() {
 async fn s10_cancel_after_exit_is_noop() {
     let log = Log::new();
     let scope = CancelScope::new();
-    let out = scope
-        .run(async { Ok::<_, Cancelled>(sleep(secs(1)).await?) })
-        .await;
+    let out = scope.run(sleep(secs(1))).await;
     assert_eq!(out, Ok(Some(())));
     scope.cancel();
     scope.cancel_with("late");
@@ -381,9 +379,7 @@ async fn s10_cancel_after_exit_is_noop() {
     log.push("slept after late cancel");
     // Neither is a scope entered later in the same place.
     let later = CancelScope::new();
-    let r = later
-        .run(async { Ok::<_, Cancelled>(sleep(secs(1)).await?) })
-        .await;
+    let r = later.run(sleep(secs(1))).await;
     assert_eq!(r, Ok(Some(())));
     assert!(!later.cancel_called());
     assert_eq!(log.timed(), ["2s slept after late cancel"]);
@@ -508,7 +504,7 @@ async fn s13_checkpoint_yields_when_not_cancelled() {
 
 /// S14: a cancelled task blocked in sleep or join is woken and fails.
 ///
-/// The I/O-readiness, channel and lock parts are in `s14_*` tests of `races.rs`
+/// The I/O-readiness, channel and lock parts are in `races::s14_cancel_wakes_blocked_io_channel_and_lock`
 /// (they need `scope_runtime::io` / `scope_runtime::sync`).
 #[scope_runtime::test(paused)]
 async fn s14_cancel_wakes_blocked_sleep_and_join() {
@@ -787,7 +783,7 @@ fn s18_cancelled_has_no_public_constructor() {
         fn check() {}
     }
     impl<T: ?Sized> NotDefault<()> for T {}
-    impl<T: ?Sized + Default> NotDefault<u8> for T {}
+    impl<T: Default> NotDefault<u8> for T {}
     <Cancelled as NotDefault<_>>::check();
 
     trait NotFrom<X, A> {
