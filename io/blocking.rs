@@ -39,9 +39,19 @@ use crate::Cancelled;
 ///
 /// Blocking jobs are mostly waiting (disk, DNS), so the limit is well above the core
 /// count, but bounded so a flood of jobs queues instead of exhausting the process.
+///
+/// ```
+/// use scope_runtime::io::{blocking_threads, BLOCKING_MAX_THREADS};
+/// assert!(blocking_threads() <= BLOCKING_MAX_THREADS);
+/// ```
 pub const BLOCKING_MAX_THREADS: usize = 64;
 
 /// How long a pool thread waits for a new job before it exits.
+///
+/// ```
+/// use scope_runtime::io::BLOCKING_IDLE_TIMEOUT;
+/// assert!(BLOCKING_IDLE_TIMEOUT >= std::time::Duration::from_secs(1));
+/// ```
 pub const BLOCKING_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -239,6 +249,23 @@ pub fn blocking_threads() -> usize {
 ///
 /// Output: `Ok(value)`, or `Err(Cancelled)` when the awaiting code is cancelled (the
 /// job keeps running; see [`spawn_blocking`]). Dropping the handle detaches the job.
+///
+/// ```
+/// use scope_runtime::io::spawn_blocking;
+/// use scope_runtime::move_on_after;
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let mut slow = spawn_blocking(|| {
+///         std::thread::sleep(Duration::from_millis(50));
+///         "late"
+///     });
+///     // Cancelled while waiting: the job goes on and its result stays in the handle.
+///     let r = move_on_after(Duration::from_millis(1), &mut slow).await;
+///     assert!(r.unwrap().is_none());
+///     assert_eq!(slow.await.unwrap(), "late");
+/// });
+/// ```
 #[must_use = "dropping the handle detaches the job; await it to get the result"]
 pub struct BlockingHandle<T> {
     slot: Arc<Slot<T>>,
@@ -353,13 +380,13 @@ mod tests {
         let done = Arc::new(AtomicUsize::new(0));
         for _ in 0..30 {
             let (running, max_seen, done) = (running.clone(), max_seen.clone(), done.clone());
-            let _ = spawn_on(&pool, move || {
+            drop(spawn_on(&pool, move || {
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 max_seen.fetch_max(now, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(2));
                 running.fetch_sub(1, Ordering::SeqCst);
                 done.fetch_add(1, Ordering::SeqCst);
-            });
+            }));
         }
         wait_until("all jobs ran", || done.load(Ordering::SeqCst) == 30);
         assert!(max_seen.load(Ordering::SeqCst) <= 3);

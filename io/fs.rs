@@ -1,4 +1,4 @@
-//! File-system helpers on the blocking pool: [`read`], [`write`] and [`File`].
+//! File-system helpers on the blocking pool: [`read`], [`write()`] and [`File`].
 //!
 //! # Cancellation
 //!

@@ -14,8 +14,21 @@
 //! 3. A syscall that moved data returns what it moved: a partial write is `Ok(n)`.
 //!
 //! So a cancelled read followed by a new read loses no byte, and no write is silently
-//! dropped. The looping helpers ([`read_exact`], [`write_all`], [`read_to_end`],
-//! [`copy`]) keep their progress in caller-owned state; see [`util`](self#helpers).
+//! dropped.
+//!
+//! # Progress of the looping helpers survives cancellation
+//!
+//! A helper that loops may be cancelled after it already moved some bytes. None of
+//! them loses those bytes:
+//!
+//! * [`read_exact`] and [`write_all`] work on a [`Cursor`](std::io::Cursor): its
+//!   position is how far they got, updated after every partial transfer. After an
+//!   error (including `Cancelled`) the cursor says exactly which bytes were read or
+//!   written; calling again with the same cursor resumes.
+//! * [`read_to_end`] appends to a `Vec`: what was read stays in it.
+//! * [`copy`] reads through an [`AsyncBufRead`](futures_io::AsyncBufRead) (e.g. a
+//!   [`BufReader`]) and consumes only what was written: bytes read but not yet written
+//!   stay in the reader's buffer.
 //!
 //! Operations that run on the blocking pool differ in one documented way:
 //! [`spawn_blocking`]'s handle and [`lookup_host`] return `Cancelled` at once and
@@ -24,7 +37,7 @@
 //!
 //! ```
 //! use scope_runtime::io::{TcpListener, TcpStream};
-//! use scope_runtime::{CancelScope, CancelError};
+//! use scope_runtime::CancelScope;
 //!
 //! scope_runtime::Runtime::new().unwrap().block_on(async {
 //!     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -52,7 +65,7 @@
 //!   [`AsyncWrite`](futures_io::AsyncWrite) traits (also on `&TcpStream`), split into
 //!   [`ReadHalf`] / [`WriteHalf`], and [`BufReader`] adds
 //!   [`AsyncBufRead`](futures_io::AsyncBufRead).
-//! * <a id="helpers"></a>[`read`], [`write`], [`read_exact`], [`write_all`],
+//! * [`read`], [`write()`], [`read_exact`], [`write_all`],
 //!   [`read_to_end`], [`copy`] — helpers over the `futures-io` traits.
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
 //!   through it; [`fs`] — files through it.

@@ -3,13 +3,17 @@
 //! # How it works
 //!
 //! The first listener for a signal installs a process-wide handler (`sigaction`, see
-//! `io/sys.rs`). The handler increments a per-signal delivery counter and writes one
-//! byte to a process-wide self-pipe. Each listener registers its own duplicate of the
-//! pipe's read end with its runtime's reactor, so every runtime (and every listener)
-//! is woken by the same byte. A listener remembers the counter value it last
-//! reported; [`Signal::recv`] returns when the counter has moved past it. To be woken
-//! correctly it first drains the pipe, then compares the counter, and only then waits
-//! for readiness (a delivery after the drain writes a new byte, which is a new edge).
+//! `io/sys.rs`). The handler increments a per-signal delivery counter, then writes one
+//! byte to the wake-up pipe of every live listener. Each listener owns one pipe (taken
+//! from a process-wide pool, returned on drop, never closed) whose read end is
+//! registered with its runtime's reactor. A listener remembers the counter value it
+//! last reported; [`Signal::recv`] returns when the counter has moved past it. To be
+//! woken correctly it first drains its pipe, then compares the counter, and only then
+//! waits for readiness (a delivery after the drain writes a new byte: a new edge).
+//!
+//! Pipes are not shared between listeners on purpose: `epoll` re-checks a file's
+//! readiness before it reports an event, so a listener draining a shared pipe would
+//! swallow the wake-up of every other listener (in this or another runtime).
 //!
 //! Consequences worth knowing:
 //!
@@ -20,13 +24,14 @@
 //!   the program decides (typically by cancelling its top task group).
 //! * `SIGKILL`, `SIGSTOP` and the fault signals (`SIGSEGV`, `SIGBUS`, `SIGILL`,
 //!   `SIGFPE`) are refused with `InvalidInput`.
+//! * At most 256 listeners can exist at once (each holds a pipe); one more fails with
+//!   an error. The pool keeps the pipes of dropped listeners for reuse.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io::{self, Read};
-use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
 
 use mio::Interest;
@@ -85,18 +90,29 @@ impl SignalKind {
     }
 }
 
-/// The read end of the process-wide self-pipe (the write end is leaked into the
-/// handler's static, see `sys::set_signal_pipe`).
-fn pipe_reader() -> io::Result<&'static OwnedFd> {
-    static READER: OnceLock<io::Result<OwnedFd>> = OnceLock::new();
-    READER
-        .get_or_init(|| {
-            let (tx, rx) = pipe::new()?;
-            sys::set_signal_pipe(tx.into_raw_fd());
-            Ok(OwnedFd::from(rx))
-        })
-        .as_ref()
-        .map_err(|e| io::Error::new(e.kind(), format!("could not create the signal pipe: {e}")))
+/// The wake-up pipes of dropped listeners, kept for reuse: (slot, read end).
+static FREE_PIPES: parking_lot::Mutex<Vec<(usize, OwnedFd)>> = parking_lot::Mutex::new(Vec::new());
+
+/// The next never-used slot.
+static NEXT_SLOT: parking_lot::Mutex<usize> = parking_lot::Mutex::new(0);
+
+/// Takes a wake-up pipe (reused or new) and its slot; the slot is not active yet.
+fn take_pipe() -> io::Result<(usize, OwnedFd)> {
+    if let Some(p) = FREE_PIPES.lock().pop() {
+        return Ok(p);
+    }
+    let mut next = NEXT_SLOT.lock();
+    if *next >= sys::WAKE_SLOTS {
+        return Err(io::Error::other(format!(
+            "too many signal listeners at once (at most {})",
+            sys::WAKE_SLOTS
+        )));
+    }
+    let (tx, rx) = pipe::new()?;
+    let slot = *next;
+    *next += 1;
+    sys::set_wake_slot(slot, OwnedFd::from(tx));
+    Ok((slot, OwnedFd::from(rx)))
 }
 
 /// A listener for one Unix signal, registered with the current runtime's reactor.
@@ -118,8 +134,10 @@ fn pipe_reader() -> io::Result<&'static OwnedFd> {
 /// ```
 pub struct Signal {
     kind: SignalKind,
-    /// This listener's duplicate of the pipe's read end.
-    pipe: IoSource<pipe::Receiver>,
+    /// This listener's wake-up pipe slot.
+    slot: usize,
+    /// The read end of the slot's pipe. `None` only while dropping.
+    pipe: Option<IoSource<pipe::Receiver>>,
     /// The delivery counter value already reported.
     seen: u64,
 }
@@ -151,13 +169,22 @@ impl Signal {
     /// Outside a runtime.
     pub fn new(kind: SignalKind) -> io::Result<Signal> {
         sys::check_signal(kind.0)?;
-        let reader = pipe_reader()?;
-        let dup = reader.as_fd().try_clone_to_owned()?;
-        let pipe = IoSource::new(pipe::Receiver::from(dup), Interest::READABLE)?;
-        // Read the counter before installing: a delivery in between is reported.
+        let (slot, read_end) = take_pipe()?;
+        // On failure the read end is closed and the slot is retired (rare: epoll_ctl
+        // failing for a fresh pipe means the process is out of memory or fds).
+        let pipe = IoSource::new(pipe::Receiver::from(read_end), Interest::READABLE)?;
+        sys::set_wake_slot_active(slot, true);
+        // Read the counter after activating the pipe and before installing: a
+        // delivery in between is reported (at worst as a spurious extra wake-up).
         let seen = sys::signal_generation(kind.0);
+        let signal = Signal {
+            kind,
+            slot,
+            pipe: Some(pipe),
+            seen,
+        };
         sys::install_signal_handler(kind.0)?;
-        Ok(Signal { kind, pipe, seen })
+        Ok(signal)
     }
 
     /// Which signal this listens for.
@@ -212,7 +239,8 @@ impl Signal {
         let mut scratch = [0u8; 64];
         // `poll_io` checks for cancellation, then runs the closure while the pipe may
         // be readable: drain it (WouldBlock clears readiness), then compare counters.
-        let res = self.pipe.poll_io(cx, Direction::Read, |mut rx| {
+        let pipe = self.pipe.as_ref().expect("Signal used while dropping");
+        let res = pipe.poll_io(cx, Direction::Read, |mut rx| {
             loop {
                 match rx.read(&mut scratch) {
                     Ok(0) => return Err(io::Error::other("the signal pipe was closed")),
@@ -222,13 +250,6 @@ impl Signal {
                 }
             }
             let now = sys::signal_generation(signum);
-            if std::env::var_os("SIGDBG").is_some() {
-                eprintln!(
-                    "[{:?}] sig {signum} now {now} seen {}",
-                    std::thread::current().name(),
-                    *seen
-                );
-            }
             if now != *seen {
                 *seen = now;
                 Ok(())
@@ -241,7 +262,35 @@ impl Signal {
     }
 }
 
+impl Drop for Signal {
+    fn drop(&mut self) {
+        sys::set_wake_slot_active(self.slot, false);
+        if let Some(pipe) = self.pipe.take() {
+            // Deregister and keep the pipe for the next listener (stale bytes in it
+            // only cause one spurious check there). Dropped outside its runtime, the
+            // read end may still be in that runtime's epoll set: close it and retire
+            // the slot instead (its write end stays open, inactive, as promised).
+            let (rx, deregistered) = pipe.into_inner();
+            if deregistered.is_ok() {
+                FREE_PIPES.lock().push((self.slot, OwnedFd::from(rx)));
+            }
+        }
+    }
+}
+
 /// Completes when the process receives `SIGINT` (Ctrl-C). See [`ctrl_c`].
+///
+/// ```
+/// use scope_runtime::io::signal;
+/// use scope_runtime::move_on_after;
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     // No Ctrl-C arrives: the deadline cancels the wait.
+///     let r = move_on_after(Duration::from_millis(10), signal::ctrl_c()).await;
+///     assert!(r.unwrap().is_none());
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct CtrlC {
     signal: Option<io::Result<Signal>>,

@@ -61,6 +61,13 @@ impl<S: Source> IoSource<S> {
         }
     }
 
+    /// Forgets the readiness for `dir`: the next operation waits for a new event
+    /// instead of trying its syscall first. For stream sockets after a short read or
+    /// write (see `stream_impls!`).
+    pub(crate) fn clear_readiness(&self, dir: Direction) {
+        self.reg.clear(dir);
+    }
+
     /// [`poll_io`](Self::poll_io) as a future.
     pub(crate) async fn io<R>(
         &self,
@@ -70,11 +77,13 @@ impl<S: Source> IoSource<S> {
         poll_fn(|cx| self.poll_io(cx, dir, &mut op)).await
     }
 
-    /// Deregisters and returns the source.
-    pub(crate) fn into_inner(mut self) -> S {
+    /// Deregisters and returns the source, with the outcome of the deregistration
+    /// (an error when called outside the source's runtime; the source is returned
+    /// anyway).
+    pub(crate) fn into_inner(mut self) -> (S, io::Result<()>) {
         let mut io = self.io.take().expect("IoSource used after into_inner");
-        let _ = self.reg.deregister(&mut io);
-        io
+        let res = self.reg.deregister(&mut io);
+        (io, res)
     }
 }
 

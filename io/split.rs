@@ -76,6 +76,18 @@ pub struct WriteHalf<S: Stream> {
 
 /// The error of [`ReadHalf::reunite`]: the halves came from different streams. Holds
 /// them so nothing is lost.
+///
+/// ```
+/// use scope_runtime::io::{ReuniteError, UnixStream};
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let (a, b) = UnixStream::pair().unwrap();
+///     let (ar, aw) = a.into_split();
+///     let (br, bw) = b.into_split();
+///     let ReuniteError(ar, bw) = ar.reunite(bw).unwrap_err();
+///     assert!(ar.reunite(aw).is_ok() && br.reunite(bw).is_ok());
+/// });
+/// ```
 pub struct ReuniteError<S: Stream>(pub ReadHalf<S>, pub WriteHalf<S>);
 
 impl<S: Stream> fmt::Debug for ReuniteError<S> {

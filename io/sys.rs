@@ -1,21 +1,29 @@
 //! Platform code of `io/`: everything that needs `libc` (and `unsafe`) lives here.
 //!
-//! The rest of `io/` sees three safe functions with these contracts:
+//! The rest of `io/` sees these safe functions, with these contracts:
 //!
 //! * [`install_signal_handler`] — from the first successful call for a signal number on,
 //!   every delivery of that signal to the process increments
-//!   [`signal_generation`]`(signum)` and then writes one byte to the wake-up pipe set
-//!   with [`set_signal_pipe`] (if any; a full pipe drops the byte, which is harmless: a
-//!   non-empty pipe already guarantees a pending wake-up). The handler stays installed
-//!   for the life of the process and never chains to the previous disposition.
+//!   [`signal_generation`]`(signum)` and **then** writes one byte to every active
+//!   wake-up pipe (see below). A full pipe drops the byte, which is harmless: a
+//!   non-empty pipe already means a pending wake-up. The handler stays installed for
+//!   the life of the process and never chains to the previous disposition.
 //! * [`signal_generation`] — the delivery counter read by listeners (`Acquire`).
+//! * Wake-up pipe slots: [`set_wake_slot`] stores the write end of a pipe in a slot of
+//!   a fixed table ([`WAKE_SLOTS`] entries) and [`set_wake_slot_active`] turns it on or
+//!   off. The handler writes to every active slot. A write end stored in the table is
+//!   **never closed** (slots are reused with their pipe), so the handler can never
+//!   write into an fd number that was closed and reused for something else.
+//!   Each signal listener owns one slot: pipes are not shared between readers, because
+//!   `epoll` re-checks readiness before reporting an event, and one reader draining a
+//!   shared pipe would swallow the wake-up of the others.
 //! * [`set_backlog`] — `listen(2)` again on a listening socket to change its backlog.
 //!
 //! Only Unix is supported (the crate's reactor is `mio` on epoll/kqueue).
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// Signal numbers we can track: 1..=64 covers the standard and real-time signals on
 /// Linux (`SIGRTMAX` is 64) and every BSD.
@@ -30,8 +38,17 @@ static INSTALLED: [AtomicBool; SIGNAL_SLOTS] = [const { AtomicBool::new(false) }
 /// Serialises `sigaction` calls (two threads installing the same signal at once).
 static INSTALL_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
-/// Write end of the wake-up pipe (non-blocking), or -1 before it exists.
-static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+/// How many signal listeners can exist at once (each owns one wake-up pipe).
+pub(crate) const WAKE_SLOTS: usize = 256;
+
+/// Write ends of the wake-up pipes (non-blocking), or -1 for a slot never used.
+static WAKE_FDS: [AtomicI32; WAKE_SLOTS] = [const { AtomicI32::new(-1) }; WAKE_SLOTS];
+
+/// Whether the handler writes to a slot's pipe.
+static WAKE_ACTIVE: [AtomicBool; WAKE_SLOTS] = [const { AtomicBool::new(false) }; WAKE_SLOTS];
+
+/// One past the highest slot ever used (bounds the handler's loop).
+static WAKE_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// Signals whose handlers cannot be replaced, or whose replacement would turn a crash
 /// into a hang (the faulting instruction would run again).
@@ -55,14 +72,21 @@ extern "C" fn on_signal(signum: libc::c_int) {
     {
         slot.fetch_add(1, Ordering::Release);
     }
-    let fd = PIPE_WRITE.load(Ordering::Acquire);
-    if fd >= 0 {
-        let byte = [signum as u8];
-        // SAFETY: `fd` is the write end of the wake-up pipe, kept open for the life of
-        // the process once stored (it is never closed); `byte` is a valid 1-byte buffer.
-        // `write` is async-signal-safe. A failure (pipe full) is fine, see module doc.
-        unsafe {
-            libc::write(fd, byte.as_ptr().cast(), 1);
+    let byte = [signum as u8];
+    let used = WAKE_USED.load(Ordering::Acquire).min(WAKE_SLOTS);
+    for slot in 0..used {
+        if !WAKE_ACTIVE[slot].load(Ordering::Acquire) {
+            continue;
+        }
+        let fd = WAKE_FDS[slot].load(Ordering::Acquire);
+        if fd >= 0 {
+            // SAFETY: `fd` is the write end of a wake-up pipe; once stored in
+            // `WAKE_FDS` it is never closed (see the module doc), so it is open and
+            // still that pipe. `byte` is a valid 1-byte buffer and `write` is
+            // async-signal-safe. A failure (pipe full) is fine, see the module doc.
+            unsafe {
+                libc::write(fd, byte.as_ptr().cast(), 1);
+            }
         }
     }
     if let Some(e) = saved {
@@ -91,10 +115,22 @@ fn set_errno(e: libc::c_int) {
 )))]
 fn set_errno(_e: libc::c_int) {}
 
-/// Makes `fd` the pipe the handler writes to. The fd must stay open for the rest of
-/// the process (the caller leaks it on purpose).
-pub(crate) fn set_signal_pipe(fd: RawFd) {
-    PIPE_WRITE.store(fd, Ordering::Release);
+/// Stores the write end of a wake-up pipe in `slot` (inactive until
+/// [`set_wake_slot_active`]). The caller gives up ownership: the fd is never closed.
+///
+/// # Panics
+///
+/// If `slot >= WAKE_SLOTS` or the slot already holds a pipe.
+pub(crate) fn set_wake_slot(slot: usize, write_end: OwnedFd) {
+    let fd = write_end.into_raw_fd();
+    let prev = WAKE_FDS[slot].swap(fd, Ordering::AcqRel);
+    assert_eq!(prev, -1, "wake-up slot {slot} reused with a new pipe");
+    WAKE_USED.fetch_max(slot + 1, Ordering::AcqRel);
+}
+
+/// Turns the handler's writes to `slot`'s pipe on or off.
+pub(crate) fn set_wake_slot_active(slot: usize, active: bool) {
+    WAKE_ACTIVE[slot].store(active, Ordering::Release);
 }
 
 /// Deliveries of `signum` seen so far (0 for an untracked number).

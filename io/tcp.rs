@@ -174,7 +174,7 @@ impl TcpListener {
     /// });
     /// ```
     pub fn into_std(self) -> std::net::TcpListener {
-        self.io.into_inner().into()
+        self.io.into_inner().0.into()
     }
 }
 
@@ -456,6 +456,13 @@ impl TcpStream {
     }
 }
 
+/// The stream operations shared by [`TcpStream`] and `UnixStream`.
+///
+/// A read that returns fewer bytes than asked for (but not 0, which is end-of-file)
+/// drained the socket's receive queue, and a short write filled its send queue; with
+/// edge-triggered readiness any later change brings a new event, so the readiness is
+/// cleared right away. This saves the `EAGAIN` syscall the next operation would
+/// otherwise make (the same shortcut tokio takes).
 macro_rules! stream_impls {
     ($t:ty) => {
         impl crate::io::split::sealed::Stream for $t {
@@ -464,11 +471,25 @@ macro_rules! stream_impls {
                 cx: &mut Context<'_>,
                 buf: &mut [u8],
             ) -> Poll<io::Result<usize>> {
-                self.io.poll_io(cx, Direction::Read, |mut s| s.read(buf))
+                let len = buf.len();
+                let res = self.io.poll_io(cx, Direction::Read, |mut s| s.read(buf));
+                if let Poll::Ready(Ok(n)) = res {
+                    if n > 0 && n < len {
+                        self.io.clear_readiness(Direction::Read);
+                    }
+                }
+                res
             }
 
             fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                self.io.poll_io(cx, Direction::Write, |mut s| s.write(buf))
+                let len = buf.len();
+                let res = self.io.poll_io(cx, Direction::Write, |mut s| s.write(buf));
+                if let Poll::Ready(Ok(n)) = res {
+                    if n < len {
+                        self.io.clear_readiness(Direction::Write);
+                    }
+                }
+                res
             }
 
             fn poll_write_vectored_priv(
@@ -476,8 +497,16 @@ macro_rules! stream_impls {
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                self.io
-                    .poll_io(cx, Direction::Write, |mut s| s.write_vectored(bufs))
+                let len: usize = bufs.iter().map(|b| b.len()).sum();
+                let res = self
+                    .io
+                    .poll_io(cx, Direction::Write, |mut s| s.write_vectored(bufs));
+                if let Poll::Ready(Ok(n)) = res {
+                    if n < len {
+                        self.io.clear_readiness(Direction::Write);
+                    }
+                }
+                res
             }
 
             fn shutdown_priv(&self, how: Shutdown) -> io::Result<()> {

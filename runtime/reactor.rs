@@ -17,6 +17,10 @@
 //!   between: events are only recorded by [`Reactor::turn`], which never runs while a
 //!   task is being polled, and an edge that happens after the syscall is reported by
 //!   the next `epoll_wait`.
+//! * "Read closed" (the peer's FIN or a hang-up) is sticky: it keeps the read side
+//!   ready after a `clear`, because reads will never block again and the event will
+//!   not come back. (Streams clear the read readiness after a *short* read — see
+//!   `io/tcp.rs` — and must still see an end-of-file that arrived with the data.)
 //! * Each direction keeps a list of waiting wakers (deduplicated with `will_wake`), so
 //!   several tasks may wait on one socket (e.g. two receivers on a `UdpSocket`); an
 //!   event wakes them all and the losers of the race wait again.
@@ -54,13 +58,24 @@ pub(crate) enum Direction {
     Write,
 }
 
-const READABLE: u8 = 0b01;
-const WRITABLE: u8 = 0b10;
+const READABLE: u8 = 0b001;
+const WRITABLE: u8 = 0b010;
+/// The peer closed its write side (or the connection is gone): reads will never block
+/// again. Sticky: [`Registration::clear`] keeps it.
+const READ_CLOSED: u8 = 0b100;
 
 impl Direction {
     fn bit(self) -> u8 {
         match self {
             Direction::Read => READABLE,
+            Direction::Write => WRITABLE,
+        }
+    }
+
+    /// The bits that make `self` ready.
+    fn ready_mask(self) -> u8 {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED,
             Direction::Write => WRITABLE,
         }
     }
@@ -157,12 +172,7 @@ impl Reactor {
         let mut events = self.events.borrow_mut();
         match self.poll.borrow_mut().poll(&mut events, timeout) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                if std::env::var_os("SIGDBG").is_some() {
-                    eprintln!("[{:?}] EINTR", std::thread::current().name());
-                }
-                return Ok(0);
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
             Err(e) => return Err(e),
         }
         let mut delivered = 0;
@@ -171,14 +181,6 @@ impl Reactor {
         {
             let sources = self.sources.borrow();
             for event in events.iter() {
-                if std::env::var_os("SIGDBG").is_some() {
-                    eprintln!(
-                        "[{:?}] reactor {} event {:?}",
-                        std::thread::current().name(),
-                        self.id,
-                        event
-                    );
-                }
                 if event.token() == WAKE_TOKEN {
                     continue;
                 }
@@ -189,6 +191,9 @@ impl Reactor {
                 let mut bits = 0;
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     bits |= READABLE;
+                }
+                if event.is_read_closed() {
+                    bits |= READ_CLOSED;
                 }
                 if event.is_writable() || event.is_write_closed() || event.is_error() {
                     bits |= WRITABLE;
@@ -254,7 +259,7 @@ impl Registration {
     /// Whether the source was reported ready for `dir` since the last
     /// [`clear`](Self::clear) (or is still assumed ready after registration).
     pub(crate) fn is_ready(&self, dir: Direction) -> bool {
-        self.state.ready.get() & dir.bit() != 0
+        self.state.ready.get() & dir.ready_mask() != 0
     }
 
     /// Ready when the source was reported ready for `dir` since the last
@@ -277,23 +282,30 @@ impl Registration {
         Poll::Pending
     }
 
-    /// Forgets readiness for `dir` (after the operation returned `WouldBlock`).
+    /// Forgets readiness for `dir` (after the operation returned `WouldBlock`, or after
+    /// a short read or write on a stream). A "read closed" event is kept: a stream
+    /// whose peer closed never blocks a read again, and its event will not repeat.
     pub(crate) fn clear(&self, dir: Direction) {
         self.state.ready.set(self.state.ready.get() & !dir.bit());
     }
 
-    /// Removes `source` from the reactor. A no-op (`Ok`) when the registration's
-    /// runtime is not the current one (e.g. it was dropped already: its epoll set is
-    /// gone with it).
+    /// Removes `source` from the reactor. Fails (doing nothing) when the registration's
+    /// runtime is not the current one: then its epoll set is either gone with it, or
+    /// unreachable from here (the source stays registered there until it is closed).
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
         crate::runtime::try_with_core(|core| {
             if core.reactor.id == self.reactor {
-                core.reactor.poll.borrow().registry().deregister(source)
+                Some(core.reactor.poll.borrow().registry().deregister(source))
             } else {
-                Ok(())
+                None
             }
         })
-        .unwrap_or(Ok(()))
+        .flatten()
+        .unwrap_or_else(|| {
+            Err(io::Error::other(
+                "scope_runtime: cannot deregister an I/O source outside the runtime it was created on",
+            ))
+        })
     }
 }
 

@@ -458,3 +458,23 @@ fn using_a_socket_on_another_runtime_is_an_error_not_a_hang() {
     drop(rt1);
     drop((c, s));
 }
+
+#[scope_runtime::test]
+async fn end_of_file_arriving_with_the_data_is_not_missed() {
+    // A short read clears the read readiness; the peer's FIN, reported in the same
+    // event as the data, must still make the next read return 0 instead of waiting.
+    fail_after(SAFETY_NET, async {
+        for _ in 0..20 {
+            let (c, s) = pair().await;
+            c.write(b"last words").await?;
+            c.shutdown(Shutdown::Write)?;
+            sleep(Duration::from_millis(5)).await.unwrap(); // data + FIN are both in
+            let mut buf = [0u8; 64];
+            assert_eq!(s.read(&mut buf).await?, 10);
+            assert_eq!(s.read(&mut buf).await?, 0);
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .unwrap();
+}

@@ -37,7 +37,7 @@ fn spawn_and_join_many_tasks() {
 
 #[test]
 fn block_on_returns_the_value_and_may_borrow_locals() {
-    let local = vec![1, 2, 3];
+    let local = [1, 2, 3];
     let got = Runtime::new()
         .unwrap()
         .block_on(async { local.iter().sum::<i32>() });
@@ -284,7 +284,7 @@ fn dropping_the_runtime_drops_pending_tasks() {
             struct SpawnOnDrop;
             impl Drop for SpawnOnDrop {
                 fn drop(&mut self) {
-                    let _ = spawn(async { Ok::<_, Cancelled>(()) });
+                    drop(spawn(async { Ok::<_, Cancelled>(()) }));
                 }
             }
             let _g = SpawnOnDrop;
@@ -313,7 +313,7 @@ fn nested_block_on_is_refused_with_a_clear_panic() {
 #[test]
 fn spawn_outside_a_runtime_panics_with_a_clear_message() {
     let r = std::panic::catch_unwind(|| {
-        let _ = spawn(async { Ok::<_, Cancelled>(()) });
+        drop(spawn(async { Ok::<_, Cancelled>(()) }));
     });
     let p = r.unwrap_err();
     let msg = p.downcast_ref::<&str>().copied().unwrap_or_default();
