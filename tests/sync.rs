@@ -253,6 +253,196 @@ async fn r05_lock_of_a_free_mutex_by_cancelled_code_fails_without_locking() {
 }
 
 // ---------------------------------------------------------------------------------
+// Same turn, the other order: cancel first, then the hand-off. The waiter was
+// cancelled before it could be served, so it is skipped (it takes nothing) and the
+// next waiter is served, as in Trio, where a cancel takes the task off the queue.
+// ---------------------------------------------------------------------------------
+
+#[scope_runtime::test(paused)]
+async fn r02_receiver_cancelled_then_message_sent_in_the_same_turn_is_skipped() {
+    let (tx, rx) = channel::<u32>(1);
+    let first = spawn({
+        let rx = rx.clone();
+        async move { rx.recv().await }
+    });
+    let second = spawn({
+        let rx = rx.clone();
+        async move { rx.recv().await }
+    });
+    settle().await; // both wait, `first` in front
+    first.cancel();
+    tx.try_send(1).unwrap(); // same turn: `first` has not run yet
+    assert!(is_cancelled(first.await.unwrap()));
+    assert_eq!(second.await.unwrap().unwrap(), Some(1));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[scope_runtime::test(paused)]
+async fn r03_sender_cancelled_then_room_made_in_the_same_turn_sends_nothing() {
+    let (tx, rx) = channel::<u32>(1);
+    tx.send(1).await.unwrap();
+    let sender = spawn({
+        let tx = tx.clone();
+        async move {
+            match tx.send(2).await {
+                Err(SendError::Cancelled(v, _)) => Ok::<_, Cancelled>(v),
+                other => panic!("expected a cancelled send, got {other:?}"),
+            }
+        }
+    });
+    settle().await;
+    sender.cancel();
+    assert_eq!(rx.try_recv(), Ok(1)); // room made: the cancelled sender is skipped
+    assert_eq!(sender.await.unwrap().unwrap(), 2, "the message came back");
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[scope_runtime::test(paused)]
+async fn r05_waiter_cancelled_then_lock_released_in_the_same_turn_does_not_get_it() {
+    let m = Rc::new(Mutex::new(Vec::new()));
+    let held = m.lock().await.unwrap();
+    let first = spawn({
+        let m = m.clone();
+        async move {
+            m.lock().await?.push("first");
+            Ok::<_, Cancelled>(())
+        }
+    });
+    let second = spawn({
+        let m = m.clone();
+        async move {
+            m.lock().await?.push("second");
+            Ok::<_, Cancelled>(())
+        }
+    });
+    settle().await;
+    first.cancel();
+    drop(held); // same turn: `first` is skipped, `second` is granted
+    assert!(first.await.unwrap().is_cancelled());
+    second.await.unwrap().unwrap();
+    assert_eq!(*m.lock().await.unwrap(), ["second"]);
+}
+
+#[scope_runtime::test(paused)]
+async fn skipped_waiter_whose_cancel_was_withdrawn_takes_what_skipped_it() {
+    // Channel: the message went to the buffer past the cancelled receiver; after
+    // `uncancel` the receiver runs on and takes it.
+    let (tx, rx) = channel::<u32>(1);
+    let r = spawn(async move { rx.recv().await });
+    settle().await;
+    r.cancel();
+    tx.try_send(1).unwrap();
+    assert_eq!(r.uncancel(), 0);
+    assert_eq!(r.await.unwrap().unwrap(), Some(1));
+    // Mutex: released past the cancelled waiter; after `uncancel` it takes the lock.
+    let m = Rc::new(Mutex::new(0));
+    let held = m.lock().await.unwrap();
+    let w = spawn({
+        let m = m.clone();
+        async move {
+            *m.lock().await? += 1;
+            Ok::<_, Cancelled>(())
+        }
+    });
+    settle().await;
+    w.cancel();
+    drop(held);
+    assert!(!m.is_locked(), "released, the only waiter being cancelled");
+    w.uncancel();
+    w.await.unwrap().unwrap();
+    assert_eq!(*m.try_lock().unwrap(), 1);
+    // Semaphore: the same with permits.
+    let sem = Rc::new(Semaphore::new(0));
+    let w = spawn({
+        let sem = sem.clone();
+        async move { sem.acquire().await.map(|p| p.forget()) }
+    });
+    settle().await;
+    w.cancel();
+    sem.add_permits(1);
+    assert_eq!(
+        sem.available_permits(),
+        1,
+        "not granted to a cancelled waiter"
+    );
+    w.uncancel();
+    w.await.unwrap().unwrap();
+    assert_eq!(sem.available_permits(), 0);
+}
+
+#[scope_runtime::test(paused)]
+async fn semaphore_notify_event_oneshot_skip_a_waiter_cancelled_in_the_same_turn() {
+    // Semaphore: the permit goes to the second waiter.
+    let sem = Rc::new(Semaphore::new(0));
+    let spawn_acquire = |sem: &Rc<Semaphore>| {
+        let sem = sem.clone();
+        spawn(async move { sem.acquire().await.map(|p| p.forget()) })
+    };
+    let a = spawn_acquire(&sem);
+    let b = spawn_acquire(&sem);
+    settle().await;
+    a.cancel();
+    sem.add_permits(1);
+    assert!(a.await.unwrap().is_cancelled());
+    b.await.unwrap().unwrap();
+    assert_eq!(sem.available_permits(), 0);
+
+    // Notify: the notification goes to the second waiter.
+    let n = Rc::new(Notify::new());
+    let spawn_wait = |n: &Rc<Notify>| {
+        let n = n.clone();
+        spawn(async move { n.notified().await })
+    };
+    let a = spawn_wait(&n);
+    let b = spawn_wait(&n);
+    settle().await;
+    a.cancel();
+    n.notify_one();
+    assert!(a.await.unwrap().is_cancelled());
+    b.await.unwrap().unwrap();
+
+    // Event: a waiter cancelled before the `set` fails; the others succeed.
+    let ev = Rc::new(Event::new());
+    let spawn_ev = |ev: &Rc<Event>| {
+        let ev = ev.clone();
+        spawn(async move { ev.wait().await })
+    };
+    let a = spawn_ev(&ev);
+    let b = spawn_ev(&ev);
+    settle().await;
+    a.cancel();
+    ev.set();
+    assert!(a.await.unwrap().is_cancelled());
+    b.await.unwrap().unwrap();
+
+    // Oneshot: the cancelled receiver fails and the value stays in the channel.
+    let (tx, mut rx) = oneshot::<u8>();
+    let scope = CancelScope::new();
+    let first_try = spawn({
+        let scope = scope.clone();
+        async move {
+            let r = scope
+                .run(async { Ok::<_, Cancelled>((&mut rx).await) })
+                .await;
+            Ok::<_, Cancelled>((r, rx))
+        }
+    });
+    settle().await;
+    scope.cancel();
+    tx.send(9).unwrap();
+    let (r, rx) = first_try.await.unwrap().unwrap();
+    assert!(
+        r.unwrap().unwrap().is_err(),
+        "cancelled before the value came"
+    );
+    assert_eq!(
+        rx.await,
+        Ok(Some(9)),
+        "the value stayed for a later receive"
+    );
+}
+
+// ---------------------------------------------------------------------------------
 // Channels
 // ---------------------------------------------------------------------------------
 

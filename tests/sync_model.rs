@@ -10,6 +10,9 @@
 //! cancels and hand-offs land in the same scheduler turn — the R10 window. Every
 //! operation gives up after `GIVE_UP`, so a case always ends; the test then drains the
 //! channel and compares what happened with the model.
+//!
+//! The same scripts drive a `Semaphore` and a `Mutex`: permits are never over-granted
+//! (at most one lock holder) and, once every actor is done, none leaked.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -246,12 +249,20 @@ fn check_case(capacity: Option<usize>, actors: Vec<Actor>) -> Result<(), TestCas
     Ok(())
 }
 
+/// `PROPTEST_CASES` overrides the default number of cases (e.g. for a long soak run).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn capacity() -> impl Strategy<Value = Option<usize>> {
     prop_oneof![4 => (0usize..=3).prop_map(Some), 1 => Just(None)]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(512), ..ProptestConfig::default() })]
 
     #[test]
     fn channel_never_loses_or_duplicates_a_message(
@@ -289,5 +300,117 @@ fn crowded_channel_with_every_kind_of_interrupt() {
     }
     for cap in [Some(0), Some(1), Some(3), None] {
         check_case(cap, actors.clone()).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Semaphore and mutex: permits are never over-granted and never leak.
+// ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Acq {
+    delay: u8,
+    wanted: usize,
+    hold: u8,
+    interrupt: Interrupt,
+}
+
+fn acq() -> impl Strategy<Value = Acq> {
+    (0u8..3, 1usize..=3, 0u8..4, interrupt()).prop_map(|(delay, wanted, hold, interrupt)| Acq {
+        delay,
+        wanted,
+        hold,
+        interrupt,
+    })
+}
+
+fn check_semaphore(total: usize, scripts: Vec<Vec<Acq>>) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::Semaphore;
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let sem = Rc::new(Semaphore::new(total));
+    let in_use = Rc::new(std::cell::Cell::new(0usize));
+    rt.block_on({
+        let (sem, in_use) = (sem.clone(), in_use.clone());
+        async move {
+            task_group(|tg| async move {
+                for script in scripts {
+                    let (sem, in_use) = (sem.clone(), in_use.clone());
+                    tg.spawn(async move {
+                        for step in script {
+                            sleep(Duration::from_millis(step.delay.into())).await.ok();
+                            let wanted = step.wanted.min(total);
+                            if let Ended::Done(Ok(permit)) =
+                                run_op(sem.acquire_many(wanted), step.interrupt).await
+                            {
+                                in_use.set(in_use.get() + wanted);
+                                assert!(in_use.get() <= total, "over-granted");
+                                sleep(Duration::from_millis(step.hold.into())).await.ok();
+                                in_use.set(in_use.get() - wanted);
+                                drop(permit);
+                            }
+                        }
+                        Ok(())
+                    });
+                }
+                Ok(())
+            })
+            .await
+            .expect("actors do not fail");
+        }
+    });
+    prop_assert_eq!(sem.available_permits(), total, "permits leaked or minted");
+    Ok(())
+}
+
+fn check_mutex(scripts: Vec<Vec<Acq>>) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::Mutex;
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let m = Rc::new(Mutex::new(0u32));
+    let inside = Rc::new(std::cell::Cell::new(false));
+    rt.block_on({
+        let (m, inside) = (m.clone(), inside.clone());
+        async move {
+            task_group(|tg| async move {
+                for script in scripts {
+                    let (m, inside) = (m.clone(), inside.clone());
+                    tg.spawn(async move {
+                        for step in script {
+                            sleep(Duration::from_millis(step.delay.into())).await.ok();
+                            if let Ended::Done(Ok(mut g)) = run_op(m.lock(), step.interrupt).await {
+                                assert!(!inside.replace(true), "two holders at once");
+                                *g += 1;
+                                sleep(Duration::from_millis(step.hold.into())).await.ok();
+                                inside.set(false);
+                            }
+                        }
+                        Ok(())
+                    });
+                }
+                Ok(())
+            })
+            .await
+            .expect("actors do not fail");
+        }
+    });
+    prop_assert!(!m.is_locked(), "the lock leaked");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn semaphore_never_over_grants_or_leaks(
+        total in 1usize..=4,
+        scripts in prop::collection::vec(prop::collection::vec(acq(), 1..6), 1..6),
+    ) {
+        check_semaphore(total, scripts)?;
+    }
+
+    #[test]
+    fn mutex_never_has_two_holders_or_leaks(
+        scripts in prop::collection::vec(prop::collection::vec(acq(), 1..6), 1..6),
+    ) {
+        check_mutex(scripts)?;
     }
 }

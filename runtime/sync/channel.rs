@@ -11,12 +11,14 @@
 //! * `send_waiters` — senders blocked on a full channel; a node's state is the message
 //!   it offers (`Some` until a receiver takes it, then `None`).
 //!
-//! Invariants (outside the lock): if a receiver is queued, `buf` is empty and no sender
-//! is queued; if a sender is queued, `buf` holds `cap` messages (one more at most, see
-//! below). A message therefore never waits in `buf` while a receiver waits, and moves
-//! **directly** into the first waiter's node (hand-off), which is what lets rule R10
-//! hold: a receiver whose node was filled returns that message even if it is cancelled
-//! before it runs again.
+//! Invariants (outside the lock), for waiters that are not cancelled: if a receiver is
+//! queued, `buf` is empty and no sender is queued; if a sender is queued, `buf` holds
+//! `cap` messages (one more at most, see below). A message therefore never waits in
+//! `buf` while a receiver waits, and moves **directly** into the first waiter's node
+//! (hand-off), which is what lets rule R10 hold: a receiver whose node was filled
+//! returns that message even if it is cancelled before it runs again. Waiters already
+//! cancelled are skipped by hand-offs (see `wait_list`) and stay queued until they
+//! run; a skipped waiter whose cancel was withdrawn meanwhile takes what is there.
 //!
 //! A receive future dropped after being served puts its message back at the *front*
 //! (or hands it to the next waiting receiver), so it stays the oldest; this may hold
@@ -39,7 +41,7 @@ use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 
-use super::wait_list::{WaitList, WakeList};
+use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::scope::{BoxError, CancelError, Cancelled};
 
 struct Chan<T> {
@@ -75,7 +77,7 @@ impl<T> Chan<T> {
     /// Offers `v` to the first waiting receiver or the buffer. Returns the receiver's
     /// waker to wake, or gives `v` back if the channel is full.
     fn offer(&mut self, v: T) -> Result<Option<std::task::Waker>, T> {
-        if let Some(node) = self.recv_waiters.pop_front() {
+        if let Some(node) = self.recv_waiters.pop_front_ready() {
             node.state = Some(v);
             return Ok(node.waker.take());
         }
@@ -92,7 +94,7 @@ impl<T> Chan<T> {
         if let Some(v) = self.buf.pop_front() {
             let mut waker = None;
             if self.buf.len() < self.cap {
-                if let Some(node) = self.send_waiters.pop_front() {
+                if let Some(node) = self.send_waiters.pop_front_ready() {
                     let offered = node
                         .state
                         .take()
@@ -104,7 +106,7 @@ impl<T> Chan<T> {
             return Some((v, waker));
         }
         // Rendezvous (capacity 0): take straight from a blocked sender.
-        let node = self.send_waiters.pop_front()?;
+        let node = self.send_waiters.pop_front_ready()?;
         let v = node
             .state
             .take()
@@ -115,7 +117,7 @@ impl<T> Chan<T> {
     /// A served receive node was abandoned: give its message to the next receiver, or
     /// back to the front of the buffer.
     fn put_back(&mut self, v: T) -> Option<std::task::Waker> {
-        if let Some(node) = self.recv_waiters.pop_front() {
+        if let Some(node) = self.recv_waiters.pop_front_ready() {
             node.state = Some(v);
             return node.waker.take();
         }
@@ -256,22 +258,78 @@ macro_rules! common_handle_impls {
 
         impl<T> $ty<T> {
             /// The number of messages in the channel's buffer.
+            ///
+            /// ```
+            /// use scope_runtime::sync::{channel, unbounded};
+            ///
+            /// let (tx, rx) = channel::<u8>(2);
+            /// let (utx, urx) = unbounded::<u8>();
+            /// tx.try_send(1).unwrap();
+            /// utx.send(1).unwrap();
+            /// assert_eq!((tx.len(), rx.len(), utx.len(), urx.len()), (1, 1, 1, 1));
+            /// assert!(!tx.is_empty() && !urx.is_empty());
+            /// assert_eq!((tx.capacity(), rx.capacity()), (Some(2), Some(2)));
+            /// assert_eq!((utx.capacity(), urx.capacity()), (None, None));
+            /// assert!(rx.same_channel(&rx.clone()) && !tx.same_channel(&channel(2).0));
+            /// ```
             pub fn len(&self) -> usize {
                 self.shared.chan.lock().buf.len()
             }
 
             /// Whether the channel's buffer is empty.
+            ///
+            /// ```
+            /// use scope_runtime::sync::{channel, unbounded};
+            ///
+            /// let (tx, rx) = channel::<u8>(2);
+            /// let (utx, urx) = unbounded::<u8>();
+            /// tx.try_send(1).unwrap();
+            /// utx.send(1).unwrap();
+            /// assert_eq!((tx.len(), rx.len(), utx.len(), urx.len()), (1, 1, 1, 1));
+            /// assert!(!tx.is_empty() && !urx.is_empty());
+            /// assert_eq!((tx.capacity(), rx.capacity()), (Some(2), Some(2)));
+            /// assert_eq!((utx.capacity(), urx.capacity()), (None, None));
+            /// assert!(rx.same_channel(&rx.clone()) && !tx.same_channel(&channel(2).0));
+            /// ```
             pub fn is_empty(&self) -> bool {
                 self.shared.chan.lock().buf.is_empty()
             }
 
             /// The channel's capacity; `None` for an unbounded channel.
+            ///
+            /// ```
+            /// use scope_runtime::sync::{channel, unbounded};
+            ///
+            /// let (tx, rx) = channel::<u8>(2);
+            /// let (utx, urx) = unbounded::<u8>();
+            /// tx.try_send(1).unwrap();
+            /// utx.send(1).unwrap();
+            /// assert_eq!((tx.len(), rx.len(), utx.len(), urx.len()), (1, 1, 1, 1));
+            /// assert!(!tx.is_empty() && !urx.is_empty());
+            /// assert_eq!((tx.capacity(), rx.capacity()), (Some(2), Some(2)));
+            /// assert_eq!((utx.capacity(), urx.capacity()), (None, None));
+            /// assert!(rx.same_channel(&rx.clone()) && !tx.same_channel(&channel(2).0));
+            /// ```
             pub fn capacity(&self) -> Option<usize> {
                 let cap = self.shared.chan.lock().cap;
                 (cap != usize::MAX).then_some(cap)
             }
 
             /// Whether `self` and `other` are handles of the same channel.
+            ///
+            /// ```
+            /// use scope_runtime::sync::{channel, unbounded};
+            ///
+            /// let (tx, rx) = channel::<u8>(2);
+            /// let (utx, urx) = unbounded::<u8>();
+            /// tx.try_send(1).unwrap();
+            /// utx.send(1).unwrap();
+            /// assert_eq!((tx.len(), rx.len(), utx.len(), urx.len()), (1, 1, 1, 1));
+            /// assert!(!tx.is_empty() && !urx.is_empty());
+            /// assert_eq!((tx.capacity(), rx.capacity()), (Some(2), Some(2)));
+            /// assert_eq!((utx.capacity(), urx.capacity()), (None, None));
+            /// assert!(rx.same_channel(&rx.clone()) && !tx.same_channel(&channel(2).0));
+            /// ```
             pub fn same_channel(&self, other: &Self) -> bool {
                 Arc::ptr_eq(&self.shared, &other.shared)
             }
@@ -343,8 +401,8 @@ impl<T> Sender<T> {
     /// * `Ok(())`: the message is in the channel (or handed to a receiver).
     /// * `Err(SendError::Cancelled(value, c))`: the calling code was cancelled before
     ///   the message was accepted; nothing was sent (R1), and the value comes back. If
-    ///   a receiver took the message before the cancel was noticed, the send returns
-    ///   `Ok(())` (R10) and the *next* checkpoint fails.
+    ///   a receiver took the message from this blocked sender before the cancel, the
+    ///   send returns `Ok(())` (R10) and the *next* checkpoint fails.
     /// * `Err(SendError::Closed(value))`: every receiver is gone.
     ///
     /// Senders blocked on a full channel are served in FIFO order. Dropping the future
@@ -461,8 +519,8 @@ impl<T> Receiver<T> {
     /// * `Ok(Some(message))`.
     /// * `Ok(None)`: every sender is gone and the channel is drained.
     /// * `Err(Cancelled)`: the calling code was cancelled; nothing was taken (R1). A
-    ///   message already handed to this waiting receiver is returned instead (R10);
-    ///   the next checkpoint fails.
+    ///   message handed to this waiting receiver before the cancel is returned instead
+    ///   (R10); the next checkpoint fails.
     ///
     /// Receivers waiting on an empty channel are served in FIFO order; one that is
     /// cancelled or dropped before being served leaves its place to the next one. A
@@ -530,6 +588,18 @@ impl<T> Receiver<T> {
 }
 
 /// The future of [`Sender::send`]. See there.
+///
+/// ```
+/// use scope_runtime::sync::channel;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let (tx, rx) = channel(1);
+///     let send = tx.send('x'); // nothing happens until it is awaited
+///     assert!(rx.is_empty());
+///     send.await.unwrap();
+///     assert_eq!(rx.len(), 1);
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct SendFuture<'a, T> {
     shared: &'a Shared<T>,
@@ -564,30 +634,34 @@ impl<T> Future for SendFuture<'_, T> {
                 return Poll::Ready(Ok(()));
             }
         }
-        let fail = match crate::check_cancelled() {
-            Err(c) => Some(Err(c)),
-            Ok(()) if ch.receivers == 0 => Some(Ok(())),
-            Ok(()) => None,
-        };
-        if let Some(fail) = fail {
+        let site = checkpoint();
+        if site.is_err() || ch.receivers == 0 {
             let value = match this.node.take() {
                 Some(key) => ch.send_waiters.remove(key),
                 None => this.value.take(),
             }
             .expect("`SendFuture` polled after completion");
-            return Poll::Ready(Err(match fail {
+            drop(ch);
+            return Poll::Ready(Err(match site {
                 Err(c) => SendError::Cancelled(value, c),
-                Ok(()) => SendError::Closed(value),
+                Ok(_) => SendError::Closed(value),
             }));
         }
-        if let Some(key) = this.node {
-            ch.send_waiters.set_waker(key, cx.waker());
-            return Poll::Pending;
+        let site = site.unwrap_or(super::wait_list::Site::NOWHERE);
+        let value = match this.node {
+            // Still queued. Room can only have been made past us while we were
+            // cancelled (and skipped); then we take it now.
+            Some(key) => {
+                if ch.recv_waiters.front_ready().is_none() && ch.buf.len() >= ch.cap {
+                    ch.send_waiters.update(key, cx.waker(), site);
+                    return Poll::Pending;
+                }
+                this.node = None;
+                ch.send_waiters.remove(key)
+            }
+            None => this.value.take(),
         }
-        let value = this
-            .value
-            .take()
-            .expect("`SendFuture` polled after completion");
+        .expect("`SendFuture` polled after completion");
         match ch.offer(value) {
             Ok(waker) => {
                 drop(ch);
@@ -597,7 +671,7 @@ impl<T> Future for SendFuture<'_, T> {
                 Poll::Ready(Ok(()))
             }
             Err(value) => {
-                this.node = Some(ch.send_waiters.push_back(Some(value), cx.waker()));
+                this.node = Some(ch.send_waiters.push_back(Some(value), cx.waker(), site));
                 Poll::Pending
             }
         }
@@ -616,6 +690,17 @@ impl<T> Drop for SendFuture<'_, T> {
 }
 
 /// The future of [`Receiver::recv`]. See there.
+///
+/// ```
+/// use scope_runtime::sync::channel;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let (tx, rx) = channel(1);
+///     let recv = rx.recv();
+///     tx.try_send(1).unwrap();
+///     assert_eq!(recv.await, Ok(Some(1)));
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct RecvFuture<'a, T> {
     shared: &'a Shared<T>,
@@ -645,23 +730,22 @@ impl<T> Future for RecvFuture<'_, T> {
                 return Poll::Ready(Ok(Some(v.expect("a served receiver holds a message"))));
             }
         }
-        if let Err(c) = crate::check_cancelled() {
-            if let Some(key) = this.node.take() {
-                ch.recv_waiters.remove(key); // unserved: nothing to pass on
+        let site = match checkpoint() {
+            Ok(site) => site,
+            Err(c) => {
+                if let Some(key) = this.node.take() {
+                    ch.recv_waiters.remove(key); // unserved: nothing to pass on
+                }
+                return Poll::Ready(Err(c));
             }
-            return Poll::Ready(Err(c));
-        }
-        if let Some(key) = this.node {
-            // Still queued: FIFO order, and `buf` is empty while receivers wait.
-            if ch.senders == 0 {
-                ch.recv_waiters.remove(key);
-                this.node = None;
-                return Poll::Ready(Ok(None));
-            }
-            ch.recv_waiters.set_waker(key, cx.waker());
-            return Poll::Pending;
-        }
+        };
+        // Queued or not, take what is there: while a receiver is queued and not
+        // cancelled, messages go to it rather than to the buffer, so a message can only
+        // be waiting here if it skipped us while we were cancelled.
         if let Some((v, waker)) = ch.take() {
+            if let Some(key) = this.node.take() {
+                ch.recv_waiters.remove(key);
+            }
             drop(ch);
             if let Some(w) = waker {
                 w.wake();
@@ -669,9 +753,15 @@ impl<T> Future for RecvFuture<'_, T> {
             return Poll::Ready(Ok(Some(v)));
         }
         if ch.senders == 0 {
+            if let Some(key) = this.node.take() {
+                ch.recv_waiters.remove(key);
+            }
             return Poll::Ready(Ok(None));
         }
-        this.node = Some(ch.recv_waiters.push_back(None, cx.waker()));
+        match this.node {
+            Some(key) => ch.recv_waiters.update(key, cx.waker(), site),
+            None => this.node = Some(ch.recv_waiters.push_back(None, cx.waker(), site)),
+        }
         Poll::Pending
     }
 }
@@ -746,16 +836,39 @@ impl<T> SendError<T> {
     }
 
     /// Whether every receiver was gone.
+    ///
+    /// ```
+    /// let e = scope_runtime::sync::SendError::Closed(1);
+    /// assert!(e.is_closed() && !e.is_cancelled());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, SendError::Closed(_))
     }
 
     /// Whether the send was cancelled.
+    ///
+    /// ```
+    /// use scope_runtime::{sync::channel, CancelScope, Cancelled};
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let (tx, _rx) = channel(1);
+    ///     let scope = CancelScope::new();
+    ///     scope.cancel();
+    ///     let r = scope.run(async { Ok::<_, Cancelled>(tx.send(1).await) }).await;
+    ///     let e = r.unwrap().unwrap().unwrap_err();
+    ///     assert!(e.is_cancelled() && !e.is_closed());
+    ///     assert!(e.into_cancelled().is_some());
+    /// });
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self, SendError::Cancelled(..))
     }
 
     /// The cancellation, dropping the message; `None` for `Closed`.
+    ///
+    /// ```
+    /// assert!(scope_runtime::sync::SendError::Closed(1).into_cancelled().is_none());
+    /// ```
     pub fn into_cancelled(self) -> Option<Cancelled> {
         match self {
             SendError::Cancelled(_, c) => Some(c),
@@ -872,6 +985,10 @@ pub enum TrySendError<T> {
 
 impl<T> TrySendError<T> {
     /// The message that was not sent.
+    ///
+    /// ```
+    /// assert_eq!(scope_runtime::sync::TrySendError::Full(4).into_inner(), 4);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             TrySendError::Full(v) | TrySendError::Closed(v) => v,
@@ -879,11 +996,21 @@ impl<T> TrySendError<T> {
     }
 
     /// Whether the channel was full.
+    ///
+    /// ```
+    /// assert!(scope_runtime::sync::TrySendError::Full(()).is_full());
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, TrySendError::Full(_))
     }
 
     /// Whether every receiver was gone.
+    ///
+    /// ```
+    /// let (tx, rx) = scope_runtime::sync::channel(1);
+    /// drop(rx);
+    /// assert!(tx.try_send(0).unwrap_err().is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, TrySendError::Closed(_))
     }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 
-use super::wait_list::{WaitList, WakeList};
+use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::scope::Cancelled;
 
 /// An event: set once, waited on by many. `Sync`: [`set`](Event::set) may be called
@@ -20,7 +20,7 @@ use crate::scope::Cancelled;
 ///
 /// Waiting is a checkpoint, like every wait of this module: a cancelled wait fails with
 /// `Cancelled` even if the event is already set (Trio's rule), except that a waiter
-/// woken by `set` before it noticed its cancellation returns `Ok` (R10).
+/// woken by `set` before it was cancelled returns `Ok` (R10).
 ///
 /// ```
 /// use scope_runtime::sync::Event;
@@ -76,12 +76,11 @@ impl Event {
             return false;
         }
         let mut wakes = WakeList::default();
-        {
-            let mut list = self.waiters.lock();
-            while let Some(node) = list.pop_front() {
-                wakes.push_opt(node.waker.take());
-            }
-        }
+        // Waiters already cancelled stay queued: they fail when they run (their task
+        // was woken by the cancel), like a waiter that left before the `set`.
+        self.waiters
+            .lock()
+            .drain_ready(|node| wakes.push_opt(node.waker.take()));
         wakes.wake_all();
         true
     }
@@ -134,6 +133,17 @@ impl fmt::Debug for Event {
 }
 
 /// The future of [`Event::wait`].
+///
+/// ```
+/// use scope_runtime::sync::Event;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let ev = Event::new();
+///     let wait = ev.wait();
+///     ev.set(); // set after the future was created, before it was polled
+///     assert_eq!(wait.await, Ok(()));
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct EventWait<'a> {
     event: &'a Event,
@@ -162,15 +172,23 @@ impl Future for EventWait<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if this.node.is_some() && this.event.is_set() {
-            this.unregister(); // woken by `set` while waiting (R10)
-            return Poll::Ready(Ok(()));
+        if let Some(key) = this.node {
+            let mut list = this.event.waiters.lock();
+            if !list.is_linked(key) {
+                list.remove(key); // woken by `set` while waiting (R10)
+                this.node = None;
+                return Poll::Ready(Ok(()));
+            }
         }
-        if let Err(c) = crate::check_cancelled() {
-            this.unregister();
-            return Poll::Ready(Err(c));
-        }
+        let site = match checkpoint() {
+            Ok(site) => site,
+            Err(c) => {
+                this.unregister();
+                return Poll::Ready(Err(c));
+            }
+        };
         if this.event.is_set() {
+            this.unregister();
             return Poll::Ready(Ok(()));
         }
         let mut list = this.event.waiters.lock();
@@ -182,8 +200,8 @@ impl Future for EventWait<'_> {
             return Poll::Ready(Ok(()));
         }
         match this.node {
-            Some(key) => list.set_waker(key, cx.waker()),
-            None => this.node = Some(list.push_back((), cx.waker())),
+            Some(key) => list.update(key, cx.waker(), site),
+            None => this.node = Some(list.push_back((), cx.waker(), site)),
         }
         Poll::Pending
     }

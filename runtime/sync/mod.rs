@@ -18,6 +18,13 @@
 //!   what it was given; the cancellation fails its *next* checkpoint (level-triggered,
 //!   so nothing can block forever). A waiter *dropped* after being served passes the
 //!   value, lock, permits or notification on — nothing is lost or duplicated.
+//! * **The order of events decides.** A cancelled waiter stays queued until its task
+//!   runs again, but a hand-off skips it: *cancel, then send* in the same turn gives
+//!   the message to the next waiter (the cancelled one takes nothing); *send, then
+//!   cancel* hands it to the waiter, which keeps it. This is Trio's behaviour, where a
+//!   cancel takes the task off the wait queue at once. (A hand-off made from another
+//!   thread cannot look at the runtime's scopes and serves the first waiter: the two
+//!   events are concurrent there, and that is one valid order.)
 //!
 //! The non-waiting forms (`try_send`, `try_recv`, `try_lock`, `try_acquire_many`,
 //! `Event::set`, `OneshotSender::send`, `UnboundedSender::send`) are not checkpoints.
@@ -70,7 +77,7 @@
 //! | [`Sender`], [`UnboundedSender`], [`Receiver`], [`OneshotSender`], [`OneshotReceiver`] | both, for `T: Send` |
 //! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`] | both |
 //! | [`Mutex<T>`] | both, for `T: Send` |
-//! | [`MutexGuard`] | neither (holds the inner data lock; use it within one task) |
+//! | [`MutexGuard`] | `!Send` (it holds the inner data lock; keep it within one task) |
 //!
 //! A plain thread can send into a channel (`try_send`, `UnboundedSender::send`, or any
 //! executor for `send().await`), set an [`Event`], add permits, or notify; the task

@@ -13,7 +13,9 @@
 //!   pair per lock, and makes [`MutexGuard`] `!Send` (fine on this single-threaded
 //!   runtime).
 //!
-//! Invariant: waiters are queued only while `locked` is true.
+//! Waiters are queued only while `locked` is true, except waiters that were already
+//! cancelled when the lock was released: a release skips them (see `wait_list`), and
+//! they leave the queue when they run.
 
 use std::fmt;
 use std::future::Future;
@@ -21,7 +23,7 @@ use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::wait_list::WaitList;
+use super::wait_list::{WaitList, checkpoint};
 use crate::scope::Cancelled;
 
 struct LockState {
@@ -33,8 +35,8 @@ struct LockState {
 ///
 /// Locking is a checkpoint: a cancelled waiter fails with `Cancelled` and never holds
 /// the lock (its place goes to the next waiter); a waiter that was granted the lock
-/// before noticing its cancellation gets the guard (R05, R10). `Mutex<T>` is `Sync`
-/// for `T: Send`.
+/// before it was cancelled gets the guard (R05, R10). `Mutex<T>` is `Sync` for
+/// `T: Send`.
 ///
 /// ```
 /// use scope_runtime::sync::Mutex;
@@ -179,7 +181,7 @@ impl<T: ?Sized> Mutex<T> {
     fn release(&self) {
         let waker = {
             let mut st = self.state.lock();
-            match st.waiters.pop_front() {
+            match st.waiters.pop_front_ready() {
                 Some(node) => node.waker.take(), // `locked` stays true: handed over
                 None => {
                     st.locked = false;
@@ -210,6 +212,17 @@ impl<T: ?Sized> fmt::Debug for Mutex<T> {
 }
 
 /// The future of [`Mutex::lock`].
+///
+/// ```
+/// use scope_runtime::sync::Mutex;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let m = Mutex::new(1);
+///     let lock = m.lock();
+///     assert!(!m.is_locked(), "nothing happens until it is awaited");
+///     assert_eq!(*lock.await.unwrap(), 1);
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Lock<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
@@ -240,20 +253,28 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
                 return Poll::Ready(Ok(mutex.guard()));
             }
         }
-        if let Err(c) = crate::check_cancelled() {
-            if let Some(key) = this.node.take() {
-                st.waiters.remove(key); // not granted: nothing to pass on
+        let site = match checkpoint() {
+            Ok(site) => site,
+            Err(c) => {
+                if let Some(key) = this.node.take() {
+                    st.waiters.remove(key); // not granted: nothing to pass on
+                }
+                return Poll::Ready(Err(c));
             }
-            return Poll::Ready(Err(c));
+        };
+        if !st.locked {
+            // Free. A queued waiter finds it free only if it was released past us
+            // while we were cancelled (and skipped).
+            st.locked = true;
+            if let Some(key) = this.node.take() {
+                st.waiters.remove(key);
+            }
+            drop(st);
+            return Poll::Ready(Ok(mutex.guard()));
         }
         match this.node {
-            Some(key) => st.waiters.set_waker(key, cx.waker()),
-            None if !st.locked => {
-                st.locked = true;
-                drop(st);
-                return Poll::Ready(Ok(mutex.guard()));
-            }
-            None => this.node = Some(st.waiters.push_back((), cx.waker())),
+            Some(key) => st.waiters.update(key, cx.waker(), site),
+            None => this.node = Some(st.waiters.push_back((), cx.waker(), site)),
         }
         Poll::Pending
     }

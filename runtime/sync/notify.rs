@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 
-use super::wait_list::{WaitList, WakeList};
+use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::scope::Cancelled;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,7 @@ struct NotifyState {
 
 impl NotifyState {
     fn notify_one(&mut self) -> Option<std::task::Waker> {
-        match self.waiters.pop_front() {
+        match self.waiters.pop_front_ready() {
             Some(node) => {
                 node.state = Served::One;
                 node.waker.take()
@@ -136,10 +136,10 @@ impl Notify {
         {
             let mut st = self.state.lock();
             self.generation.fetch_add(1, Ordering::AcqRel);
-            while let Some(node) = st.waiters.pop_front() {
+            st.waiters.drain_ready(|node| {
                 node.state = Served::All;
                 wakes.push_opt(node.waker.take());
-            }
+            });
         }
         wakes.wake_all();
     }
@@ -184,6 +184,17 @@ impl fmt::Debug for Notify {
 }
 
 /// The future of [`Notify::notified`].
+///
+/// ```
+/// use scope_runtime::sync::Notify;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let n = Notify::new();
+///     let notified = n.notified();
+///     n.notify_one();
+///     assert_eq!(notified.await, Ok(()));
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Notified<'a> {
     notify: &'a Notify,
@@ -215,24 +226,29 @@ impl Future for Notified<'_> {
                 return Poll::Ready(Ok(()));
             }
         }
-        if let Err(c) = crate::check_cancelled() {
-            if let Some(key) = this.node.take() {
-                st.waiters.remove(key); // not notified: nothing to pass on
+        let site = match checkpoint() {
+            Ok(site) => site,
+            Err(c) => {
+                if let Some(key) = this.node.take() {
+                    st.waiters.remove(key); // not notified: nothing to pass on
+                }
+                return Poll::Ready(Err(c));
             }
-            return Poll::Ready(Err(c));
-        }
-        if let Some(key) = this.node {
-            st.waiters.set_waker(key, cx.waker());
-            return Poll::Pending;
-        }
-        if notify.generation.load(Ordering::Acquire) != this.generation {
-            return Poll::Ready(Ok(())); // a broadcast since we were created
-        }
-        if st.permit {
-            st.permit = false;
+        };
+        // A broadcast since we were created, or a stored permit (left by a
+        // `notify_one` that found nobody ready, possibly skipping us while we were
+        // cancelled).
+        let broadcast = notify.generation.load(Ordering::Acquire) != this.generation;
+        if broadcast || std::mem::take(&mut st.permit) {
+            if let Some(key) = this.node.take() {
+                st.waiters.remove(key);
+            }
             return Poll::Ready(Ok(()));
         }
-        this.node = Some(st.waiters.push_back(Served::Waiting, cx.waker()));
+        match this.node {
+            Some(key) => st.waiters.update(key, cx.waker(), site),
+            None => this.node = Some(st.waiters.push_back(Served::Waiting, cx.waker(), site)),
+        }
         Poll::Pending
     }
 }

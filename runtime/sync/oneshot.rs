@@ -1,10 +1,10 @@
 //! A channel for one value: [`oneshot`].
 //!
 //! One `parking_lot::Mutex<State<T>>` behind an `Arc`. The value moves into the shared
-//! cell on `send` and out of it when the receiver returns it. The receiver remembers
-//! whether it was *waiting* when the value arrived: then the value counts as handed
-//! over and is returned even if the receiver was cancelled meanwhile (R10); a fresh
-//! poll of a cancelled receiver leaves the value in place (R1).
+//! cell on `send` and out of it when the receiver returns it. If the receiver was
+//! *waiting* (and not already cancelled, see `wait_list`) when the value arrived, the
+//! value counts as handed over and is returned even if the receiver is cancelled
+//! before it runs (R10); otherwise a cancelled receiver leaves the value in place (R1).
 
 use std::fmt;
 use std::future::Future;
@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 use parking_lot::Mutex;
 
 use super::channel::TryRecvError;
+use super::wait_list::{CancelView, Site, checkpoint};
 use crate::scope::Cancelled;
 
 struct State<T> {
@@ -23,6 +24,10 @@ struct State<T> {
     receiver_alive: bool,
     /// The receiver's waker while it waits.
     waker: Option<Waker>,
+    /// Where the receiver waits, while it waits.
+    rx_site: Option<Site>,
+    /// The value was sent while the receiver waited, not cancelled: it is handed over.
+    handed: bool,
 }
 
 struct Shared<T> {
@@ -49,6 +54,8 @@ pub fn oneshot<T>() -> (OneshotSender<T>, OneshotReceiver<T>) {
             sender_alive: true,
             receiver_alive: true,
             waker: None,
+            rx_site: None,
+            handed: false,
         }),
     });
     (
@@ -124,6 +131,9 @@ impl<T> OneshotSender<T> {
                 return Err(value);
             }
             st.value = Some(value);
+            st.handed = st
+                .rx_site
+                .is_some_and(|site| !CancelView::with(|view| view.is_cancelled(site)));
             st.waker.take()
         };
         // `self` drops here and finds the value in place: no second wake.
@@ -191,15 +201,19 @@ impl<T> Future for OneshotReceiver<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let was_waiting = std::mem::replace(&mut self.waiting, false);
         let mut st = self.shared.state.lock();
-        if was_waiting {
+        st.rx_site = None;
+        if was_waiting && st.handed {
             if let Some(v) = st.value.take() {
                 return Poll::Ready(Ok(Some(v))); // handed over while we waited (R10)
             }
         }
-        if let Err(c) = crate::check_cancelled() {
-            st.waker = None;
-            return Poll::Ready(Err(c));
-        }
+        let site = match checkpoint() {
+            Ok(site) => site,
+            Err(c) => {
+                st.waker = None;
+                return Poll::Ready(Err(c));
+            }
+        };
         if let Some(v) = st.value.take() {
             return Poll::Ready(Ok(Some(v)));
         }
@@ -210,6 +224,7 @@ impl<T> Future for OneshotReceiver<T> {
             Some(w) if w.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
+        st.rx_site = Some(site);
         drop(st);
         self.waiting = true;
         Poll::Pending

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 
-use super::wait_list::{WaitList, WakeList};
+use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::scope::Cancelled;
 
 struct SemState {
@@ -30,14 +30,16 @@ struct SemState {
 
 impl SemState {
     /// Serves waiters from the front while the free permits cover their request.
+    /// Serves waiters from the front (skipping those already cancelled) while the
+    /// free permits cover their request.
     fn serve(&mut self, wakes: &mut WakeList) {
-        while let Some(key) = self.waiters.front() {
+        while let Some(key) = self.waiters.front_ready() {
             let wanted = self.waiters.node(key).state.0;
             if wanted > self.permits {
                 break;
             }
             self.permits -= wanted;
-            let node = self.waiters.pop_front().expect("front exists");
+            let node = self.waiters.pop_front_ready().expect("front exists");
             node.state.1 = true;
             wakes.push_opt(node.waker.take());
         }
@@ -180,7 +182,7 @@ impl Semaphore {
     /// ```
     pub fn try_acquire_many(&self, n: usize) -> Option<SemaphorePermit<'_>> {
         let mut st = self.state.lock();
-        if !st.waiters.is_empty() || st.permits < n {
+        if st.permits < n || st.waiters.front_ready().is_some() {
             return None;
         }
         st.permits -= n;
@@ -242,6 +244,18 @@ impl SemRef<'_> {
 }
 
 /// The future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
+///
+/// ```
+/// use scope_runtime::sync::Semaphore;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let sem = Semaphore::new(2);
+///     let acquire = sem.acquire_many(2);
+///     assert_eq!(sem.available_permits(), 2, "nothing taken until it is awaited");
+///     let p = acquire.await.unwrap();
+///     assert_eq!((p.permits(), sem.available_permits()), (2, 0));
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Acquire<'a> {
     sem: SemRef<'a>,
@@ -271,25 +285,52 @@ impl Acquire<'_> {
                 return Poll::Ready(Ok(()));
             }
         }
-        if let Err(c) = crate::check_cancelled() {
-            if let Some(key) = self.node.take() {
-                let mut wakes = WakeList::default();
-                st.waiters.remove(key);
-                st.serve(&mut wakes); // we may have been holding others back
-                drop(st);
-                wakes.wake_all();
+        let site = match checkpoint() {
+            Ok(site) => site,
+            Err(c) => {
+                if let Some(key) = self.node.take() {
+                    let mut wakes = WakeList::default();
+                    st.waiters.remove(key);
+                    st.serve(&mut wakes); // we may have been holding others back
+                    drop(st);
+                    wakes.wake_all();
+                }
+                return Poll::Ready(Err(c));
             }
-            return Poll::Ready(Err(c));
+        };
+        if self.node.is_none() && st.waiters.is_empty() && st.permits >= self.wanted {
+            st.permits -= self.wanted; // fast path: nobody queued
+            return Poll::Ready(Ok(()));
         }
-        match self.node {
-            Some(key) => st.waiters.set_waker(key, cx.waker()),
-            None if st.waiters.is_empty() && st.permits >= self.wanted => {
-                st.permits -= self.wanted;
-                return Poll::Ready(Ok(()));
+        let key = match self.node {
+            Some(key) => {
+                st.waiters.update(key, cx.waker(), site);
+                key
             }
-            None => self.node = Some(st.waiters.push_back((self.wanted, false), cx.waker())),
+            None => *self
+                .node
+                .insert(st.waiters.push_back((self.wanted, false), cx.waker(), site)),
+        };
+        // Serve the queue with us in it: we get the permits now if every waiter ahead
+        // of us is cancelled (skipped) and enough are free. Our own waker is kept aside
+        // so that being served here does not wake us for nothing.
+        let ours = st.waiters.node_mut(key).waker.take();
+        let mut wakes = WakeList::default();
+        st.serve(&mut wakes);
+        let granted = st.waiters.node(key).state.1;
+        if granted {
+            st.waiters.remove(key);
+            self.node = None;
+        } else {
+            st.waiters.node_mut(key).waker = ours;
         }
-        Poll::Pending
+        drop(st);
+        wakes.wake_all();
+        if granted {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -333,6 +374,20 @@ impl Drop for Acquire<'_> {
 }
 
 /// The future of [`Semaphore::acquire_owned`].
+///
+/// ```
+/// use scope_runtime::sync::Semaphore;
+/// use std::sync::Arc;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let sem = Arc::new(Semaphore::new(1));
+///     let acquire = sem.clone().acquire_owned(1);
+///     let permit = acquire.await.unwrap();
+///     assert_eq!(Arc::strong_count(&sem), 2, "the permit keeps the semaphore");
+///     drop(permit);
+///     assert_eq!(sem.available_permits(), 1);
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 #[derive(Debug)]
 pub struct AcquireOwned(Acquire<'static>);
@@ -374,11 +429,22 @@ pub struct SemaphorePermit<'a> {
 
 impl SemaphorePermit<'_> {
     /// How many permits this guard holds.
+    ///
+    /// ```
+    /// let sem = scope_runtime::sync::Semaphore::new(3);
+    /// assert_eq!(sem.try_acquire_many(2).unwrap().permits(), 2);
+    /// ```
     pub fn permits(&self) -> usize {
         self.n
     }
 
     /// Drops the guard without giving the permits back.
+    ///
+    /// ```
+    /// let sem = scope_runtime::sync::Semaphore::new(3);
+    /// sem.try_acquire_many(2).unwrap().forget();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
     pub fn forget(mut self) {
         self.n = 0;
     }
@@ -423,11 +489,28 @@ pub struct OwnedSemaphorePermit {
 
 impl OwnedSemaphorePermit {
     /// How many permits this guard holds.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let sem = Arc::new(scope_runtime::sync::Semaphore::new(3));
+    ///     assert_eq!(sem.acquire_owned(3).await.unwrap().permits(), 3);
+    /// });
+    /// ```
     pub fn permits(&self) -> usize {
         self.n
     }
 
     /// Drops the guard without giving the permits back.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let sem = Arc::new(scope_runtime::sync::Semaphore::new(3));
+    ///     sem.clone().acquire_owned(1).await.unwrap().forget();
+    ///     assert_eq!(sem.available_permits(), 2);
+    /// });
+    /// ```
     pub fn forget(mut self) {
         self.n = 0;
     }

@@ -237,6 +237,10 @@ impl<S> WaitList<S> {
         &self.nodes[key]
     }
 
+    pub(crate) fn node_mut(&mut self, key: usize) -> &mut Node<S> {
+        &mut self.nodes[key]
+    }
+
     /// Unlinks (if needed) and frees a node; returns its state.
     pub(crate) fn remove(&mut self, key: usize) -> S {
         self.unlink(key);
