@@ -625,6 +625,7 @@ impl Core {
         let tree = self.tree.borrow();
         let node = self.current_node.get();
         if !tree.is_effectively_cancelled(node) {
+            tree.note_checkpoint(node);
             return Ok(());
         }
         match tree.checkpoint_target(node) {

@@ -17,13 +17,16 @@
 //!   link is followed by [`ScopeTree::recompute`], which walks down from the changed
 //!   node and stops wherever `effective` did not change: cancelling a group of N
 //!   blocked children is one walk of N + 1 nodes.
-//! * `same_task_children` counts the children owned by the node's own task. A node
-//!   with none is where that task is blocked ("a leaf of its task"); when such a node
-//!   becomes effectively cancelled its task is woken. So exactly the tasks blocked
-//!   inside a cancelled region are woken, and a task blocked under a shield is not.
+//! * A task is woken when a node it may be blocked in becomes effectively cancelled:
+//!   a node with no children of its own task (`same_task_children == 0`, "a leaf of its
+//!   task"), or a node where a checkpoint ran directly (`checkpointed`, set by
+//!   `Core::check_cancelled`; needed when one task waits in a scope and, through
+//!   `join!`-style combinators, also in a child scope of it). A task blocked only
+//!   under a shield is not woken.
 //! * Nodes are identified across reuse of slab keys by `serial`; a `Cancelled` value
 //!   names the serial of the scope it is addressed to.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -52,6 +55,8 @@ pub(crate) struct Node {
     pub(crate) kind: NodeKind,
     effective: bool,
     same_task_children: u32,
+    /// A checkpoint ran with this node current (sticky: at worst a spurious wake).
+    checkpointed: Cell<bool>,
 }
 
 impl Node {
@@ -124,6 +129,7 @@ impl ScopeTree {
             kind,
             effective: false,
             same_task_children: 0,
+            checkpointed: Cell::new(false),
         });
         self.link(key, parent);
         let eff = self.compute(key);
@@ -210,7 +216,7 @@ impl ScopeTree {
                 continue;
             }
             n.effective = eff;
-            if eff && n.same_task_children == 0 {
+            if eff && (n.same_task_children == 0 || n.checkpointed.get()) {
                 wake.push(n.owner);
             }
             let mut child = n.first_child;
@@ -218,6 +224,13 @@ impl ScopeTree {
                 stack.push(c);
                 child = self.nodes[c].next;
             }
+        }
+    }
+
+    /// Records that a checkpoint ran with `key` current (see the wake rule).
+    pub(crate) fn note_checkpoint(&self, key: NodeKey) {
+        if let Some(n) = self.nodes.get(key) {
+            n.checkpointed.set(true);
         }
     }
 
@@ -357,6 +370,27 @@ mod tests {
         t.recompute(s, &mut wake);
         assert_eq!(wake, vec![tid(0)]);
         assert_eq!(t.checkpoint_target(s).unwrap().serial, t.node(o).serial);
+    }
+
+    #[test]
+    fn a_task_waiting_beside_a_shielded_child_scope_is_woken() {
+        let mut t = ScopeTree::default();
+        let root = t.insert(None, tid(0), NodeKind::Root { cancelling: 0 });
+        let (outer, ok) = scope_kind();
+        let o = t.insert(Some(root), tid(0), ok);
+        let (shielded, sk) = scope_kind();
+        shielded.shield.set(true);
+        t.insert(Some(o), tid(0), sk);
+        outer.cancel_called.set(true);
+        let mut wake = Vec::new();
+        t.recompute(o, &mut wake);
+        assert!(wake.is_empty(), "blocked only under the shield: no wake");
+        outer.cancel_called.set(false);
+        t.recompute(o, &mut wake);
+        t.note_checkpoint(o); // a join!-ed sleep waits directly in `o`
+        outer.cancel_called.set(true);
+        t.recompute(o, &mut wake);
+        assert_eq!(wake, vec![tid(0)]);
     }
 
     #[test]

@@ -367,3 +367,38 @@ fn a_child_error_names_the_child_in_the_cancel_reason() {
         assert!(g.cancel_called());
     });
 }
+
+#[test]
+fn a_wait_beside_a_shielded_child_scope_is_woken_by_the_outer_cancel() {
+    run(async {
+        let t0 = now();
+        let outer = CancelScope::new().with_timeout(Duration::from_secs(1));
+        let r = outer
+            .run(async {
+                let shielded = CancelScope::new().with_shield(true);
+                let ((a, failed_at), b) = futures::join!(
+                    async {
+                        let r = sleep(Duration::from_secs(1000)).await;
+                        (r, now() - t0)
+                    },
+                    shielded.run(async {
+                        sleep(Duration::from_secs(100)).await?;
+                        Ok::<_, Cancelled>(now() - t0)
+                    }),
+                );
+                assert!(a.is_err());
+                assert_eq!(
+                    failed_at,
+                    Duration::from_secs(1),
+                    "woken at the outer deadline"
+                );
+                assert_eq!(b, Ok(Some(Duration::from_secs(100))));
+                a
+            })
+            .await;
+        assert_eq!(r, Ok(None));
+        // The unshielded sleep failed at 1 s even though the task also waited under
+        // the shield; the shielded part then ran to its own end.
+        assert_eq!(now() - t0, Duration::from_secs(100));
+    });
+}
