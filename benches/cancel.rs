@@ -150,9 +150,13 @@ mod harness {
         if let Ok(only) = std::env::var("BENCH_ONLY") {
             variants.retain(|(label, _)| *label == only);
             for (label, f) in &mut variants {
-                let mut walls: Vec<Duration> = (0..warm + iters).map(|_| f().wall).skip(warm).collect();
+                let mut walls: Vec<Duration> =
+                    (0..warm + iters).map(|_| f().wall).skip(warm).collect();
                 walls.sort();
-                println!("\n{id} {name} {label}: median wall {} over {iters} iterations", fmt(walls[walls.len() / 2]));
+                println!(
+                    "\n{id} {name} {label}: median wall {} over {iters} iterations",
+                    fmt(walls[walls.len() / 2])
+                );
             }
             return;
         }

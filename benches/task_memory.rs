@@ -14,21 +14,23 @@
 //! stores a clone of its waker (as a semaphore or `Event` waiter would) and then stays
 //! `Pending` forever. It allocates nothing itself (cloning any of the three runtimes'
 //! wakers is a reference-count increment), and it is the very same type in all three
-//! runtimes, so the difference is the runtimes' own per-task cost. (Our semaphore may
-//! not exist yet; a real semaphore would add its own waiter storage on top, the same
-//! way for everyone when it is intrusive.)
+//! runtimes, so the difference is the runtimes' own per-task cost.
 //!
-//! Two figures are reported per runtime:
+//! Three figures are reported per runtime:
 //!
-//! * **cold** — a freshly built runtime: everything the runtime grows to hold 100,000
-//!   idle tasks counts, including containers (slabs, run queues) grown on the way and
-//!   their spare capacity. This is the figure the target applies to.
-//! * **warm** — the same runtime had already run 100,000 short tasks to completion, so
-//!   containers that keep their capacity are already grown: only allocations made per
-//!   task remain (boxes, `Arc`s, `Rc`s).
+//! * **`Hold`, cold** — a freshly built runtime: everything the runtime grows to hold
+//!   100,000 idle tasks counts, including containers (slabs, run queues) grown on the
+//!   way and their spare capacity. This is the figure the target applies to.
+//! * **`Hold`, warm** — the same runtime had already run 100,000 short tasks to
+//!   completion, so containers that keep their capacity are already grown: only
+//!   allocations made per task remain (boxes, `Arc`s, `Rc`s).
+//! * **semaphore, cold** — each task blocks in `acquire()` on its runtime's own
+//!   semaphore (0 permits, shared through an `Arc`): task plus waiter storage. The
+//!   futures differ per runtime here.
 //!
-//! Plus, for information, ours with the tasks spawned into a `task_group` (the
-//! structured way) instead of detached `spawn`.
+//! Plus, for information, ours with the `Hold` tasks spawned into a `task_group` (the
+//! structured way) instead of detached `spawn`. Each measurement also reports how long
+//! dropping the runtime with its 100,000 idle tasks took.
 //!
 //! ```text
 //! cargo bench --bench task_memory
@@ -39,6 +41,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -164,6 +167,18 @@ impl<O> Future for Hold<O> {
     }
 }
 
+/// What the idle tasks wait on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Block {
+    /// [`Hold`]: the same future type in every runtime (the table's row).
+    Hold,
+    /// `acquire()` on each runtime's own semaphore, created with 0 permits and shared
+    /// through an `Arc` (ours: `scope_runtime::sync::Semaphore`; tokio:
+    /// `tokio::sync::Semaphore`; smol: `smol::lock::Semaphore`, i.e. async-lock).
+    /// Measures task + waiter storage together; the futures differ per runtime.
+    Semaphore,
+}
+
 fn all_started() -> bool {
     STARTED.load(Ordering::Relaxed) >= TASKS
 }
@@ -172,7 +187,7 @@ fn all_started() -> bool {
 // One measurement per runtime (fresh runtime each time).
 // ---------------------------------------------------------------------------------
 
-fn ours(warm: bool, group: bool) -> PerTask {
+fn ours(warm: bool, group: bool, block: Block) -> PerTask {
     let rt = scope_runtime::Runtime::new().expect("scope_runtime runtime");
     let r = rt.block_on(async {
         if warm {
@@ -215,6 +230,24 @@ fn ours(warm: bool, group: bool) -> PerTask {
                 futures::future::Either::Right((m, _group)) => m,
                 futures::future::Either::Left(_) => unreachable!("the group cannot finish"),
             }
+        } else if block == Block::Semaphore {
+            let sem = Arc::new(scope_runtime::sync::Semaphore::new(0));
+            let before = snapshot();
+            for _ in 0..TASKS {
+                let sem = sem.clone();
+                drop(scope_runtime::spawn::<_, (), scope_runtime::Cancelled>(
+                    async move {
+                        STARTED.fetch_add(1, Ordering::Relaxed);
+                        let _permit = sem.acquire().await?;
+                        unreachable!("the semaphore has no permits")
+                    },
+                ));
+            }
+            while !all_started() {
+                scope_runtime::yield_now().await;
+            }
+            scope_runtime::yield_now().await;
+            per_task(before, snapshot())
         } else {
             let before = snapshot();
             for _ in 0..TASKS {
@@ -232,7 +265,7 @@ fn ours(warm: bool, group: bool) -> PerTask {
     timed_drop(r, rt)
 }
 
-fn tokio(warm: bool) -> PerTask {
+fn tokio(warm: bool, block: Block) -> PerTask {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -247,9 +280,19 @@ fn tokio(warm: bool) -> PerTask {
             }
         }
         STARTED.store(0, Ordering::Relaxed);
+        let sem = Arc::new(tokio::sync::Semaphore::new(0));
         let before = snapshot();
         for _ in 0..TASKS {
-            drop(tokio::spawn(Hold::<()>::new()));
+            if block == Block::Semaphore {
+                let sem = sem.clone();
+                drop(tokio::spawn(async move {
+                    STARTED.fetch_add(1, Ordering::Relaxed);
+                    let _permit = sem.acquire().await;
+                    unreachable!("the semaphore has no permits")
+                }));
+            } else {
+                drop(tokio::spawn(Hold::<()>::new()));
+            }
         }
         while !all_started() {
             tokio::task::yield_now().await;
@@ -260,7 +303,7 @@ fn tokio(warm: bool) -> PerTask {
     timed_drop(r, rt)
 }
 
-fn smol(warm: bool) -> PerTask {
+fn smol(warm: bool, block: Block) -> PerTask {
     let ex = smol::LocalExecutor::new();
     let r = async_io::block_on(ex.run(async {
         if warm {
@@ -272,9 +315,20 @@ fn smol(warm: bool) -> PerTask {
             }
         }
         STARTED.store(0, Ordering::Relaxed);
+        let sem = Arc::new(smol::lock::Semaphore::new(0));
         let before = snapshot();
         for _ in 0..TASKS {
-            ex.spawn(Hold::<()>::new()).detach();
+            if block == Block::Semaphore {
+                let sem = sem.clone();
+                ex.spawn(async move {
+                    STARTED.fetch_add(1, Ordering::Relaxed);
+                    let _guard = sem.acquire().await;
+                    unreachable!("the semaphore has no permits")
+                })
+                .detach();
+            } else {
+                ex.spawn(Hold::<()>::new()).detach();
+            }
         }
         while !all_started() {
             smol::future::yield_now().await;
@@ -302,26 +356,33 @@ fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some_and(|v| v != "0" && !v.is_empty());
     let reps = if quick { 1 } else { 3 };
     println!(
-        "B9 task_memory: {TASKS} idle tasks blocked on `Hold` (never-completing future holding a clone of its waker); \
-         bytes = live-heap delta / {TASKS}; mode: {}",
+        "B9 task_memory: {TASKS} idle tasks; bytes = live-heap delta / {TASKS} (median of {reps}); mode: {}",
         if quick { "quick" } else { "full" }
     );
     // Start async-io's helper thread and any lazily allocated globals before measuring.
-    let _ = smol(false);
-    let _ = tokio(false);
-    let _ = ours(false, false);
+    let _ = smol(false, Block::Hold);
+    let _ = tokio(false, Block::Hold);
+    let _ = ours(false, false, Block::Hold);
 
-    for warm in [false, true] {
+    for (block, warm) in [
+        (Block::Hold, false),
+        (Block::Hold, true),
+        (Block::Semaphore, false),
+    ] {
         let mut o = Vec::new();
         let mut t = Vec::new();
         let mut s = Vec::new();
         for _ in 0..reps {
-            o.push(ours(warm, false));
-            t.push(tokio(warm));
-            s.push(smol(warm));
+            o.push(ours(warm, false, block));
+            t.push(tokio(warm, block));
+            s.push(smol(warm, block));
         }
         let (o, t, s) = (median(o), median(t), median(s));
-        let kind = if warm { "warm" } else { "cold" };
+        let kind = match (block, warm) {
+            (Block::Hold, false) => "Hold, cold",
+            (Block::Hold, true) => "Hold, warm",
+            _ => "semaphore, cold",
+        };
         println!("\n{kind}:");
         for (name, r) in [("ours", o), ("tokio", t), ("smol", s)] {
             println!(
@@ -343,9 +404,9 @@ fn main() {
             s.bytes / o.bytes
         );
     }
-    let g = ours(false, true);
+    let g = ours(false, true, Block::Hold);
     println!(
-        "\nours, children of a task_group (cold): {:.1} B/task  {:.2} allocs/task",
+        "\nours, Hold, children of a task_group (cold): {:.1} B/task  {:.2} allocs/task",
         g.bytes, g.allocs
     );
 }
