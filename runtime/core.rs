@@ -51,12 +51,17 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Rc<Core>) -> R) -> R {
 }
 
 /// Runs `f` with the runtime of this thread, or returns `None` when there is none.
+///
+/// Holds a shared borrow of the thread-local slot while `f` runs (nested calls are
+/// fine); only [`EnterGuard`] replaces the slot, and never while a task runs.
 pub(crate) fn try_with_core<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
-    let core = CURRENT
-        .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+    CURRENT
+        .try_with(|c| match c.try_borrow() {
+            Ok(slot) => slot.as_ref().map(f),
+            Err(_) => None,
+        })
         .ok()
-        .flatten()?;
-    Some(f(&core))
+        .flatten()
 }
 
 /// Makes `core` the runtime of this thread until dropped.
@@ -67,7 +72,13 @@ pub(crate) struct EnterGuard {
 impl EnterGuard {
     pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
         CURRENT.with(|c| {
-            let mut c = c.borrow_mut();
+            // A failed borrow means we are inside `try_with_core`: inside a runtime.
+            let Ok(mut c) = c.try_borrow_mut() else {
+                panic!(
+                    "cannot start a scope_runtime runtime from inside a running one: \
+                     `block_on` must not be nested (spawn a task or await the future instead)"
+                );
+            };
             if let Some(existing) = &*c {
                 if !Rc::ptr_eq(existing, core) || core.running.get() {
                     panic!(
@@ -80,6 +91,23 @@ impl EnterGuard {
                 prev: c.replace(core.clone()),
             }
         })
+    }
+}
+
+impl EnterGuard {
+    /// Makes `core` current for its shutdown, whatever runtime is current now (a
+    /// `Runtime` may be dropped inside another runtime's task). `None` if the slot is
+    /// borrowed.
+    pub(crate) fn for_shutdown(core: &Rc<Core>) -> Option<EnterGuard> {
+        CURRENT
+            .try_with(|c| {
+                let mut c = c.try_borrow_mut().ok()?;
+                Some(EnterGuard {
+                    prev: c.replace(core.clone()),
+                })
+            })
+            .ok()
+            .flatten()
     }
 }
 
@@ -344,7 +372,7 @@ impl Core {
             Some(std::time::Duration::ZERO)
         } else {
             self.timers
-                .borrow()
+                .borrow_mut()
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(self.now()))
         };
@@ -357,7 +385,7 @@ impl Core {
         if self.clock.is_paused() && self.ready.borrow().is_empty() && events == 0 && fired == 0 {
             // Everything is idle: jump the virtual clock to the next timer, or wait
             // for the outside world (I/O, other threads) if there is none.
-            let next = self.timers.borrow().next_deadline();
+            let next = self.timers.borrow_mut().next_deadline();
             match next {
                 Some(at) => {
                     self.clock.advance_to(at);
@@ -412,11 +440,16 @@ impl Core {
     /// Drops every remaining task and timer. Futures are dropped one at a time with no
     /// borrow held, so their destructors may use the runtime (spawn, cancel, drop).
     pub(crate) fn shutdown(&self) {
+        // Collect the ids once (iterating the slab anew after every drop would make
+        // shutdown quadratic); tasks spawned by destructors meanwhile are picked up
+        // by the next round.
         loop {
-            let next = self.tasks.borrow().iter().next().map(|(_, s)| s.id);
-            match next {
-                Some(id) => self.drop_task(id),
-                None => break,
+            let ids: Vec<TaskId> = self.tasks.borrow().iter().map(|(_, s)| s.id).collect();
+            if ids.is_empty() {
+                break;
+            }
+            for id in ids {
+                self.drop_task(id);
             }
         }
         let timers = self.timers.borrow_mut().take_all();

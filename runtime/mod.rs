@@ -122,7 +122,7 @@ impl Drop for Runtime {
         if self.core.running.get() {
             return;
         }
-        let _enter = core::EnterGuard::enter(&self.core);
+        let _enter = core::EnterGuard::for_shutdown(&self.core);
         self.core.shutdown();
     }
 }

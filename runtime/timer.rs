@@ -1,24 +1,38 @@
-//! Pending timers: an ordered map keyed by `(deadline, sequence number)`.
+//! Pending timers: a binary heap of deadlines with lazy deletion (as in Trio).
 //!
-//! Insert and removal are `O(log n)`; the earliest deadline is the first key. The
-//! sequence number makes keys unique, so two timers with the same deadline fire in the
-//! order they were created, and a key is a handle that removes exactly one timer (a
-//! dropped `Sleep` removes its own entry: no lazy garbage piles up).
+//! Each timer is an entry in a slab; the heap holds `(deadline, seq, slot)` triples.
+//! A [`TimerKey`] names the slot and the sequence number, so it removes exactly its own
+//! timer even after the slot is reused.
+//!
+//! * insert: `O(log n)` heap push plus a slab insert.
+//! * remove (a dropped `Sleep`, a scope that exits before its deadline): `O(1)` — the
+//!   slab entry goes away and the heap triple becomes *stale*.
+//! * pop: stale triples are skipped when they reach the top. When stale triples
+//!   outnumber live ones (and there are more than [`COMPACT_MIN`]), the heap is rebuilt
+//!   from the live entries, so garbage never exceeds the live set for long.
+//!
+//! Sequence numbers also order timers with equal deadlines by creation.
 //!
 //! A timer either wakes a `Waker` (sleeps, and anything else that waits for a time) or
 //! cancels a cancel scope whose deadline it is (see `scope/`).
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
 
+use slab::Slab;
+
 use crate::scope::ScopeInner;
 
+/// Below this many stale heap entries the heap is never rebuilt.
+const COMPACT_MIN: usize = 1024;
+
 /// Identifies one pending timer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerKey {
-    pub(crate) at: Instant,
+    slot: usize,
     seq: u64,
 }
 
@@ -30,55 +44,99 @@ pub(crate) enum TimerEntry {
     Deadline(Rc<ScopeInner>),
 }
 
+struct Slot {
+    seq: u64,
+    entry: TimerEntry,
+}
+
 /// All pending timers of one runtime.
 #[derive(Default)]
 pub(crate) struct Timers {
-    map: BTreeMap<TimerKey, TimerEntry>,
+    heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    slots: Slab<Slot>,
     seq: u64,
 }
 
 impl Timers {
     pub(crate) fn insert(&mut self, at: Instant, entry: TimerEntry) -> TimerKey {
         self.seq += 1;
-        let key = TimerKey { at, seq: self.seq };
-        self.map.insert(key, entry);
-        key
+        let seq = self.seq;
+        let slot = self.slots.insert(Slot { seq, entry });
+        self.heap.push(Reverse((at, seq, slot)));
+        TimerKey { slot, seq }
     }
 
     pub(crate) fn remove(&mut self, key: TimerKey) -> Option<TimerEntry> {
-        self.map.remove(&key)
+        match self.slots.get(key.slot) {
+            Some(s) if s.seq == key.seq => {
+                let entry = self.slots.remove(key.slot).entry;
+                self.maybe_compact();
+                Some(entry)
+            }
+            _ => None,
+        }
+    }
+
+    fn stale(&self) -> usize {
+        self.heap.len() - self.slots.len()
+    }
+
+    fn maybe_compact(&mut self) {
+        let stale = self.stale();
+        if stale > COMPACT_MIN && stale > self.slots.len() {
+            let slots = &self.slots;
+            self.heap
+                .retain(|Reverse((_, seq, slot))| slots.get(*slot).is_some_and(|s| s.seq == *seq));
+        }
     }
 
     /// Replaces the waker of a pending `Wake` timer (a future polled with a new waker).
     pub(crate) fn update_waker(&mut self, key: TimerKey, waker: &Waker) {
-        if let Some(TimerEntry::Wake(w)) = self.map.get_mut(&key) {
-            if !w.will_wake(waker) {
+        if let Some(Slot {
+            seq,
+            entry: TimerEntry::Wake(w),
+        }) = self.slots.get_mut(key.slot)
+        {
+            if *seq == key.seq && !w.will_wake(waker) {
                 w.clone_from(waker);
             }
         }
     }
 
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.map.keys().next().map(|k| k.at)
+    /// Drops stale triples from the top of the heap.
+    fn skip_stale(&mut self) {
+        while let Some(Reverse((_, seq, slot))) = self.heap.peek() {
+            if self.slots.get(*slot).is_some_and(|s| s.seq == *seq) {
+                return;
+            }
+            self.heap.pop();
+        }
+    }
+
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        self.skip_stale();
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// Removes and returns the earliest timer if it is due at `now`.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<TimerEntry> {
-        let entry = self.map.first_entry()?;
-        if entry.key().at <= now {
-            Some(entry.remove())
-        } else {
-            None
+        self.skip_stale();
+        let Reverse((at, _, slot)) = *self.heap.peek()?;
+        if at > now {
+            return None;
         }
+        self.heap.pop();
+        Some(self.slots.remove(slot).entry)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.slots.len()
     }
 
     /// Takes every timer out (used at shutdown so their wakers drop outside borrows).
-    pub(crate) fn take_all(&mut self) -> BTreeMap<TimerKey, TimerEntry> {
-        std::mem::take(&mut self.map)
+    pub(crate) fn take_all(&mut self) -> Vec<TimerEntry> {
+        self.heap.clear();
+        self.slots.drain().map(|s| s.entry).collect()
     }
 }
 
@@ -98,25 +156,49 @@ mod tests {
         let late = t.insert(base + Duration::from_millis(20), noop());
         let early = t.insert(base + Duration::from_millis(10), noop());
         let early2 = t.insert(base + Duration::from_millis(10), noop());
-        assert!(early < early2 && early2 < late);
+        assert!(early.seq < early2.seq);
         assert_eq!(t.next_deadline(), Some(base + Duration::from_millis(10)));
         assert!(t.pop_expired(base).is_none());
         assert!(t.pop_expired(base + Duration::from_millis(15)).is_some());
-        assert!(t.pop_expired(base + Duration::from_millis(15)).is_some());
+        // Of the two 10 ms timers the older fired first: it is gone, early2 is not.
+        assert!(t.remove(early).is_none());
+        assert!(t.remove(early2).is_some());
         assert!(t.pop_expired(base + Duration::from_millis(15)).is_none());
         assert_eq!(t.len(), 1);
+        assert!(t.remove(late).is_some());
     }
 
     #[test]
-    fn removal_by_key_removes_exactly_one() {
+    fn removal_by_key_removes_exactly_one_even_after_slot_reuse() {
         let mut t = Timers::default();
         let at = Instant::now();
         let a = t.insert(at, noop());
-        let b = t.insert(at, noop());
         assert!(t.remove(a).is_some());
-        assert!(t.remove(a).is_none());
+        let b = t.insert(at, noop()); // reuses a's slot
+        assert!(t.remove(a).is_none(), "a stale key must not remove b");
         assert_eq!(t.len(), 1);
-        assert!(t.remove(b).is_some());
+        assert!(t.pop_expired(at).is_some());
+        assert!(t.remove(b).is_none());
         assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn stale_entries_are_skipped_and_compacted() {
+        let mut t = Timers::default();
+        let base = Instant::now();
+        let keys: Vec<_> = (0..5000u64)
+            .map(|i| t.insert(base + Duration::from_millis(i), noop()))
+            .collect();
+        for k in &keys[..4990] {
+            assert!(t.remove(*k).is_some());
+        }
+        assert_eq!(t.len(), 10);
+        assert!(t.heap.len() < 5000, "the heap was compacted");
+        assert_eq!(t.next_deadline(), Some(base + Duration::from_millis(4990)));
+        let mut fired = 0;
+        while t.pop_expired(base + Duration::from_secs(10)).is_some() {
+            fired += 1;
+        }
+        assert_eq!(fired, 10);
     }
 }

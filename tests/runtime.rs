@@ -338,3 +338,47 @@ fn io_is_polled_even_while_tasks_stay_busy() {
         assert!(spinner.await.unwrap().is_cancelled());
     });
 }
+
+#[test]
+fn a_runtime_can_be_dropped_inside_another_runtimes_task() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d2 = drops.clone();
+    let inner = paused();
+    // Give the inner runtime a pending task, then drop it from inside ours.
+    inner.block_on(async {
+        let guard = CountDrops(d2);
+        drop(spawn(async move {
+            let _g = guard;
+            std::future::pending::<()>().await;
+            Ok::<_, Cancelled>(())
+        }));
+    });
+    paused().block_on(async move {
+        drop(inner);
+        // Our own runtime is still current and working.
+        sleep(Duration::from_secs(1)).await.unwrap();
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn shutdown_of_many_idle_tasks_is_linear() {
+    // 100,000 idle tasks used to take seconds to drop (quadratic slab scan); this is
+    // a functional check that they all drop, the speed is in benches/task_memory.rs.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = paused();
+    let n = scale(100_000);
+    rt.block_on(async {
+        for _ in 0..n {
+            let g = CountDrops(drops.clone());
+            drop(spawn(async move {
+                let _g = g;
+                std::future::pending::<()>().await;
+                Ok::<_, Cancelled>(())
+            }));
+        }
+        yield_now().await;
+    });
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), n);
+}
