@@ -25,7 +25,7 @@ use slab::Slab;
 
 use super::clock::Clock;
 use super::reactor::Reactor;
-use super::task::{BoxFuture, Shared, TaskId, TaskSlot, TaskWaker};
+use super::task::{Runnable, Shared, TaskId, TaskSlot, TaskWaker};
 use super::timer::{TimerEntry, Timers};
 use crate::scope::tree::{NodeKey, NodeKind, ScopeTree};
 
@@ -33,6 +33,13 @@ use crate::scope::tree::{NodeKey, NodeKind, ScopeTree};
 /// if tasks are still ready. Bounds how long a busy task set can delay I/O readiness
 /// and timers (tokio uses the same figure for its `event_interval`).
 pub const IO_POLL_INTERVAL: usize = 61;
+
+/// How many finished tasks' wakers are kept for reuse by later spawns.
+const MAX_FREE_WAKERS: usize = 1024;
+
+/// `current_node` of a task that runs at its top level and has no root node yet (and
+/// of code outside any task). No tree node has this key.
+pub(crate) const NO_NODE: NodeKey = usize::MAX;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
@@ -135,6 +142,8 @@ pub(crate) struct Core {
     pub(crate) current_node: Cell<NodeKey>,
     /// `block_on` is active.
     pub(crate) running: Cell<bool>,
+    /// Wakers of finished tasks, unshared, ready for reuse.
+    free_wakers: RefCell<Vec<Arc<TaskWaker>>>,
     /// Scopes that handed out a cross-thread `CancelHandle`, by remote id.
     pub(crate) remote_scopes: RefCell<HashMap<u64, Weak<crate::scope::ScopeInner>>>,
     next_remote: Cell<u64>,
@@ -157,8 +166,9 @@ impl Core {
             reactor,
             next_seq: Cell::new(0),
             current_task: Cell::new(None),
-            current_node: Cell::new(0),
+            current_node: Cell::new(NO_NODE),
             running: Cell::new(false),
+            free_wakers: RefCell::new(Vec::new()),
             remote_scopes: RefCell::new(HashMap::new()),
             next_remote: Cell::new(0),
         })
@@ -168,10 +178,11 @@ impl Core {
         self.clock.now()
     }
 
-    /// Creates a task slot (and its root node under `parent`) without scheduling it.
+    /// Creates a task slot without scheduling it. A root node is created now when the
+    /// task has a `parent` (a group child), otherwise on first need ([`Core::ensure_root`]).
     pub(crate) fn insert_task(
         &self,
-        future: Option<BoxFuture>,
+        task: Option<Rc<dyn Runnable>>,
         parent: Option<NodeKey>,
         name: Option<Arc<str>>,
     ) -> TaskId {
@@ -183,19 +194,28 @@ impl Core {
             key: entry.key(),
             seq,
         };
-        let root = self
-            .tree
-            .borrow_mut()
-            .insert(parent, id, NodeKind::Root { cancelling: 0 });
-        let handle = Arc::new(TaskWaker {
-            id,
-            scheduled: AtomicBool::new(false),
-            shared: self.shared.clone(),
+        let root = parent.map(|p| {
+            self.tree
+                .borrow_mut()
+                .insert(Some(p), id, NodeKind::Root { cancelling: 0 })
         });
+        let handle = match self.free_wakers.borrow_mut().pop() {
+            Some(mut h) => {
+                let w = Arc::get_mut(&mut h).expect("free-listed wakers are unshared");
+                w.id = id;
+                *w.scheduled.get_mut() = false;
+                h
+            }
+            None => Arc::new(TaskWaker {
+                id,
+                scheduled: AtomicBool::new(false),
+                shared: self.shared.clone(),
+            }),
+        };
         let waker = Waker::from(handle.clone());
         entry.insert(TaskSlot {
             id,
-            future,
+            task,
             handle,
             waker,
             root,
@@ -204,35 +224,67 @@ impl Core {
         id
     }
 
-    /// Spawns a type-erased future as a new task and schedules its first poll.
+    /// Spawns a task and schedules its first poll.
     pub(crate) fn spawn_raw(
         &self,
-        future: BoxFuture,
+        task: Rc<dyn Runnable>,
         parent: Option<NodeKey>,
         name: Option<Arc<str>>,
     ) -> TaskId {
-        let id = self.insert_task(Some(future), parent, name);
+        let id = self.insert_task(Some(task), parent, name);
         self.schedule(id);
         id
     }
 
     /// Wakes a task by id (no-op for a stale id).
     pub(crate) fn schedule(&self, id: TaskId) {
-        let handle = {
-            let tasks = self.tasks.borrow();
-            match tasks.get(id.key) {
-                Some(slot) if slot.id == id => slot.handle.clone(),
-                _ => return,
-            }
+        let tasks = self.tasks.borrow();
+        let Some(slot) = tasks.get(id.key).filter(|s| s.id == id) else {
+            return;
         };
-        if !handle.scheduled.swap(true, Ordering::AcqRel) {
+        if !slot.handle.scheduled.swap(true, Ordering::AcqRel) {
             self.ready.borrow_mut().push_back(id);
         }
     }
 
+    /// Whether the task `id` has not finished.
+    pub(crate) fn task_alive(&self, id: TaskId) -> bool {
+        self.tasks.borrow().get(id.key).is_some_and(|s| s.id == id)
+    }
+
+    /// The task's root node, if it has one yet.
     pub(crate) fn task_root(&self, id: TaskId) -> Option<NodeKey> {
         let tasks = self.tasks.borrow();
-        tasks.get(id.key).filter(|s| s.id == id).map(|s| s.root)
+        tasks
+            .get(id.key)
+            .filter(|s| s.id == id)
+            .and_then(|s| s.root)
+    }
+
+    /// The task's root node, created now if it has none. `None` for a finished task.
+    pub(crate) fn ensure_root(&self, id: TaskId) -> Option<NodeKey> {
+        let mut tasks = self.tasks.borrow_mut();
+        let slot = tasks.get_mut(id.key).filter(|s| s.id == id)?;
+        Some(*slot.root.get_or_insert_with(|| {
+            self.tree
+                .borrow_mut()
+                .insert(None, id, NodeKind::Root { cancelling: 0 })
+        }))
+    }
+
+    /// The current node, creating the current task's root node if the task runs at
+    /// its top level without one. [`NO_NODE`] outside a task.
+    pub(crate) fn ensure_current_node(&self) -> NodeKey {
+        let node = self.current_node.get();
+        if node != NO_NODE {
+            return node;
+        }
+        let Some(task) = self.current_task.get() else {
+            return NO_NODE;
+        };
+        let root = self.ensure_root(task).unwrap_or(NO_NODE);
+        self.current_node.set(root);
+        root
     }
 
     pub(crate) fn task_name(&self, id: TaskId) -> Option<Arc<str>> {
@@ -246,74 +298,84 @@ impl Core {
     /// Polls the task `id` once, if it is still alive and not the `block_on` task.
     /// Returns `true` if the task finished.
     fn poll_task(&self, id: TaskId) -> bool {
-        let (mut future, waker, root) = {
-            let mut tasks = self.tasks.borrow_mut();
-            let Some(slot) = tasks.get_mut(id.key).filter(|s| s.id == id) else {
+        let (task, waker, root) = {
+            let tasks = self.tasks.borrow();
+            let Some(slot) = tasks.get(id.key).filter(|s| s.id == id) else {
                 return false;
             };
-            let Some(future) = slot.future.take() else {
+            let Some(task) = &slot.task else {
                 return false;
             };
             slot.handle.scheduled.store(false, Ordering::Release);
-            (future, slot.waker.clone(), slot.root)
+            (task.clone(), slot.waker.clone(), slot.root)
         };
         let prev_task = self.current_task.replace(Some(id));
-        let prev_node = self.current_node.replace(root);
-        // The task wrappers catch panics of user code, so this poll does not unwind
+        let prev_node = self.current_node.replace(root.unwrap_or(NO_NODE));
+        // Task cells catch the panics of user code, so this poll does not unwind
         // except for bugs in the runtime itself.
-        let res = future.as_mut().poll(&mut Context::from_waker(&waker));
+        let res = task.run(&mut Context::from_waker(&waker));
+        // Released before `finish_task`, so an unshared waker can be recycled.
+        drop(waker);
         self.current_task.set(prev_task);
         self.current_node.set(prev_node);
         match res {
             Poll::Ready(()) => {
                 self.finish_task(id);
-                drop(future);
                 true
             }
-            Poll::Pending => {
-                let mut tasks = self.tasks.borrow_mut();
-                match tasks.get_mut(id.key).filter(|s| s.id == id) {
-                    Some(slot) => slot.future = Some(future),
-                    None => {
-                        drop(tasks);
-                        drop(future);
-                    }
-                }
-                false
-            }
+            Poll::Pending => false,
         }
     }
 
-    /// Removes a task's slot and root node. Its future, if still in the slot, is
-    /// dropped after all borrows are released.
-    pub(crate) fn finish_task(&self, id: TaskId) -> Option<BoxFuture> {
+    /// Removes a task's slot and root node; recycles its waker if nobody else has it.
+    pub(crate) fn finish_task(&self, id: TaskId) {
         let slot = {
             let mut tasks = self.tasks.borrow_mut();
             match tasks.get(id.key) {
                 Some(s) if s.id == id => tasks.remove(id.key),
-                _ => return None,
+                _ => return,
             }
         };
+        let TaskSlot {
+            mut handle,
+            waker,
+            root,
+            task,
+            ..
+        } = slot;
         // A stale waker must never enqueue again.
-        slot.handle.scheduled.store(true, Ordering::Release);
-        self.tree.borrow_mut().remove(slot.root);
-        slot.future
+        handle.scheduled.store(true, Ordering::Release);
+        if let Some(root) = root {
+            let wake = self.tree.borrow_mut().remove(root);
+            for t in wake {
+                self.schedule(t);
+            }
+        }
+        drop(waker);
+        if Arc::get_mut(&mut handle).is_some() {
+            let mut free = self.free_wakers.borrow_mut();
+            if free.len() < MAX_FREE_WAKERS {
+                free.push(handle);
+            }
+        }
+        // The cell itself (its future is already dropped) goes last, outside borrows.
+        drop(task);
     }
 
     /// Drops a task that has not finished: its future is dropped first (so the scopes
     /// inside it exit in order), then its slot and root node are removed.
     pub(crate) fn drop_task(&self, id: TaskId) {
-        let future = {
-            let mut tasks = self.tasks.borrow_mut();
-            match tasks.get_mut(id.key) {
-                Some(s) if s.id == id => s.future.take(),
+        let (task, root) = {
+            let tasks = self.tasks.borrow();
+            match tasks.get(id.key) {
+                Some(s) if s.id == id => (s.task.clone(), s.root),
                 _ => return,
             }
         };
-        if let Some(future) = future {
+        if let Some(task) = task {
             let prev_task = self.current_task.replace(Some(id));
-            let prev_node = self.current_node.replace(self.task_root(id).unwrap_or(0));
-            drop(future);
+            let prev_node = self.current_node.replace(root.unwrap_or(NO_NODE));
+            task.drop_future();
             self.current_task.set(prev_task);
             self.current_node.set(prev_node);
         }
@@ -480,10 +542,10 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
     }
     let _main_guard = MainTask(core, main);
     let (waker, handle) = core.task_waker(main).expect("main task just inserted");
-    let root = core.task_root(main).expect("main task just inserted");
     let mut fut = std::pin::pin!(fut);
     loop {
         handle.scheduled.store(false, Ordering::Release);
+        let root = core.task_root(main).unwrap_or(NO_NODE);
         let prev_task = core.current_task.replace(Some(main));
         let prev_node = core.current_node.replace(root);
         struct Restore<'a>(&'a Core, Option<TaskId>, NodeKey);

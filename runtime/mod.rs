@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use crate::scope::{CancelError, Cancelled, TaskInfo};
 pub use core::IO_POLL_INTERVAL;
 pub(crate) use core::{try_with_core, with_core};
-use task::TaskId;
+use task::{Runnable, TaskId};
 use timer::{TimerEntry, TimerKey};
 
 /// A single-threaded runtime: an executor, a reactor on `mio`, timers, and the
@@ -202,9 +202,91 @@ impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Outcome<T, E> {
     }
 }
 
-struct JoinState<T, E> {
-    outcome: RefCell<Option<Outcome<T, E>>>,
+/// The cell of a task started with [`spawn`]: its future, then its outcome. One
+/// allocation shared by the run loop (as `Rc<dyn Runnable>`) and the `JoinHandle` (as
+/// `Rc<dyn JoinSlot<T, E>>`).
+struct JoinTask<F, T, E> {
+    stage: RefCell<Stage<F, T, E>>,
     waiter: RefCell<Option<Waker>>,
+}
+
+enum Stage<F, T, E> {
+    Running(F),
+    Done(Outcome<T, E>),
+    /// The outcome was taken by the handle, or the future was dropped unfinished.
+    Gone,
+}
+
+/// What a `JoinHandle` needs from its task's cell.
+trait JoinSlot<T, E> {
+    /// The outcome, if the task has finished; otherwise stores `waker`.
+    fn poll_outcome(&self, waker: &Waker) -> Poll<Option<Outcome<T, E>>>;
+    fn is_done(&self) -> bool;
+}
+
+impl<F, T, E> Runnable for JoinTask<F, T, E>
+where
+    F: Future<Output = Result<T, E>>,
+    E: CancelError,
+{
+    fn run(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut stage = self.stage.borrow_mut();
+        let Stage::Running(fut) = &mut *stage else {
+            return Poll::Ready(());
+        };
+        // SAFETY: the future lives inside the task's `Rc` allocation, which is never
+        // moved out of (no `Rc::try_unwrap` / `into_inner` on task cells); it is only
+        // dropped in place, by the assignment to `*stage` below or in `drop_future`.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(v))) => Outcome::Ok(v),
+            Ok(Poll::Ready(Err(e))) => match e.as_cancelled() {
+                Some(c) => Outcome::Cancelled(c.clone()),
+                None => Outcome::Err(e),
+            },
+            Err(p) => Outcome::Panicked(p),
+        };
+        *stage = Stage::Done(outcome);
+        drop(stage);
+        let waiter = self.waiter.borrow_mut().take();
+        if let Some(w) = waiter {
+            w.wake();
+        }
+        Poll::Ready(())
+    }
+
+    fn drop_future(&self) {
+        if let Ok(mut stage) = self.stage.try_borrow_mut() {
+            if matches!(*stage, Stage::Running(_)) {
+                let old = std::mem::replace(&mut *stage, Stage::Gone);
+                drop(stage);
+                drop(old);
+            }
+        }
+    }
+}
+
+impl<F, T, E> JoinSlot<T, E> for JoinTask<F, T, E> {
+    fn poll_outcome(&self, waker: &Waker) -> Poll<Option<Outcome<T, E>>> {
+        // A failed borrow means the task itself is running (it polls its own handle):
+        // it cannot have finished.
+        if let Ok(mut stage) = self.stage.try_borrow_mut() {
+            match std::mem::replace(&mut *stage, Stage::Gone) {
+                Stage::Done(o) => return Poll::Ready(Some(o)),
+                Stage::Gone => return Poll::Ready(None),
+                running => *stage = running,
+            }
+        }
+        *self.waiter.borrow_mut() = Some(waker.clone());
+        Poll::Pending
+    }
+
+    fn is_done(&self) -> bool {
+        self.stage
+            .try_borrow()
+            .is_ok_and(|s| matches!(*s, Stage::Done(_)))
+    }
 }
 
 /// A handle to a spawned task; awaiting it gives the task's [`Outcome`].
@@ -230,14 +312,14 @@ struct JoinState<T, E> {
 /// ```
 pub struct JoinHandle<T, E> {
     task: TaskRef,
-    state: Rc<JoinState<T, E>>,
+    cell: Rc<dyn JoinSlot<T, E>>,
 }
 
 impl<T, E> fmt::Debug for JoinHandle<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
             .field("task", &self.task)
-            .field("finished", &self.state.outcome.borrow().is_some())
+            .field("finished", &self.cell.is_done())
             .finish()
     }
 }
@@ -256,16 +338,13 @@ impl<T, E> Future for JoinHandle<T, E> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         check_cancelled_here()?;
-        if let Some(o) = self.state.outcome.borrow_mut().take() {
-            return Poll::Ready(Ok(o));
-        }
-        if !self.task.is_alive() {
-            panic!(
+        match self.cell.poll_outcome(cx.waker()) {
+            Poll::Ready(Some(o)) => Poll::Ready(Ok(o)),
+            Poll::Ready(None) => panic!(
                 "JoinHandle polled after it returned the task's outcome (or its task was dropped)"
-            );
+            ),
+            Poll::Pending => Poll::Pending,
         }
-        *self.state.waiter.borrow_mut() = Some(cx.waker().clone());
-        Poll::Pending
     }
 }
 
@@ -310,30 +389,14 @@ where
     T: 'static,
     E: CancelError + 'static,
 {
-    let state = Rc::new(JoinState {
-        outcome: RefCell::new(None),
+    let cell = Rc::new(JoinTask {
+        stage: RefCell::new(Stage::Running(fut)),
         waiter: RefCell::new(None),
     });
-    let st = state.clone();
-    let wrapper = async move {
-        let outcome = match catch_unwind(fut).await {
-            Ok(Ok(v)) => Outcome::Ok(v),
-            Ok(Err(e)) => match e.as_cancelled() {
-                Some(c) => Outcome::Cancelled(c.clone()),
-                None => Outcome::Err(e),
-            },
-            Err(p) => Outcome::Panicked(p),
-        };
-        *st.outcome.borrow_mut() = Some(outcome);
-        let waiter = st.waiter.borrow_mut().take();
-        if let Some(w) = waiter {
-            w.wake();
-        }
-    };
-    let id = with_core(|core| core.spawn_raw(Box::pin(wrapper), None, name));
+    let id = with_core(|core| core.spawn_raw(cell.clone(), None, name));
     JoinHandle {
         task: TaskRef { id },
-        state,
+        cell,
     }
 }
 
@@ -376,7 +439,7 @@ impl TaskRef {
 
     /// Whether the task has not finished yet.
     pub fn is_alive(&self) -> bool {
-        try_with_core(|core| core.task_root(self.id).is_some()).unwrap_or(false)
+        try_with_core(|core| core.task_alive(self.id)).unwrap_or(false)
     }
 
     /// Adds one cancel request: while `cancelling() > 0` the task's root scope is
@@ -402,7 +465,7 @@ impl TaskRef {
 
     fn add_cancelling(&self, delta: i64) -> Option<u32> {
         try_with_core(|core| {
-            let root = core.task_root(self.id)?;
+            let root = core.ensure_root(self.id)?;
             let mut wake = Vec::new();
             let n = core
                 .tree

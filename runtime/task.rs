@@ -2,16 +2,15 @@
 //!
 //! # Storage
 //!
-//! Every task lives in one slot of the runtime's `Slab<TaskSlot>`. A slot holds the
-//! task's boxed future (type-erased to `Future<Output = ()>`: the wrapper built by
-//! `spawn` writes the real outcome somewhere else, e.g. into a `JoinHandle`'s cell or
-//! into its task group), its waker, the key of its *root node* in the scope tree, and
-//! its name.
+//! Every task lives in one slot of the runtime's `Slab<TaskSlot>`. A slot holds an
+//! `Rc<dyn Runnable>` — the task's single allocation, holding its future and, for
+//! `spawn`, the outcome its `JoinHandle` reads — its waker, the key of its *root node*
+//! in the scope tree (if it has one yet), and its name.
 //!
-//! While a task is polled its future is **taken out** of the slot and put back after
-//! the poll. No `RefCell` borrow of the slab is held while user code runs, so a task may
-//! spawn, cancel or drop other tasks freely. A slot with no future is either being
-//! polled or is the `block_on` main task, whose future lives on `block_on`'s stack.
+//! To poll a task the run loop clones the `Rc` out of the slot and releases the slab
+//! borrow: no `RefCell` borrow of the slab is held while user code runs, so a task may
+//! spawn, cancel or drop other tasks freely. The `block_on` main task has no
+//! `Runnable`: its future lives on `block_on`'s stack.
 //!
 //! # Identity
 //!
@@ -31,12 +30,16 @@
 //! * On any other thread it goes to the lock-free injector (`crossbeam_queue::SegQueue`)
 //!   and the `mio::Waker` interrupts the reactor's poll.
 //! * When the task ends, `scheduled` is set for good: a stale waker never enqueues.
+//! * A finished task's `Arc<TaskWaker>` that nobody else holds (no stale waker can
+//!   exist) is kept in a small free list and reused by the next spawn.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
 use crossbeam_queue::SegQueue;
 
@@ -94,17 +97,78 @@ impl Wake for TaskWaker {
     }
 }
 
-/// The type-erased future of a spawned task.
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
+/// A spawned task as the run loop sees it: something to poll in place.
+///
+/// Each task is **one allocation**: an `Rc` holding its future (and, for `spawn`, the
+/// outcome slot its `JoinHandle` reads). The run loop holds one `Rc<dyn Runnable>`;
+/// a `JoinHandle` holds another to the same allocation.
+pub(crate) trait Runnable {
+    /// Polls the task's future once, in place. `Ready` when the task has finished
+    /// (its future is then already dropped).
+    fn run(&self, cx: &mut Context<'_>) -> Poll<()>;
+
+    /// Drops the future in place without finishing it (a task dropped by its group or
+    /// by runtime shutdown).
+    fn drop_future(&self);
+}
+
+/// A task whose future delivers its own result (task-group children, `start`).
+pub(crate) struct FutureTask<F> {
+    fut: RefCell<Option<F>>,
+}
+
+impl<F: Future<Output = ()>> FutureTask<F> {
+    pub(crate) fn new_task(fut: F) -> Rc<dyn Runnable>
+    where
+        F: 'static,
+    {
+        Rc::new(FutureTask {
+            fut: RefCell::new(Some(fut)),
+        })
+    }
+}
+
+impl<F: Future<Output = ()>> Runnable for FutureTask<F> {
+    fn run(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut slot = self.fut.borrow_mut();
+        let Some(fut) = slot.as_mut() else {
+            return Poll::Ready(());
+        };
+        // SAFETY: the future lives inside an `Rc` allocation that is never moved out
+        // of (no `Rc::try_unwrap` / `into_inner` on task cells); it is only dropped in
+        // place, by assigning `None` below or in `drop_future`. So it stays pinned.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        match fut.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                *slot = None;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    fn drop_future(&self) {
+        // Take the value out of the cell first so the future's destructor runs with
+        // no borrow held (it may use the runtime).
+        if let Ok(mut slot) = self.fut.try_borrow_mut() {
+            let f = slot.take();
+            drop(slot);
+            drop(f);
+        }
+    }
+}
 
 /// One task of the runtime.
 pub(crate) struct TaskSlot {
     pub(crate) id: TaskId,
-    /// `None` while the task is being polled, and always for the `block_on` task.
-    pub(crate) future: Option<BoxFuture>,
+    /// `None` for the `block_on` task, whose future lives on `block_on`'s stack.
+    pub(crate) task: Option<Rc<dyn Runnable>>,
     pub(crate) handle: Arc<TaskWaker>,
+    /// `Waker::from(handle.clone())`, made once.
     pub(crate) waker: Waker,
-    /// The task's root node in the scope tree (holds its `cancelling` count).
-    pub(crate) root: NodeKey,
+    /// The task's root node in the scope tree, created on first need (a scope entered,
+    /// a cancel requested, a wait recorded) for top-level tasks, at spawn for group
+    /// children.
+    pub(crate) root: Option<NodeKey>,
     pub(crate) name: Option<Arc<str>>,
 }

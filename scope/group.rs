@@ -32,7 +32,7 @@ use super::{
     ActiveScope, CancelError, CancelReason, CancelScope, Cancelled, TaskInfo, error::BoxError,
 };
 use crate::runtime::core::{Core, with_core};
-use crate::runtime::task::TaskId;
+use crate::runtime::task::{FutureTask, TaskId};
 use crate::runtime::{TaskRef, catch_unwind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +247,7 @@ impl TaskGroup {
             let out = catch_unwind(fut).await;
             group.child_done(key, out);
         };
-        let id = with_core(|core| core.spawn_raw(Box::pin(wrapper), Some(node), name));
+        let id = with_core(|core| core.spawn_raw(FutureTask::new_task(wrapper), Some(node), name));
         let inserted = self.inner.children.borrow_mut().insert(id);
         debug_assert_eq!(inserted, key);
         Ok(TaskHandle(TaskRef { id }))
@@ -316,8 +316,8 @@ impl TaskGroup {
             }
         };
         let id = with_core(|core| {
-            let caller_node = core.current_node.get();
-            core.spawn_raw(Box::pin(wrapper), Some(caller_node), None)
+            let caller_node = core.ensure_current_node();
+            core.spawn_raw(FutureTask::new_task(wrapper), Some(caller_node), None)
         });
         self.inner.children.borrow_mut().insert(id);
         state.child.set(Some(id));

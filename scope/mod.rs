@@ -450,7 +450,7 @@ impl ActiveScope {
                 .current_task
                 .get()
                 .expect("a cancel scope must be entered from inside a task");
-            let parent = core.current_node.get();
+            let parent = core.ensure_current_node();
             if let Deadline::After(d) = scope.deadline.get() {
                 scope.deadline.set(
                     crate::runtime::clock::deadline_after(core.now(), d)

@@ -382,3 +382,37 @@ fn shutdown_of_many_idle_tasks_is_linear() {
     drop(rt);
     assert_eq!(drops.load(Ordering::SeqCst), n);
 }
+
+#[test]
+fn recycled_wakers_never_reach_a_later_task() {
+    // Wakers of finished tasks are reused only when nobody kept a clone; a kept
+    // clone must stay stale (no effect) while later tasks reuse other wakers.
+    paused().block_on(async {
+        let kept: Rc<RefCell<Vec<Waker>>> = Rc::default();
+        for round in 0..3 {
+            let mut handles = Vec::new();
+            for i in 0..100 {
+                let kept = kept.clone();
+                handles.push(spawn(async move {
+                    if i % 10 == 0 {
+                        std::future::poll_fn(|cx| {
+                            kept.borrow_mut().push(cx.waker().clone());
+                            Poll::Ready(())
+                        })
+                        .await;
+                    }
+                    yield_now().await;
+                    Ok::<_, Cancelled>(i)
+                }));
+            }
+            for (i, h) in handles.into_iter().enumerate() {
+                assert_eq!(h.await.unwrap().unwrap(), i, "round {round}");
+            }
+            // Waking every kept (stale) waker must not disturb anything.
+            for w in kept.borrow().iter() {
+                w.wake_by_ref();
+            }
+        }
+        assert_eq!(kept.borrow().len(), 30);
+    });
+}

@@ -69,7 +69,7 @@ pub(crate) fn checkpoint() -> Result<Site, Cancelled> {
         }
         Ok(Site {
             core: Rc::as_ptr(core) as usize,
-            node: core.current_node.get(),
+            node: core.ensure_current_node(),
         })
     })
     .unwrap_or(Ok(Site::NOWHERE))
