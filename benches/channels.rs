@@ -22,18 +22,17 @@
 //! BENCH_ITERS=51 cargo bench --bench channels    # iterations of the side-by-side pass
 //! ```
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use common::{fmt_ms, interleave, iterations, median, ours_rt, quick, tokio_rt};
 use criterion::Criterion;
 use scope_runtime::{Cancelled, Runtime};
 
 /// Round trips per iteration (B3).
 const ROUND_TRIPS: u64 = 10_000;
-
-fn quick() -> bool {
-    std::env::var_os("BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
-}
 
 // ---------------------------------------------------------------------------------
 // The three implementations: same work, same shape.
@@ -63,13 +62,6 @@ fn ours(rt: &Runtime) {
         ping.await.unwrap().unwrap();
         pong.await.unwrap().unwrap();
     });
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn tokio(rt: &tokio::runtime::Runtime) {
@@ -125,47 +117,17 @@ fn smol(ex: &smol::LocalExecutor<'static>) {
 // Side-by-side pass
 // ---------------------------------------------------------------------------------
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2
-    }
-}
-
-fn fmt(d: Duration) -> String {
-    let ns = d.as_nanos() as f64;
-    if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else {
-        format!("{:.1} µs", ns / 1e3)
-    }
-}
-
 type Variant<'a> = (&'static str, Box<dyn FnMut() + 'a>);
 
 fn side_by_side(mut variants: Vec<Variant<'_>>) {
-    let (warm, iters) = if quick() { (3, 31) } else { (5, 101) };
-    let iters = std::env::var("BENCH_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(iters);
+    let (warm, iters) = iterations((3, 31), (5, 101));
     let n = variants.len();
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); n];
-    for it in 0..warm + iters {
-        // Rotate which runtime goes first, so none always runs on a cold cache.
-        for k in 0..n {
-            let v = (it + k) % n;
-            let t = Instant::now();
-            (variants[v].1)();
-            let dt = t.elapsed();
-            if it >= warm {
-                times[v].push(dt);
-            }
-        }
-    }
+    // Rotates which runtime goes first, so none always runs on a cold cache.
+    let times: Vec<Vec<Duration>> = interleave(n, warm, iters, |v| {
+        let t = Instant::now();
+        (variants[v].1)();
+        t.elapsed()
+    });
     let med: Vec<Duration> = times.iter().map(|t| median(t.clone())).collect();
     let ours = med[0].as_secs_f64();
     println!("\nB3 ping_pong, side by side ({iters} iterations each, median wall time)");
@@ -174,9 +136,9 @@ fn side_by_side(mut variants: Vec<Variant<'_>>) {
         sorted.sort();
         println!(
             "  {label:<6} {:>10}  (min {:>10}, max {:>10})  {:>6.1} ns per round trip",
-            fmt(med[i]),
-            fmt(sorted[0]),
-            fmt(sorted[sorted.len() - 1]),
+            fmt_ms(med[i]),
+            fmt_ms(sorted[0]),
+            fmt_ms(sorted[sorted.len() - 1]),
             med[i].as_nanos() as f64 / ROUND_TRIPS as f64,
         );
     }
@@ -197,16 +159,16 @@ fn side_by_side(mut variants: Vec<Variant<'_>>) {
     );
     println!(
         "  | B3 | ping_pong | {} | {} | {} | {:.2} | {:.2} | ≥ 1.2× smol |",
-        fmt(med[0]),
-        fmt(med[1]),
-        fmt(med[2]),
+        fmt_ms(med[0]),
+        fmt_ms(med[1]),
+        fmt_ms(med[2]),
         ratio(1),
         ratio(2),
     );
 }
 
 fn main() {
-    let ours_rt = Runtime::new().unwrap();
+    let ours_rt = ours_rt();
     let tokio_rt = tokio_rt();
     let smol_ex = smol::LocalExecutor::new();
 

@@ -37,6 +37,8 @@
 //! BENCH_QUICK=1 cargo bench --bench task_memory   # same work, fewer repetitions
 //! ```
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -45,6 +47,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+use common::{all_started, middle_by, ours_rt, reset_started, started, tokio_rt};
 
 // ---------------------------------------------------------------------------------
 // Counting allocator.
@@ -136,8 +140,6 @@ fn per_task(before: Snapshot, after: Snapshot) -> PerTask {
 
 const TASKS: usize = 100_000;
 
-static STARTED: AtomicUsize = AtomicUsize::new(0);
-
 /// Never completes. On its first poll it counts itself as started and keeps a clone of
 /// its waker, like the waiter of a semaphore that never gets a permit.
 struct Hold<O> {
@@ -160,7 +162,7 @@ impl<O> Future for Hold<O> {
     type Output = O;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
         if self.waker.is_none() {
-            STARTED.fetch_add(1, Ordering::Relaxed);
+            started();
             self.waker = Some(cx.waker().clone());
         }
         Poll::Pending
@@ -179,16 +181,12 @@ enum Block {
     Semaphore,
 }
 
-fn all_started() -> bool {
-    STARTED.load(Ordering::Relaxed) >= TASKS
-}
-
 // ---------------------------------------------------------------------------------
 // One measurement per runtime (fresh runtime each time).
 // ---------------------------------------------------------------------------------
 
 fn ours(warm: bool, group: bool, block: Block) -> PerTask {
-    let rt = scope_runtime::Runtime::new().expect("scope_runtime runtime");
+    let rt = ours_rt();
     let r = rt.block_on(async {
         if warm {
             let hs: Vec<_> = (0..TASKS)
@@ -203,7 +201,7 @@ fn ours(warm: bool, group: bool, block: Block) -> PerTask {
                 h.await.unwrap().unwrap();
             }
         }
-        STARTED.store(0, Ordering::Relaxed);
+        reset_started();
         if group {
             // The children never reach a checkpoint, so the group would wait for them
             // forever: measure inside the body, then drop the group's future (which
@@ -215,7 +213,7 @@ fn ours(warm: bool, group: bool, block: Block) -> PerTask {
                 for _ in 0..TASKS {
                     tg.spawn(Hold::<Result<(), scope_runtime::BoxError>>::new());
                 }
-                while !all_started() {
+                while !all_started(TASKS) {
                     scope_runtime::yield_now().await;
                 }
                 scope_runtime::yield_now().await;
@@ -237,13 +235,13 @@ fn ours(warm: bool, group: bool, block: Block) -> PerTask {
                 let sem = sem.clone();
                 drop(scope_runtime::spawn::<_, (), scope_runtime::Cancelled>(
                     async move {
-                        STARTED.fetch_add(1, Ordering::Relaxed);
+                        started();
                         let _permit = sem.acquire().await?;
                         unreachable!("the semaphore has no permits")
                     },
                 ));
             }
-            while !all_started() {
+            while !all_started(TASKS) {
                 scope_runtime::yield_now().await;
             }
             scope_runtime::yield_now().await;
@@ -255,7 +253,7 @@ fn ours(warm: bool, group: bool, block: Block) -> PerTask {
                     Result<(), scope_runtime::Cancelled>,
                 >::new()));
             }
-            while !all_started() {
+            while !all_started(TASKS) {
                 scope_runtime::yield_now().await;
             }
             scope_runtime::yield_now().await;
@@ -266,10 +264,7 @@ fn ours(warm: bool, group: bool, block: Block) -> PerTask {
 }
 
 fn tokio(warm: bool, block: Block) -> PerTask {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio_rt();
     let r = rt.block_on(async {
         if warm {
             let hs: Vec<_> = (0..TASKS)
@@ -279,14 +274,14 @@ fn tokio(warm: bool, block: Block) -> PerTask {
                 h.await.unwrap();
             }
         }
-        STARTED.store(0, Ordering::Relaxed);
+        reset_started();
         let sem = Arc::new(tokio::sync::Semaphore::new(0));
         let before = snapshot();
         for _ in 0..TASKS {
             if block == Block::Semaphore {
                 let sem = sem.clone();
                 drop(tokio::spawn(async move {
-                    STARTED.fetch_add(1, Ordering::Relaxed);
+                    started();
                     let _permit = sem.acquire().await;
                     unreachable!("the semaphore has no permits")
                 }));
@@ -294,7 +289,7 @@ fn tokio(warm: bool, block: Block) -> PerTask {
                 drop(tokio::spawn(Hold::<()>::new()));
             }
         }
-        while !all_started() {
+        while !all_started(TASKS) {
             tokio::task::yield_now().await;
         }
         tokio::task::yield_now().await;
@@ -314,14 +309,14 @@ fn smol(warm: bool, block: Block) -> PerTask {
                 h.await;
             }
         }
-        STARTED.store(0, Ordering::Relaxed);
+        reset_started();
         let sem = Arc::new(smol::lock::Semaphore::new(0));
         let before = snapshot();
         for _ in 0..TASKS {
             if block == Block::Semaphore {
                 let sem = sem.clone();
                 ex.spawn(async move {
-                    STARTED.fetch_add(1, Ordering::Relaxed);
+                    started();
                     let _guard = sem.acquire().await;
                     unreachable!("the semaphore has no permits")
                 })
@@ -330,7 +325,7 @@ fn smol(warm: bool, block: Block) -> PerTask {
                 ex.spawn(Hold::<()>::new()).detach();
             }
         }
-        while !all_started() {
+        while !all_started(TASKS) {
             smol::future::yield_now().await;
         }
         smol::future::yield_now().await;
@@ -347,17 +342,16 @@ fn timed_drop<R>(mut r: PerTask, rt: R) -> PerTask {
     r
 }
 
-fn median(mut v: Vec<PerTask>) -> PerTask {
-    v.sort_by(|a, b| a.bytes.total_cmp(&b.bytes));
-    v[v.len() / 2]
+/// The median by bytes (the upper one for an even count).
+fn median(v: Vec<PerTask>) -> PerTask {
+    middle_by(v, |a, b| a.bytes.total_cmp(&b.bytes))
 }
 
 fn main() {
-    let quick = std::env::var_os("BENCH_QUICK").is_some_and(|v| v != "0" && !v.is_empty());
-    let reps = if quick { 1 } else { 3 };
+    let reps = if common::quick() { 1 } else { 3 };
     println!(
         "B9 task_memory: {TASKS} idle tasks; bytes = live-heap delta / {TASKS} (median of {reps}); mode: {}",
-        if quick { "quick" } else { "full" }
+        common::mode()
     );
     // Start async-io's helper thread and any lazily allocated globals before measuring.
     let _ = smol(false, Block::Hold);

@@ -21,9 +21,13 @@
 //!                                              # mio), e.g. under a profiler
 //! ```
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use common::{env_usize, interleave, middle_by, ours_rt, quick, tokio_rt};
 
 const MSG: usize = 1024;
 
@@ -57,17 +61,13 @@ impl Server {
     }
 }
 
-fn quick() -> bool {
-    std::env::var_os("BENCH_QUICK").is_some_and(|v| v != "0" && !v.is_empty())
-}
-
 // ---------------------------------------------------------------------------------
 // Servers: each serves exactly `conns` connections until they close, then returns.
 // ---------------------------------------------------------------------------------
 
 fn serve_ours(listener: std::net::TcpListener, conns: usize) {
     use scope_runtime::io::{TcpListener, write_all};
-    scope_runtime::Runtime::new().unwrap().block_on(async move {
+    ours_rt().block_on(async move {
         let l = TcpListener::from_std(listener).unwrap();
         scope_runtime::task_group(|tg| async move {
             for _ in 0..conns {
@@ -93,11 +93,7 @@ fn serve_ours(listener: std::net::TcpListener, conns: usize) {
 
 fn serve_tokio(listener: std::net::TcpListener, conns: usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    tokio_rt().block_on(async move {
         listener.set_nonblocking(true).unwrap();
         let l = tokio::net::TcpListener::from_std(listener).unwrap();
         let mut handles = Vec::new();
@@ -279,17 +275,14 @@ fn trial(server: Server, conns: usize, warm: usize, rounds: usize) -> Duration {
     elapsed
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// The median of the runs (the upper one for an even count).
+fn median(v: Vec<Duration>) -> Duration {
+    middle_by(v, Duration::cmp)
 }
 
 fn main() {
     let quick = quick();
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if quick { 5 } else { 9 });
+    let runs = env_usize("BENCH_RUNS").unwrap_or(if quick { 5 } else { 9 });
     // (connections, measured rounds): about the same number of messages per case.
     let cases: [(usize, usize); 2] = if quick {
         [(1, 5_000), (64, 150)]
@@ -319,13 +312,9 @@ fn main() {
     }
     for (conns, rounds) in cases {
         let warm = (rounds / 10).max(10);
-        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); Server::ALL.len()];
-        for run in 0..runs {
-            for k in 0..Server::ALL.len() {
-                let i = (run + k) % Server::ALL.len();
-                times[i].push(trial(Server::ALL[i], conns, warm, rounds));
-            }
-        }
+        let times = interleave(Server::ALL.len(), 0, runs, |i| {
+            trial(Server::ALL[i], conns, warm, rounds)
+        });
         let med: Vec<Duration> = times.into_iter().map(median).collect();
         let msgs = (conns * rounds) as f64;
         println!(
