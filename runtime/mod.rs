@@ -22,7 +22,7 @@ pub(crate) mod task;
 pub(crate) mod timer;
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -206,6 +206,10 @@ impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Outcome<T, E> {
 /// allocation shared by the run loop (as `Rc<dyn Runnable>`) and the `JoinHandle` (as
 /// `Rc<dyn JoinSlot<T, E>>`).
 struct JoinTask<F, T, E> {
+    /// Whether `stage` still holds the future. Read instead of `stage` itself: a shared
+    /// reference to a stage holding a pinned, self-referential future would invalidate
+    /// the future's inner pointers (Miri's Stacked Borrows reports exactly that).
+    running: Cell<bool>,
     stage: RefCell<Stage<F, T, E>>,
     waiter: RefCell<Option<Waker>>,
 }
@@ -248,6 +252,7 @@ where
             Err(p) => Outcome::Panicked(p),
         };
         *stage = Stage::Done(outcome);
+        self.running.set(false);
         drop(stage);
         let waiter = self.waiter.borrow_mut().take();
         if let Some(w) = waiter {
@@ -257,12 +262,13 @@ where
     }
 
     fn drop_future(&self) {
+        if !self.running.get() {
+            return;
+        }
         if let Ok(mut stage) = self.stage.try_borrow_mut() {
-            if matches!(*stage, Stage::Running(_)) {
-                let old = std::mem::replace(&mut *stage, Stage::Gone);
-                drop(stage);
-                drop(old);
-            }
+            // Assignment drops the pinned future in place (never move it out).
+            *stage = Stage::Gone;
+            self.running.set(false);
         }
     }
 }
@@ -271,11 +277,13 @@ impl<F, T, E> JoinSlot<T, E> for JoinTask<F, T, E> {
     fn poll_outcome(&self, waker: &Waker) -> Poll<Option<Outcome<T, E>>> {
         // A failed borrow means the task itself is running (it polls its own handle):
         // it cannot have finished.
-        if let Ok(mut stage) = self.stage.try_borrow_mut() {
-            match std::mem::replace(&mut *stage, Stage::Gone) {
-                Stage::Done(o) => return Poll::Ready(Some(o)),
-                Stage::Gone => return Poll::Ready(None),
-                running => *stage = running,
+        // Never touch a running stage (see `running`); the future is pinned in it.
+        if !self.running.get() {
+            if let Ok(mut stage) = self.stage.try_borrow_mut() {
+                return match std::mem::replace(&mut *stage, Stage::Gone) {
+                    Stage::Done(o) => Poll::Ready(Some(o)),
+                    _ => Poll::Ready(None),
+                };
             }
         }
         *self.waiter.borrow_mut() = Some(waker.clone());
@@ -283,9 +291,11 @@ impl<F, T, E> JoinSlot<T, E> for JoinTask<F, T, E> {
     }
 
     fn is_done(&self) -> bool {
-        self.stage
-            .try_borrow()
-            .is_ok_and(|s| matches!(*s, Stage::Done(_)))
+        !self.running.get()
+            && self
+                .stage
+                .try_borrow()
+                .is_ok_and(|s| matches!(*s, Stage::Done(_)))
     }
 }
 
@@ -390,6 +400,7 @@ where
     E: CancelError + 'static,
 {
     let cell = Rc::new(JoinTask {
+        running: Cell::new(true),
         stage: RefCell::new(Stage::Running(fut)),
         waiter: RefCell::new(None),
     });

@@ -148,12 +148,10 @@ impl<F: Future<Output = ()>> Runnable for FutureTask<F> {
     }
 
     fn drop_future(&self) {
-        // Take the value out of the cell first so the future's destructor runs with
-        // no borrow held (it may use the runtime).
+        // Assignment drops the pinned future in place (it must not be moved out). Its
+        // destructor may use the runtime, but never this cell.
         if let Ok(mut slot) = self.fut.try_borrow_mut() {
-            let f = slot.take();
-            drop(slot);
-            drop(f);
+            *slot = None;
         }
     }
 }

@@ -519,32 +519,34 @@ impl GroupInner {
 
     /// Called by a child's wrapper (on the child's task) when it finishes.
     fn child_done(&self, key: usize, out: std::thread::Result<Result<(), BoxError>>) {
-        let (task, own_root) = with_core(|core| {
-            let me = TaskRef::current_in(core);
-            let root = core
-                .task_root(me.id)
-                .map(|r| core.tree.borrow().node(r).serial);
-            (me.info_in(core), root)
-        });
+        // Looked up only when needed: most children end with `Ok` or a cancellation.
+        let me = || with_core(|core| TaskRef::current_in(core).info_in(core));
         match out {
             Ok(Ok(())) => {}
             Ok(Err(e)) => match e.as_cancelled() {
                 Some(c) if c.target == self.serial() => self.scope.inner.caught.set(true),
-                Some(c) if Some(c.target) == own_root => {}
                 Some(c) => {
-                    self.outer_cancel
-                        .borrow_mut()
-                        .get_or_insert_with(|| c.clone());
+                    let own_root = with_core(|core| {
+                        let id = TaskRef::current_in(core).id;
+                        core.task_root(id)
+                            .map(|r| core.tree.borrow().node(r).serial)
+                    });
+                    // Cancelled through its own cancel count: the child's business.
+                    if Some(c.target) != own_root {
+                        self.outer_cancel
+                            .borrow_mut()
+                            .get_or_insert_with(|| c.clone());
+                    }
                 }
                 None => self.record_failure(TaskFailure {
-                    task,
+                    task: me(),
                     body: false,
                     error: e,
                 }),
             },
             Err(panic) => {
                 self.panic.borrow_mut().get_or_insert(panic);
-                self.scope.inner.cancel(CancelReason::TaskPanicked(task));
+                self.scope.inner.cancel(CancelReason::TaskPanicked(me()));
             }
         }
         self.children.borrow_mut().try_remove(key);

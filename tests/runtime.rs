@@ -416,3 +416,38 @@ fn recycled_wakers_never_reach_a_later_task() {
         assert_eq!(kept.borrow().len(), 30);
     });
 }
+
+#[test]
+fn a_million_pending_timers_insert_cancel_and_fire() {
+    // The timer store must cope with 1,000,000 pending timers and with constant
+    // insert/cancel churn; this checks it functionally (speed: benches B5, B7).
+    let n = if cfg!(miri) { 1_000 } else { 1_000_000 };
+    let rt = paused();
+    rt.block_on(async {
+        let t0 = now();
+        let mut sleeps: Vec<_> = (0..n)
+            .map(|i| Box::pin(sleep(Duration::from_millis(1 + (i % 1000) as u64))))
+            .collect();
+        // Register every timer (first poll), then cancel all but every 1000th.
+        std::future::poll_fn(|cx| {
+            for s in sleeps.iter_mut() {
+                assert!(s.as_mut().poll(cx).is_pending());
+            }
+            Poll::Ready(())
+        })
+        .await;
+        let mut kept = Vec::new();
+        for (i, s) in sleeps.into_iter().enumerate() {
+            if i % 1000 == 999 {
+                kept.push(s);
+            }
+        }
+        assert_eq!(kept.len(), n / 1000);
+        for s in kept {
+            s.await.unwrap();
+        }
+        assert_eq!(now() - t0, Duration::from_millis(1000));
+    });
+    let dbg = format!("{rt:?}");
+    assert!(dbg.contains("timers: 0"), "timers left behind: {dbg}");
+}
