@@ -142,6 +142,8 @@ pub(crate) struct Core {
     pub(crate) current_node: Cell<NodeKey>,
     /// `block_on` is active.
     pub(crate) running: Cell<bool>,
+    /// Names of the tasks that have one, by task sequence number.
+    names: RefCell<HashMap<u64, Arc<str>>>,
     /// Wakers of finished tasks, unshared, ready for reuse.
     free_wakers: RefCell<Vec<Arc<TaskWaker>>>,
     /// Scopes that handed out a cross-thread `CancelHandle`, by remote id.
@@ -152,12 +154,13 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(paused: bool) -> std::io::Result<Core> {
         let (reactor, mio_waker) = Reactor::new()?;
+        let clock = Clock::new(paused);
         Ok(Core {
             tasks: RefCell::new(Slab::new()),
             ready: RefCell::new(VecDeque::new()),
             tree: RefCell::new(ScopeTree::default()),
-            timers: RefCell::new(Timers::default()),
-            clock: Clock::new(paused),
+            timers: RefCell::new(Timers::new(clock.now())),
+            clock,
             shared: Arc::new(Shared {
                 injector: Default::default(),
                 mio_waker,
@@ -168,6 +171,7 @@ impl Core {
             current_task: Cell::new(None),
             current_node: Cell::new(NO_NODE),
             running: Cell::new(false),
+            names: RefCell::new(HashMap::new()),
             free_wakers: RefCell::new(Vec::new()),
             remote_scopes: RefCell::new(HashMap::new()),
             next_remote: Cell::new(0),
@@ -194,11 +198,14 @@ impl Core {
             key: entry.key(),
             seq,
         };
-        let root = parent.map(|p| {
+        let root = parent.map_or(NO_NODE, |p| {
             self.tree
                 .borrow_mut()
                 .insert(Some(p), id, NodeKind::Root { cancelling: 0 })
         });
+        if let Some(name) = name {
+            self.names.borrow_mut().insert(seq, name);
+        }
         let handle = match self.free_wakers.borrow_mut().pop() {
             Some(mut h) => {
                 let w = Arc::get_mut(&mut h).expect("free-listed wakers are unshared");
@@ -212,14 +219,11 @@ impl Core {
                 shared: self.shared.clone(),
             }),
         };
-        let waker = Waker::from(handle.clone());
         entry.insert(TaskSlot {
             id,
             task,
             handle,
-            waker,
             root,
-            name,
         });
         id
     }
@@ -257,19 +261,21 @@ impl Core {
         let tasks = self.tasks.borrow();
         tasks
             .get(id.key)
-            .filter(|s| s.id == id)
-            .and_then(|s| s.root)
+            .filter(|s| s.id == id && s.root != NO_NODE)
+            .map(|s| s.root)
     }
 
     /// The task's root node, created now if it has none. `None` for a finished task.
     pub(crate) fn ensure_root(&self, id: TaskId) -> Option<NodeKey> {
         let mut tasks = self.tasks.borrow_mut();
         let slot = tasks.get_mut(id.key).filter(|s| s.id == id)?;
-        Some(*slot.root.get_or_insert_with(|| {
-            self.tree
+        if slot.root == NO_NODE {
+            slot.root = self
+                .tree
                 .borrow_mut()
-                .insert(None, id, NodeKind::Root { cancelling: 0 })
-        }))
+                .insert(None, id, NodeKind::Root { cancelling: 0 });
+        }
+        Some(slot.root)
     }
 
     /// The current node, creating the current task's root node if the task runs at
@@ -288,11 +294,7 @@ impl Core {
     }
 
     pub(crate) fn task_name(&self, id: TaskId) -> Option<Arc<str>> {
-        let tasks = self.tasks.borrow();
-        tasks
-            .get(id.key)
-            .filter(|s| s.id == id)
-            .and_then(|s| s.name.clone())
+        self.names.borrow().get(&id.seq).cloned()
     }
 
     /// Polls the task `id` once, if it is still alive and not the `block_on` task.
@@ -307,10 +309,10 @@ impl Core {
                 return false;
             };
             slot.handle.scheduled.store(false, Ordering::Release);
-            (task.clone(), slot.waker.clone(), slot.root)
+            (task.clone(), Waker::from(slot.handle.clone()), slot.root)
         };
         let prev_task = self.current_task.replace(Some(id));
-        let prev_node = self.current_node.replace(root.unwrap_or(NO_NODE));
+        let prev_node = self.current_node.replace(root);
         // Task cells catch the panics of user code, so this poll does not unwind
         // except for bugs in the runtime itself.
         let res = task.run(&mut Context::from_waker(&waker));
@@ -338,20 +340,21 @@ impl Core {
         };
         let TaskSlot {
             mut handle,
-            waker,
             root,
             task,
             ..
         } = slot;
         // A stale waker must never enqueue again.
         handle.scheduled.store(true, Ordering::Release);
-        if let Some(root) = root {
+        if root != NO_NODE {
             let wake = self.tree.borrow_mut().remove(root);
             for t in wake {
                 self.schedule(t);
             }
         }
-        drop(waker);
+        if !self.names.borrow().is_empty() {
+            self.names.borrow_mut().remove(&id.seq);
+        }
         if Arc::get_mut(&mut handle).is_some() {
             let mut free = self.free_wakers.borrow_mut();
             if free.len() < MAX_FREE_WAKERS {
@@ -374,7 +377,7 @@ impl Core {
         };
         if let Some(task) = task {
             let prev_task = self.current_task.replace(Some(id));
-            let prev_node = self.current_node.replace(root.unwrap_or(NO_NODE));
+            let prev_node = self.current_node.replace(root);
             task.drop_future();
             self.current_task.set(prev_task);
             self.current_node.set(prev_node);
@@ -496,7 +499,7 @@ impl Core {
         tasks
             .get(id.key)
             .filter(|s| s.id == id)
-            .map(|s| (s.waker.clone(), s.handle.clone()))
+            .map(|s| (Waker::from(s.handle.clone()), s.handle.clone()))
     }
 
     /// Drops every remaining task and timer. Futures are dropped one at a time with no

@@ -39,7 +39,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Wake};
 
 use crossbeam_queue::SegQueue;
 
@@ -156,17 +156,14 @@ impl<F: Future<Output = ()>> Runnable for FutureTask<F> {
     }
 }
 
-/// One task of the runtime.
+/// One task of the runtime (48 bytes: this is per-task memory, see benchmark B9).
 pub(crate) struct TaskSlot {
     pub(crate) id: TaskId,
     /// `None` for the `block_on` task, whose future lives on `block_on`'s stack.
     pub(crate) task: Option<Rc<dyn Runnable>>,
     pub(crate) handle: Arc<TaskWaker>,
-    /// `Waker::from(handle.clone())`, made once.
-    pub(crate) waker: Waker,
-    /// The task's root node in the scope tree, created on first need (a scope entered,
-    /// a cancel requested, a wait recorded) for top-level tasks, at spawn for group
-    /// children.
-    pub(crate) root: Option<NodeKey>,
-    pub(crate) name: Option<Arc<str>>,
+    /// The task's root node in the scope tree, or `NO_NODE` until it needs one (a
+    /// scope entered, a cancel requested, a wait recorded); group children get theirs
+    /// at spawn. (Names live in `Core::names`, since few tasks have one.)
+    pub(crate) root: NodeKey,
 }

@@ -50,19 +50,40 @@ struct Slot {
 }
 
 /// All pending timers of one runtime.
-#[derive(Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    heap: BinaryHeap<Reverse<(u64, u64, usize)>>,
     slots: Slab<Slot>,
     seq: u64,
+    /// Time zero of the heap's deadlines.
+    base: Instant,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers::new(Instant::now())
+    }
 }
 
 impl Timers {
+    /// A store whose deadlines count from `base` (earlier deadlines count as `base`).
+    pub(crate) fn new(base: Instant) -> Timers {
+        Timers {
+            heap: BinaryHeap::new(),
+            slots: Slab::new(),
+            seq: 0,
+            base,
+        }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
     pub(crate) fn insert(&mut self, at: Instant, entry: TimerEntry) -> TimerKey {
         self.seq += 1;
         let seq = self.seq;
         let slot = self.slots.insert(Slot { seq, entry });
-        self.heap.push(Reverse((at, seq, slot)));
+        self.heap.push(Reverse((self.nanos(at), seq, slot)));
         TimerKey { slot, seq }
     }
 
@@ -115,14 +136,16 @@ impl Timers {
 
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         self.skip_stale();
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        self.heap
+            .peek()
+            .map(|Reverse((ns, _, _))| self.base + std::time::Duration::from_nanos(*ns))
     }
 
     /// Removes and returns the earliest timer if it is due at `now`.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<TimerEntry> {
         self.skip_stale();
         let Reverse((at, _, slot)) = *self.heap.peek()?;
-        if at > now {
+        if at > self.nanos(now) {
             return None;
         }
         self.heap.pop();
