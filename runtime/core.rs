@@ -14,7 +14,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -567,7 +566,3 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
         core.run_until_main_woken(main);
     }
 }
-
-/// Helper for `Pin<&mut dyn Future>` in type annotations.
-#[allow(dead_code)]
-pub(crate) type PinnedFuture<'a, T> = Pin<&'a mut dyn Future<Output = T>>;

@@ -160,12 +160,6 @@ impl Reactor {
         ))
     }
 
-    /// Number of registered sources.
-    #[allow(dead_code)]
-    pub(crate) fn registered(&self) -> usize {
-        self.sources.borrow().len()
-    }
-
     /// Waits for events for at most `timeout` (`None`: until one arrives) and wakes the
     /// tasks waiting on them. Returns how many source events were delivered.
     pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<usize> {
