@@ -7,9 +7,11 @@
 //! * insert: `O(log n)` heap push plus a slab insert.
 //! * remove (a dropped `Sleep`, a scope that exits before its deadline): `O(1)` — the
 //!   slab entry goes away and the heap triple becomes *stale*.
-//! * pop: stale triples are skipped when they reach the top. When stale triples
-//!   outnumber live ones (and there are more than [`COMPACT_MIN`]), the heap is rebuilt
-//!   from the live entries, so garbage never exceeds the live set for long.
+//! * pop: stale triples are skipped when they reach the top and are due (asking for
+//!   the next deadline skips them at once, so an idle paused clock never jumps to a
+//!   cancelled deadline). When stale triples outnumber live ones (and there are more
+//!   than [`COMPACT_MIN`]), the heap is rebuilt from the live entries; when no timer is
+//!   left it is simply cleared. Garbage never exceeds the live set for long.
 //!
 //! Sequence numbers also order timers with equal deadlines by creation.
 //!
@@ -91,7 +93,12 @@ impl Timers {
         match self.slots.get(key.slot) {
             Some(s) if s.seq == key.seq => {
                 let entry = self.slots.remove(key.slot).entry;
-                self.maybe_compact();
+                if self.slots.is_empty() {
+                    // Every heap entry is stale: drop them all at once.
+                    self.heap.clear();
+                } else {
+                    self.maybe_compact();
+                }
                 Some(entry)
             }
             _ => None,
@@ -141,15 +148,21 @@ impl Timers {
             .map(|Reverse((ns, _, _))| self.base + std::time::Duration::from_nanos(*ns))
     }
 
-    /// Removes and returns the earliest timer if it is due at `now`.
+    /// Removes and returns the earliest timer if it is due at `now`. Stale entries are
+    /// only popped once they are due too: a heap whose top is a cancelled timer far in
+    /// the future costs nothing here.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<TimerEntry> {
-        self.skip_stale();
-        let Reverse((at, _, slot)) = *self.heap.peek()?;
-        if at > self.nanos(now) {
-            return None;
+        let now = self.nanos(now);
+        loop {
+            let Reverse((at, seq, slot)) = *self.heap.peek()?;
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            if self.slots.get(slot).is_some_and(|s| s.seq == seq) {
+                return Some(self.slots.remove(slot).entry);
+            }
         }
-        self.heap.pop();
-        Some(self.slots.remove(slot).entry)
     }
 
     pub(crate) fn len(&self) -> usize {
