@@ -124,6 +124,31 @@ impl Drop for EnterGuard {
     }
 }
 
+/// Makes `task` (at `node`) the code being run until dropped, then restores what was
+/// current before — also when the poll or drop in between unwinds.
+struct TaskContext<'a> {
+    core: &'a Core,
+    prev_task: Option<TaskId>,
+    prev_node: NodeKey,
+}
+
+impl<'a> TaskContext<'a> {
+    fn enter(core: &'a Core, task: TaskId, node: NodeKey) -> TaskContext<'a> {
+        TaskContext {
+            core,
+            prev_task: core.current_task.replace(Some(task)),
+            prev_node: core.current_node.replace(node),
+        }
+    }
+}
+
+impl Drop for TaskContext<'_> {
+    fn drop(&mut self) {
+        self.core.current_task.set(self.prev_task);
+        self.core.current_node.set(self.prev_node);
+    }
+}
+
 /// The state of one runtime.
 pub(crate) struct Core {
     pub(crate) tasks: RefCell<Slab<TaskSlot>>,
@@ -310,15 +335,13 @@ impl Core {
             slot.handle.scheduled.store(false, Ordering::Release);
             (task.clone(), Waker::from(slot.handle.clone()), slot.root)
         };
-        let prev_task = self.current_task.replace(Some(id));
-        let prev_node = self.current_node.replace(root);
+        let in_task = TaskContext::enter(self, id, root);
         // Task cells catch the panics of user code, so this poll does not unwind
         // except for bugs in the runtime itself.
         let res = task.run(&mut Context::from_waker(&waker));
         // Released before `finish_task`, so an unshared waker can be recycled.
         drop(waker);
-        self.current_task.set(prev_task);
-        self.current_node.set(prev_node);
+        drop(in_task);
         match res {
             Poll::Ready(()) => {
                 self.finish_task(id);
@@ -375,11 +398,8 @@ impl Core {
             }
         };
         if let Some(task) = task {
-            let prev_task = self.current_task.replace(Some(id));
-            let prev_node = self.current_node.replace(root);
+            let _in_task = TaskContext::enter(self, id, root);
             task.drop_future();
-            self.current_task.set(prev_task);
-            self.current_node.set(prev_node);
         }
         self.finish_task(id);
     }
@@ -548,18 +568,9 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
     loop {
         handle.scheduled.store(false, Ordering::Release);
         let root = core.task_root(main).unwrap_or(NO_NODE);
-        let prev_task = core.current_task.replace(Some(main));
-        let prev_node = core.current_node.replace(root);
-        struct Restore<'a>(&'a Core, Option<TaskId>, NodeKey);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                self.0.current_task.set(self.1);
-                self.0.current_node.set(self.2);
-            }
-        }
-        let restore = Restore(core, prev_task, prev_node);
+        let in_task = TaskContext::enter(core, main, root);
         let res = fut.as_mut().poll(&mut Context::from_waker(&waker));
-        drop(restore);
+        drop(in_task);
         if let Poll::Ready(out) = res {
             return out;
         }

@@ -401,7 +401,7 @@ impl TaskGroup {
                 let mut body = pin!(catch_unwind(body(group)));
                 poll_fn(|cx| active.poll_inside(body.as_mut(), cx)).await
             };
-            let host = || with_core(|core| TaskRef::current_in(core).info_in(core));
+            let host = || crate::current_task().info();
             match body_out {
                 Ok(Ok(v)) => value = Some(v),
                 Ok(Err(e)) => match e.as_cancelled() {
@@ -520,7 +520,7 @@ impl GroupInner {
     /// Called by a child's wrapper (on the child's task) when it finishes.
     fn child_done(&self, key: usize, out: std::thread::Result<Result<(), BoxError>>) {
         // Looked up only when needed: most children end with `Ok` or a cancellation.
-        let me = || with_core(|core| TaskRef::current_in(core).info_in(core));
+        let me = || crate::current_task().info();
         match out {
             Ok(Ok(())) => {}
             Ok(Err(e)) => match e.as_cancelled() {
