@@ -34,6 +34,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::Cancelled;
+use crate::runtime::cancel::CancelWait;
 
 /// The most threads the blocking pool runs at once.
 ///
@@ -227,7 +228,10 @@ where
             w.wake();
         }
     }));
-    BlockingHandle { slot }
+    BlockingHandle {
+        slot,
+        wait: CancelWait::new(),
+    }
 }
 
 /// Live threads of the process-wide blocking pool (busy or idle), for monitoring.
@@ -269,6 +273,8 @@ pub fn blocking_threads() -> usize {
 #[must_use = "dropping the handle detaches the job; await it to get the result"]
 pub struct BlockingHandle<T> {
     slot: Arc<Slot<T>>,
+    /// Wakes a waiting `await` when the waiting code is cancelled (R13).
+    wait: CancelWait,
 }
 
 impl<T> fmt::Debug for BlockingHandle<T> {
@@ -336,8 +342,18 @@ impl<T> Future for BlockingHandle<T> {
     type Output = Result<T, Cancelled>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::check_cancelled()?;
-        self.poll_result(cx).map(Ok)
+        self.wait.check()?;
+        match self.poll_result(cx) {
+            Poll::Ready(v) => {
+                self.wait.disarm();
+                Poll::Ready(Ok(v))
+            }
+            Poll::Pending => {
+                let waker = cx.waker();
+                self.wait.arm(waker);
+                Poll::Pending
+            }
+        }
     }
 }
 

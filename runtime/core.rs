@@ -5,28 +5,41 @@
 //! field is a `Cell` / `RefCell`: the runtime is single-threaded, and the only state
 //! other threads touch is in [`Shared`] (behind an `Arc`).
 //!
+//! Every field is private. The other files of `runtime/` use the methods below; the
+//! cancellation state is the [`Cancellation`] of `runtime/cancel`, reached through
+//! [`Core::cancel`] and changed only by that module.
+//!
 //! # Borrow discipline
 //!
 //! No `RefCell` borrow of `Core` is held across a call into user code (polling a
 //! future, waking a waker, dropping a future). Functions that must do both first
 //! collect what they need, release the borrow, then call out.
+//!
+//! # Panics in destructors
+//!
+//! Dropping a task's future runs user code that may panic. [`Core::drop_task`] catches
+//! such a panic and removes the task anyway, so a group dropping its children and the
+//! runtime's shutdown drop *every* task and then report the first panic once.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::rc::{Rc, Weak};
+use std::num::NonZeroU32;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use slab::Slab;
 
+use super::cancel::{self, Cancellation, NO_NODE, NodeKey};
 use super::clock::Clock;
 use super::reactor::Reactor;
 use super::task::{Runnable, Shared, TaskId, TaskSlot, TaskWaker};
-use super::timer::{TimerEntry, Timers};
-use crate::scope::tree::{NodeKey, NodeKind, ScopeTree};
+use super::timer::{TimerEntry, TimerKey, Timers};
 
 /// How many task polls the run loop makes before it checks I/O and timers again, even
 /// if tasks are still ready. Bounds how long a busy task set can delay I/O readiness
@@ -36,9 +49,19 @@ pub const IO_POLL_INTERVAL: usize = 61;
 /// How many finished tasks' wakers are kept for reuse by later spawns.
 const MAX_FREE_WAKERS: usize = 1024;
 
-/// `current_node` of a task that runs at its top level and has no root node yet (and
-/// of code outside any task). No tree node has this key.
-pub(crate) const NO_NODE: NodeKey = usize::MAX;
+/// Identifies a runtime for as long as the process lives (objects that belong to one
+/// runtime carry it, so another runtime can tell they are not its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct RuntimeId(NonZeroU32);
+
+static NEXT_RUNTIME: AtomicU32 = AtomicU32::new(1);
+
+impl RuntimeId {
+    fn next() -> RuntimeId {
+        let n = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed);
+        RuntimeId(NonZeroU32::new(n).expect("scope_runtime: more than 4 billion runtimes"))
+    }
+}
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
@@ -137,7 +160,7 @@ impl<'a> TaskContext<'a> {
         TaskContext {
             core,
             prev_task: core.current_task.replace(Some(task)),
-            prev_node: core.current_node.replace(node),
+            prev_node: core.cancel.replace_current(node),
         }
     }
 }
@@ -145,34 +168,31 @@ impl<'a> TaskContext<'a> {
 impl Drop for TaskContext<'_> {
     fn drop(&mut self) {
         self.core.current_task.set(self.prev_task);
-        self.core.current_node.set(self.prev_node);
+        self.core.cancel.replace_current(self.prev_node);
     }
 }
 
 /// The state of one runtime.
 pub(crate) struct Core {
-    pub(crate) tasks: RefCell<Slab<TaskSlot>>,
+    id: RuntimeId,
+    tasks: RefCell<Slab<TaskSlot>>,
     /// Ids of tasks to poll, in order. May hold stale ids; they are skipped.
-    pub(crate) ready: RefCell<VecDeque<TaskId>>,
-    pub(crate) tree: RefCell<ScopeTree>,
-    pub(crate) timers: RefCell<Timers>,
-    pub(crate) clock: Clock,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) reactor: Reactor,
+    ready: RefCell<VecDeque<TaskId>>,
+    /// All cancellation state (owned and changed by `runtime/cancel` only).
+    cancel: Cancellation,
+    timers: RefCell<Timers>,
+    clock: Clock,
+    shared: Arc<Shared>,
+    reactor: Reactor,
     next_seq: Cell<u64>,
     /// The task being polled, if any.
-    pub(crate) current_task: Cell<Option<TaskId>>,
-    /// The innermost scope-tree node of the code being polled (valid with `current_task`).
-    pub(crate) current_node: Cell<NodeKey>,
+    current_task: Cell<Option<TaskId>>,
     /// `block_on` is active.
-    pub(crate) running: Cell<bool>,
+    running: Cell<bool>,
     /// Names of the tasks that have one, by task sequence number.
     names: RefCell<HashMap<u64, Arc<str>>>,
     /// Wakers of finished tasks, unshared, ready for reuse.
     free_wakers: RefCell<Vec<Arc<TaskWaker>>>,
-    /// Scopes that handed out a cross-thread `CancelHandle`, by remote id.
-    pub(crate) remote_scopes: RefCell<HashMap<u64, Weak<crate::scope::ScopeInner>>>,
-    next_remote: Cell<u64>,
 }
 
 impl Core {
@@ -180,30 +200,84 @@ impl Core {
         let (reactor, mio_waker) = Reactor::new()?;
         let clock = Clock::new(paused);
         Ok(Core {
+            id: RuntimeId::next(),
             tasks: RefCell::new(Slab::new()),
             ready: RefCell::new(VecDeque::new()),
-            tree: RefCell::new(ScopeTree::default()),
+            cancel: Cancellation::new(),
             timers: RefCell::new(Timers::new(clock.now())),
             clock,
-            shared: Arc::new(Shared {
-                injector: Default::default(),
-                mio_waker,
-                remote_cancels: Default::default(),
-            }),
+            shared: Arc::new(Shared::new(mio_waker)),
             reactor,
             next_seq: Cell::new(0),
             current_task: Cell::new(None),
-            current_node: Cell::new(NO_NODE),
             running: Cell::new(false),
             names: RefCell::new(HashMap::new()),
             free_wakers: RefCell::new(Vec::new()),
-            remote_scopes: RefCell::new(HashMap::new()),
-            next_remote: Cell::new(0),
         })
+    }
+
+    pub(crate) fn id(&self) -> RuntimeId {
+        self.id
     }
 
     pub(crate) fn now(&self) -> Instant {
         self.clock.now()
+    }
+
+    pub(crate) fn clock_paused(&self) -> bool {
+        self.clock.is_paused()
+    }
+
+    /// The cancellation state (see `runtime/cancel`).
+    pub(crate) fn cancel(&self) -> &Cancellation {
+        &self.cancel
+    }
+
+    /// What other threads use to reach this runtime.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn reactor(&self) -> &Reactor {
+        &self.reactor
+    }
+
+    /// The task being polled, if any.
+    pub(crate) fn current_task(&self) -> Option<TaskId> {
+        self.current_task.get()
+    }
+
+    /// Whether `block_on` is running.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.get()
+    }
+
+    /// Tasks that have not finished (the `block_on` task included while it runs).
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.tasks.borrow().len()
+    }
+
+    pub(crate) fn pending_timers(&self) -> usize {
+        self.timers.borrow().len()
+    }
+
+    pub(crate) fn insert_timer(&self, at: Instant, entry: TimerEntry) -> TimerKey {
+        self.timers.borrow_mut().insert(at, entry)
+    }
+
+    /// Removes a timer; its entry (a waker) is dropped after the borrow.
+    pub(crate) fn remove_timer(&self, key: TimerKey) {
+        let entry = self.timers.borrow_mut().remove(key);
+        drop(entry);
+    }
+
+    pub(crate) fn update_timer_waker(&self, key: TimerKey, waker: &Waker) {
+        self.timers.borrow_mut().update_waker(key, waker);
+    }
+
+    /// Puts a task on the local ready queue (its waker already deduplicated the wake).
+    pub(crate) fn push_ready(&self, id: TaskId) {
+        self.ready.borrow_mut().push_back(id);
     }
 
     /// Creates a task slot without scheduling it. A root node is created now when the
@@ -222,11 +296,7 @@ impl Core {
             key: entry.key(),
             seq,
         };
-        let root = parent.map_or(NO_NODE, |p| {
-            self.tree
-                .borrow_mut()
-                .insert(Some(p), id, NodeKind::Root { cancelling: 0 })
-        });
+        let root = parent.map_or(NO_NODE, |p| self.cancel.insert_root(p));
         if let Some(name) = name {
             self.names.borrow_mut().insert(seq, name);
         }
@@ -294,27 +364,9 @@ impl Core {
         let mut tasks = self.tasks.borrow_mut();
         let slot = tasks.get_mut(id.key).filter(|s| s.id == id)?;
         if slot.root == NO_NODE {
-            slot.root = self
-                .tree
-                .borrow_mut()
-                .insert(None, id, NodeKind::Root { cancelling: 0 });
+            slot.root = self.cancel.insert_root(NO_NODE);
         }
         Some(slot.root)
-    }
-
-    /// The current node, creating the current task's root node if the task runs at
-    /// its top level without one. [`NO_NODE`] outside a task.
-    pub(crate) fn ensure_current_node(&self) -> NodeKey {
-        let node = self.current_node.get();
-        if node != NO_NODE {
-            return node;
-        }
-        let Some(task) = self.current_task.get() else {
-            return NO_NODE;
-        };
-        let root = self.ensure_root(task).unwrap_or(NO_NODE);
-        self.current_node.set(root);
-        root
     }
 
     pub(crate) fn task_name(&self, id: TaskId) -> Option<Arc<str>> {
@@ -369,10 +421,7 @@ impl Core {
         // A stale waker must never enqueue again.
         handle.scheduled.store(true, Ordering::Release);
         if root != NO_NODE {
-            let wake = self.tree.borrow_mut().remove(root);
-            for t in wake {
-                self.schedule(t);
-            }
+            self.cancel.remove_root(root);
         }
         if !self.names.borrow().is_empty() {
             self.names.borrow_mut().remove(&id.seq);
@@ -388,48 +437,51 @@ impl Core {
     }
 
     /// Drops a task that has not finished: its future is dropped first (so the scopes
-    /// inside it exit in order), then its slot and root node are removed.
-    pub(crate) fn drop_task(&self, id: TaskId) {
+    /// inside it exit in order), then its slot and root node are removed — also when
+    /// the future's destructor panics. Returns that panic, for the caller to report
+    /// once it has dropped everything it had to.
+    #[must_use = "a destructor's panic must be reported"]
+    pub(crate) fn drop_task(&self, id: TaskId) -> Option<Box<dyn Any + Send>> {
         let (task, root) = {
             let tasks = self.tasks.borrow();
             match tasks.get(id.key) {
                 Some(s) if s.id == id => (s.task.clone(), s.root),
-                _ => return,
+                _ => return None,
             }
         };
-        if let Some(task) = task {
+        let panic = task.and_then(|task| {
             let _in_task = TaskContext::enter(self, id, root);
-            task.drop_future();
-        }
+            std::panic::catch_unwind(AssertUnwindSafe(|| task.drop_future())).err()
+        });
         self.finish_task(id);
+        panic
+    }
+
+    /// Drops every task of `ids` (see [`drop_task`](Self::drop_task)) and returns the
+    /// first destructor panic; later ones are dropped.
+    #[must_use = "a destructor's panic must be reported"]
+    pub(crate) fn drop_tasks(
+        &self,
+        ids: impl IntoIterator<Item = TaskId>,
+    ) -> Option<Box<dyn Any + Send>> {
+        let mut first = None;
+        for id in ids {
+            if let Some(p) = self.drop_task(id) {
+                first.get_or_insert(p);
+            }
+        }
+        first
     }
 
     /// Moves tasks woken from other threads into the ready queue and applies cancel
     /// requests that came through `CancelHandle`s.
     fn drain_injector(&self) {
-        while let Some(id) = self.shared.injector.pop() {
+        while let Some(id) = self.shared.pop_injected() {
             self.ready.borrow_mut().push_back(id);
         }
-        while let Some((remote, reason)) = self.shared.remote_cancels.pop() {
-            let scope = self
-                .remote_scopes
-                .borrow()
-                .get(&remote)
-                .and_then(Weak::upgrade);
-            if let Some(scope) = scope {
-                scope.cancel(crate::CancelReason::Explicit(reason));
-            }
+        while let Some((remote, reason)) = self.shared.pop_remote_cancel() {
+            cancel::apply_remote(self, remote, reason);
         }
-    }
-
-    /// Registers `scope` for cross-thread cancellation; returns its remote id.
-    pub(crate) fn register_remote(&self, scope: &Rc<crate::scope::ScopeInner>) -> u64 {
-        let id = self.next_remote.get() + 1;
-        self.next_remote.set(id);
-        self.remote_scopes
-            .borrow_mut()
-            .insert(id, Rc::downgrade(scope));
-        id
     }
 
     /// Fires every timer due at the current time. Returns how many fired.
@@ -441,7 +493,9 @@ impl Core {
             match entry {
                 None => return fired,
                 Some(TimerEntry::Wake(w)) => w.wake(),
-                Some(TimerEntry::Deadline(scope)) => crate::scope::deadline_reached(self, &scope),
+                Some(TimerEntry::Deadline { node, serial }) => {
+                    cancel::deadline_fired(self, node, serial)
+                }
             }
             fired += 1;
         }
@@ -462,7 +516,7 @@ impl Core {
         };
         let events = self
             .reactor
-            .turn(timeout)
+            .turn(self, timeout)
             .expect("scope_runtime: polling the OS for I/O readiness failed");
         self.drain_injector();
         let fired = self.fire_timers();
@@ -477,7 +531,7 @@ impl Core {
                 }
                 None => {
                     self.reactor
-                        .turn(None)
+                        .turn(self, None)
                         .expect("scope_runtime: polling the OS for I/O readiness failed");
                     self.drain_injector();
                 }
@@ -523,23 +577,27 @@ impl Core {
 
     /// Drops every remaining task and timer. Futures are dropped one at a time with no
     /// borrow held, so their destructors may use the runtime (spawn, cancel, drop).
-    pub(crate) fn shutdown(&self) {
+    /// Returns the first panic of a task's destructor (every task is dropped anyway).
+    #[must_use = "a destructor's panic must be reported"]
+    pub(crate) fn shutdown(&self) -> Option<Box<dyn Any + Send>> {
         // Collect the ids once (iterating the slab anew after every drop would make
         // shutdown quadratic); tasks spawned by destructors meanwhile are picked up
         // by the next round.
+        let mut first = None;
         loop {
             let ids: Vec<TaskId> = self.tasks.borrow().iter().map(|(_, s)| s.id).collect();
             if ids.is_empty() {
                 break;
             }
-            for id in ids {
-                self.drop_task(id);
+            if let Some(p) = self.drop_tasks(ids) {
+                first.get_or_insert(p);
             }
         }
         let timers = self.timers.borrow_mut().take_all();
         drop(timers);
         self.ready.borrow_mut().clear();
-        while self.shared.injector.pop().is_some() {}
+        while self.shared.pop_injected().is_some() {}
+        first
     }
 }
 

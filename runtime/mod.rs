@@ -5,40 +5,45 @@
 //! * `core` — the per-runtime state and the run loop (`block_on`, the ready queue,
 //!   when to poll I/O and timers, the paused clock's jumps).
 //! * `task` — task slots, ids and the `Send + Sync` waker (local queue vs injector).
-//! * `timer` — pending timers ordered by deadline; `clock` — real or paused time.
+//! * `cancel/` — **all cancellation state and rules**: the status tree (task roots,
+//!   entered scopes, the registrations of blocked operations), checkpoints, scope
+//!   entry and exit, absorption, task cancel counts, cross-thread cancels,
+//!   `cancellable`. `scope/` is the user-facing face of it.
+//! * `join` — `spawn`, `JoinHandle`, `Outcome`, `TaskRef`, `current_task`.
+//! * `time` — `sleep`, `sleep_until`, `yield_now`, `now`; `timer` — pending timers
+//!   ordered by deadline; `clock` — real or paused time.
 //! * `reactor` — `mio::Poll` and per-source readiness, used by `io/`.
-//! * this file — the public surface: `Runtime`, `spawn`, `JoinHandle`, `sleep`,
-//!   `yield_now`, `current_task`.
+//! * `sync/` — the cancellation-aware primitives; `wake_list` — wakers collected under
+//!   a borrow or lock, woken after it.
+//! * this file — `Runtime` and `Builder`.
 //!
-//! Every blocking operation here is a checkpoint (rule R1): it first asks the scope
-//! tree whether the calling code is cancelled and, if so, fails with `Cancelled`
-//! without side effects.
+//! `runtime/` imports nothing from `scope/` or `io/` (checked by
+//! `tests/architecture.rs`). Every blocking operation here is a checkpoint (rule R1)
+//! that registers its own waker with the status tree (rule R13): see
+//! `cancel/wait.rs`.
 
+pub(crate) mod cancel;
 pub(crate) mod clock;
 pub(crate) mod core;
+mod join;
 pub(crate) mod reactor;
 pub mod sync;
 pub(crate) mod task;
+mod time;
 pub(crate) mod timer;
+pub(crate) mod wake_list;
 
-use std::any::Any;
-use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
-use std::pin::{Pin, pin};
 use std::rc::Rc;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
-use crate::scope::{CancelError, Cancelled, TaskInfo};
 pub use core::IO_POLL_INTERVAL;
 pub(crate) use core::{try_with_core, with_core};
-use task::{Runnable, TaskId};
-use timer::{TimerEntry, TimerKey};
+pub use join::{JoinHandle, Outcome, TaskRef, current_task, spawn, spawn_named};
+pub(crate) use join::{catch_unwind, drop_tasks, spawn_child};
+pub use time::{Sleep, now, sleep, sleep_until, yield_now};
 
 /// A single-threaded runtime: an executor, a reactor on `mio`, timers, and the
 /// cancel-scope tree.
@@ -63,9 +68,10 @@ pub struct Runtime {
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
-            .field("tasks", &self.core.tasks.borrow().len())
-            .field("timers", &self.core.timers.borrow().len())
-            .field("paused_clock", &self.core.clock.is_paused())
+            .field("tasks", &self.core.live_tasks())
+            .field("timers", &self.core.pending_timers())
+            .field("cancel_waits", &self.core.cancel().waiter_count())
+            .field("paused_clock", &self.core.clock_paused())
             .finish()
     }
 }
@@ -115,501 +121,42 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         core::block_on(&self.core, fut)
     }
+
+    /// How many tasks have not finished: spawned tasks and group children still
+    /// running or waiting to run, plus the `block_on` task while it runs.
+    ///
+    /// ```
+    /// use scope_runtime::{Runtime, spawn, sleep, Cancelled};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::builder().paused_clock(true).build()?;
+    /// assert_eq!(rt.live_tasks(), 0);
+    /// let h = rt.block_on(async {
+    ///     spawn(async { sleep(Duration::from_secs(1)).await?; Ok::<_, Cancelled>(()) })
+    /// });
+    /// assert_eq!(rt.live_tasks(), 1, "the spawned task is still asleep");
+    /// rt.block_on(h).unwrap().unwrap();
+    /// assert_eq!(rt.live_tasks(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn live_tasks(&self) -> usize {
+        self.core.live_tasks()
+    }
 }
 
 impl Drop for Runtime {
+    /// Drops every task left (their destructors run, each with the runtime current).
+    /// If destructors panic, every task is still dropped; then the first panic resumes
+    /// (unless the thread is already unwinding).
     fn drop(&mut self) {
-        if self.core.running.get() {
+        if self.core.is_running() {
             return;
         }
         let _enter = core::EnterGuard::for_shutdown(&self.core);
-        self.core.shutdown();
-    }
-}
-
-/// Polls `fut`, turning a panic into `Err(payload)`.
-pub(crate) async fn catch_unwind<F: Future>(fut: F) -> std::thread::Result<F::Output> {
-    let mut fut = pin!(fut);
-    poll_fn(
-        |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(p) => Poll::Ready(Err(p)),
-        },
-    )
-    .await
-}
-
-/// How a task ended.
-pub enum Outcome<T, E> {
-    /// It returned `Ok(value)`.
-    Ok(T),
-    /// It returned an error that is not a cancellation.
-    Err(E),
-    /// It was cancelled: it returned a `Cancelled` (through its error type).
-    Cancelled(Cancelled),
-    /// It panicked; the payload is kept for `resume_unwind`.
-    Panicked(Box<dyn Any + Send>),
-}
-
-impl<T, E> Outcome<T, E> {
-    /// Whether the task was cancelled.
-    pub fn is_cancelled(&self) -> bool {
-        matches!(self, Outcome::Cancelled(_))
-    }
-
-    /// Whether the task panicked.
-    pub fn is_panic(&self) -> bool {
-        matches!(self, Outcome::Panicked(_))
-    }
-
-    /// The value, or a panic describing what happened instead (a task panic resumes).
-    #[track_caller]
-    pub fn unwrap(self) -> T
-    where
-        E: fmt::Debug,
-    {
-        match self {
-            Outcome::Ok(v) => v,
-            Outcome::Err(e) => panic!("called `Outcome::unwrap` on a task that failed: {e:?}"),
-            Outcome::Cancelled(c) => panic!("called `Outcome::unwrap` on a cancelled task: {c}"),
-            Outcome::Panicked(p) => std::panic::resume_unwind(p),
-        }
-    }
-
-    /// `Ok(value)`; an error or a cancellation as `Err` (a panic resumes).
-    pub fn into_result(self) -> Result<T, E>
-    where
-        E: From<Cancelled>,
-    {
-        match self {
-            Outcome::Ok(v) => Ok(v),
-            Outcome::Err(e) => Err(e),
-            Outcome::Cancelled(c) => Err(E::from(c)),
-            Outcome::Panicked(p) => std::panic::resume_unwind(p),
-        }
-    }
-}
-
-impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Outcome<T, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Outcome::Ok(v) => f.debug_tuple("Ok").field(v).finish(),
-            Outcome::Err(e) => f.debug_tuple("Err").field(e).finish(),
-            Outcome::Cancelled(c) => f.debug_tuple("Cancelled").field(c).finish(),
-            Outcome::Panicked(_) => f.write_str("Panicked(..)"),
-        }
-    }
-}
-
-/// The cell of a task started with [`spawn`]: its future, then its outcome. One
-/// allocation shared by the run loop (as `Rc<dyn Runnable>`) and the `JoinHandle` (as
-/// `Rc<dyn JoinSlot<T, E>>`).
-struct JoinTask<F, T, E> {
-    /// Whether `stage` still holds the future. Read instead of `stage` itself: a shared
-    /// reference to a stage holding a pinned, self-referential future would invalidate
-    /// the future's inner pointers (Miri's Stacked Borrows reports exactly that).
-    running: Cell<bool>,
-    stage: RefCell<Stage<F, T, E>>,
-    waiter: RefCell<Option<Waker>>,
-}
-
-enum Stage<F, T, E> {
-    Running(F),
-    Done(Outcome<T, E>),
-    /// The outcome was taken by the handle, or the future was dropped unfinished.
-    Gone,
-}
-
-/// What a `JoinHandle` needs from its task's cell.
-trait JoinSlot<T, E> {
-    /// The outcome, if the task has finished; otherwise stores `waker`.
-    fn poll_outcome(&self, waker: &Waker) -> Poll<Option<Outcome<T, E>>>;
-    fn is_done(&self) -> bool;
-}
-
-impl<F, T, E> Runnable for JoinTask<F, T, E>
-where
-    F: Future<Output = Result<T, E>>,
-    E: CancelError,
-{
-    fn run(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut stage = self.stage.borrow_mut();
-        let Stage::Running(fut) = &mut *stage else {
-            return Poll::Ready(());
-        };
-        // SAFETY: the future lives inside the task's `Rc` allocation, which is never
-        // moved out of (no `Rc::try_unwrap` / `into_inner` on task cells); it is only
-        // dropped in place, by the assignment to `*stage` below or in `drop_future`.
-        let fut = unsafe { Pin::new_unchecked(fut) };
-        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Ok(v))) => Outcome::Ok(v),
-            Ok(Poll::Ready(Err(e))) => match e.as_cancelled() {
-                Some(c) => Outcome::Cancelled(c.clone()),
-                None => Outcome::Err(e),
-            },
-            Err(p) => Outcome::Panicked(p),
-        };
-        *stage = Stage::Done(outcome);
-        self.running.set(false);
-        drop(stage);
-        let waiter = self.waiter.borrow_mut().take();
-        if let Some(w) = waiter {
-            w.wake();
-        }
-        Poll::Ready(())
-    }
-
-    fn drop_future(&self) {
-        if !self.running.get() {
-            return;
-        }
-        if let Ok(mut stage) = self.stage.try_borrow_mut() {
-            // Assignment drops the pinned future in place (never move it out).
-            *stage = Stage::Gone;
-            self.running.set(false);
-        }
-    }
-}
-
-impl<F, T, E> JoinSlot<T, E> for JoinTask<F, T, E> {
-    fn poll_outcome(&self, waker: &Waker) -> Poll<Option<Outcome<T, E>>> {
-        // A failed borrow means the task itself is running (it polls its own handle):
-        // it cannot have finished.
-        // Never touch a running stage (see `running`); the future is pinned in it.
-        if !self.running.get() {
-            if let Ok(mut stage) = self.stage.try_borrow_mut() {
-                return match std::mem::replace(&mut *stage, Stage::Gone) {
-                    Stage::Done(o) => Poll::Ready(Some(o)),
-                    _ => Poll::Ready(None),
-                };
+        if let Some(panic) = self.core.shutdown() {
+            if !std::thread::panicking() {
+                std::panic::resume_unwind(panic);
             }
         }
-        *self.waiter.borrow_mut() = Some(waker.clone());
-        Poll::Pending
     }
-
-    fn is_done(&self) -> bool {
-        !self.running.get()
-            && self
-                .stage
-                .try_borrow()
-                .is_ok_and(|s| matches!(*s, Stage::Done(_)))
-    }
-}
-
-/// A handle to a spawned task; awaiting it gives the task's [`Outcome`].
-///
-/// Awaiting is a checkpoint: if the *waiting* code is cancelled the await fails with
-/// `Err(Cancelled)` and the outcome stays in the handle. Await `&mut handle` to keep
-/// the handle across such a failure. Dropping the handle detaches the task (it keeps
-/// running); [`cancel`](TaskRef::cancel) cancels it.
-///
-/// ```
-/// use scope_runtime::{spawn, sleep, Cancelled, Outcome};
-/// use std::time::Duration;
-///
-/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
-///     let h = spawn(async {
-///         sleep(Duration::from_secs(60)).await?;
-///         Ok::<_, Cancelled>("slept")
-///     });
-///     assert!(h.cancel());
-///     assert_eq!(h.cancelling(), 1);
-///     assert!(h.await.unwrap().is_cancelled());
-/// });
-/// ```
-pub struct JoinHandle<T, E> {
-    task: TaskRef,
-    cell: Rc<dyn JoinSlot<T, E>>,
-}
-
-impl<T, E> fmt::Debug for JoinHandle<T, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("task", &self.task)
-            .field("finished", &self.cell.is_done())
-            .finish()
-    }
-}
-
-impl<T, E> std::ops::Deref for JoinHandle<T, E> {
-    type Target = TaskRef;
-    fn deref(&self) -> &TaskRef {
-        &self.task
-    }
-}
-
-impl<T, E> Unpin for JoinHandle<T, E> {}
-
-impl<T, E> Future for JoinHandle<T, E> {
-    type Output = Result<Outcome<T, E>, Cancelled>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        check_cancelled_here()?;
-        match self.cell.poll_outcome(cx.waker()) {
-            Poll::Ready(Some(o)) => Poll::Ready(Ok(o)),
-            Poll::Ready(None) => panic!(
-                "JoinHandle polled after it returned the task's outcome (or its task was dropped)"
-            ),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-fn check_cancelled_here() -> Result<(), Cancelled> {
-    try_with_core(|core| core.check_cancelled()).unwrap_or(Ok(()))
-}
-
-/// Spawns a top-level task on the current runtime. Its outcome comes through the
-/// returned [`JoinHandle`].
-///
-/// A top-level task is not inside any scope of its spawner: cancelling the spawner
-/// does not cancel it. (Spawn into a [`TaskGroup`](crate::TaskGroup) for that.)
-///
-/// # Panics
-///
-/// Outside a runtime.
-#[track_caller]
-pub fn spawn<F, T, E>(fut: F) -> JoinHandle<T, E>
-where
-    F: Future<Output = Result<T, E>> + 'static,
-    T: 'static,
-    E: CancelError + 'static,
-{
-    spawn_inner(None, fut)
-}
-
-/// Like [`spawn`], with a name that shows up in [`TaskInfo`] and reports.
-#[track_caller]
-pub fn spawn_named<F, T, E>(name: impl Into<Arc<str>>, fut: F) -> JoinHandle<T, E>
-where
-    F: Future<Output = Result<T, E>> + 'static,
-    T: 'static,
-    E: CancelError + 'static,
-{
-    spawn_inner(Some(name.into()), fut)
-}
-
-#[track_caller]
-fn spawn_inner<F, T, E>(name: Option<Arc<str>>, fut: F) -> JoinHandle<T, E>
-where
-    F: Future<Output = Result<T, E>> + 'static,
-    T: 'static,
-    E: CancelError + 'static,
-{
-    let cell = Rc::new(JoinTask {
-        running: Cell::new(true),
-        stage: RefCell::new(Stage::Running(fut)),
-        waiter: RefCell::new(None),
-    });
-    let id = with_core(|core| core.spawn_raw(cell.clone(), None, name));
-    JoinHandle {
-        task: TaskRef { id },
-        cell,
-    }
-}
-
-/// A reference to a task of the current runtime: its cancel count and identity.
-///
-/// Obtained from [`current_task`], a [`JoinHandle`] or a [`TaskHandle`](crate::TaskHandle).
-/// Operations on a finished task are no-ops.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct TaskRef {
-    pub(crate) id: TaskId,
-}
-
-impl fmt::Debug for TaskRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TaskRef(#{})", self.id.seq)
-    }
-}
-
-impl TaskRef {
-    pub(crate) fn current_in(core: &core::Core) -> TaskRef {
-        TaskRef {
-            id: core
-                .current_task
-                .get()
-                .expect("no task is running: call this from inside a task"),
-        }
-    }
-
-    pub(crate) fn info_in(&self, core: &core::Core) -> TaskInfo {
-        TaskInfo {
-            id: self.id.seq,
-            name: core.task_name(self.id),
-        }
-    }
-
-    /// The task's number and name.
-    pub fn info(&self) -> TaskInfo {
-        with_core(|core| self.info_in(core))
-    }
-
-    /// Whether the task has not finished yet.
-    pub fn is_alive(&self) -> bool {
-        try_with_core(|core| core.task_alive(self.id)).unwrap_or(false)
-    }
-
-    /// Adds one cancel request: while `cancelling() > 0` the task's root scope is
-    /// cancelled and its checkpoints fail (R9). Returns `false` (and does nothing) if
-    /// the task has finished.
-    pub fn cancel(&self) -> bool {
-        self.add_cancelling(1).is_some()
-    }
-
-    /// Withdraws one cancel request; returns how many remain. At zero the task runs on.
-    pub fn uncancel(&self) -> u32 {
-        self.add_cancelling(-1).unwrap_or(0)
-    }
-
-    /// The number of cancel requests not withdrawn.
-    pub fn cancelling(&self) -> u32 {
-        try_with_core(|core| {
-            core.task_root(self.id)
-                .map_or(0, |r| core.tree.borrow().cancelling(r))
-        })
-        .unwrap_or(0)
-    }
-
-    fn add_cancelling(&self, delta: i64) -> Option<u32> {
-        try_with_core(|core| {
-            let root = core.ensure_root(self.id)?;
-            let mut wake = Vec::new();
-            let n = core
-                .tree
-                .borrow_mut()
-                .add_cancelling(root, delta, &mut wake);
-            for t in wake {
-                core.schedule(t);
-            }
-            Some(n)
-        })
-        .flatten()
-    }
-}
-
-/// The task running the calling code.
-///
-/// # Panics
-///
-/// Outside a task.
-pub fn current_task() -> TaskRef {
-    with_core(|core| TaskRef::current_in(core))
-}
-
-/// The current time of the runtime's clock (virtual when the clock is paused).
-///
-/// # Panics
-///
-/// Outside a runtime.
-pub fn now() -> Instant {
-    with_core(|core| core.now())
-}
-
-/// Waits until `duration` has passed. A checkpoint: fails with `Cancelled` (at once,
-/// or when the cancel arrives) if the calling code is cancelled. `Duration::MAX`
-/// sleeps forever.
-///
-/// ```
-/// use std::time::Duration;
-/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
-///     let t0 = scope_runtime::now();
-///     scope_runtime::sleep(Duration::from_secs(3600)).await.unwrap();
-///     assert_eq!(scope_runtime::now() - t0, Duration::from_secs(3600));
-/// });
-/// ```
-#[track_caller]
-pub fn sleep(duration: Duration) -> Sleep {
-    let deadline = with_core(|core| clock::deadline_after(core.now(), duration));
-    Sleep {
-        deadline,
-        timer: None,
-    }
-}
-
-/// Waits until `deadline`. A checkpoint, like [`sleep`].
-pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline: Some(deadline),
-        timer: None,
-    }
-}
-
-/// The future of [`sleep`] / [`sleep_until`]. Dropping it removes its timer.
-#[derive(Debug)]
-#[must_use = "futures do nothing unless awaited"]
-pub struct Sleep {
-    /// `None`: never.
-    deadline: Option<Instant>,
-    timer: Option<TimerKey>,
-}
-
-impl Sleep {
-    /// When it fires (`None`: never).
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
-    fn disarm(&mut self, core: &core::Core) {
-        if let Some(k) = self.timer.take() {
-            core.timers.borrow_mut().remove(k);
-        }
-    }
-}
-
-impl Future for Sleep {
-    type Output = Result<(), Cancelled>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        with_core(|core| {
-            if let Err(c) = core.check_cancelled() {
-                this.disarm(core);
-                return Poll::Ready(Err(c));
-            }
-            if this.deadline.is_some_and(|d| d <= core.now()) {
-                this.disarm(core);
-                return Poll::Ready(Ok(()));
-            }
-            match (this.timer, this.deadline) {
-                (Some(k), _) => core.timers.borrow_mut().update_waker(k, cx.waker()),
-                (None, Some(at)) => {
-                    let k = core
-                        .timers
-                        .borrow_mut()
-                        .insert(at, TimerEntry::Wake(cx.waker().clone()));
-                    this.timer = Some(k);
-                }
-                (None, None) => {}
-            }
-            Poll::Pending
-        })
-    }
-}
-
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        if self.timer.is_some() {
-            try_with_core(|core| self.disarm(core));
-        }
-    }
-}
-
-/// Yields once to the other ready tasks. Not a cancellation point (see
-/// [`checkpoint`](crate::checkpoint) for one).
-pub async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
 }

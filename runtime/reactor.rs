@@ -24,6 +24,12 @@
 //! * Each direction keeps a list of waiting wakers (deduplicated with `will_wake`), so
 //!   several tasks may wait on one socket (e.g. two receivers on a `UdpSocket`); an
 //!   event wakes them all and the losers of the race wait again.
+//! * **Cancellation reaches the wait (R13).** Each waiting waker is also registered
+//!   with the status tree at the node its code waits in ([`CancelWait`]), so
+//!   cancelling that code wakes this very waker — also when the I/O future is polled
+//!   inside a combinator with wakers of its own. The registration goes when readiness
+//!   drains the waker (or with the source). The I/O types check for cancellation
+//!   before every syscall (`io/source.rs`), so the woken future fails at once.
 //!
 //! A registration belongs to the runtime it was created on. Waiting on it from another
 //! runtime (or after its runtime is gone) is an error, not a silent hang.
@@ -41,6 +47,9 @@ use std::time::Duration;
 use mio::event::Source;
 use mio::{Events, Interest, Token};
 use slab::Slab;
+
+use super::cancel::CancelWait;
+use super::core::Core;
 
 /// Token reserved for the cross-thread `mio::Waker`.
 pub(crate) const WAKE_TOKEN: Token = Token(usize::MAX);
@@ -81,30 +90,53 @@ impl Direction {
     }
 }
 
+/// One waiting waker and its registration with the status tree.
+struct Waiter {
+    waker: Waker,
+    cancel: CancelWait,
+}
+
 /// The wakers waiting for one direction of one source. The first waiter needs no
 /// allocation; more distinct waiters (several tasks on one socket) go to `more`.
 #[derive(Default)]
 struct Waiters {
-    first: Option<Waker>,
-    more: Vec<Waker>,
+    first: Option<Waiter>,
+    more: Vec<Waiter>,
 }
 
 impl Waiters {
-    fn add(&mut self, waker: &Waker) {
-        match &self.first {
-            None => self.first = Some(waker.clone()),
-            Some(w) if w.will_wake(waker) => {}
-            Some(_) => {
-                if !self.more.iter().any(|w| w.will_wake(waker)) {
-                    self.more.push(waker.clone());
+    /// Adds `waker` (or finds it already there) and (re)registers it with the status
+    /// tree at the node of the code polling now.
+    fn add(&mut self, core: &Core, waker: &Waker) {
+        let found = match &mut self.first {
+            Some(w) if w.waker.will_wake(waker) => Some(w),
+            Some(_) => self.more.iter_mut().find(|w| w.waker.will_wake(waker)),
+            None => None,
+        };
+        let w = match found {
+            Some(w) => w,
+            None => {
+                let new = Waiter {
+                    waker: waker.clone(),
+                    cancel: CancelWait::new(),
+                };
+                if self.first.is_none() {
+                    self.first.insert(new)
+                } else {
+                    self.more.push(new);
+                    self.more.last_mut().expect("just pushed")
                 }
             }
-        }
+        };
+        w.cancel.arm_in(core, waker);
     }
 
-    fn drain_into(&mut self, out: &mut Vec<Waker>) {
-        out.extend(self.first.take());
-        out.append(&mut self.more);
+    /// Moves the wakers out and drops their registrations.
+    fn drain_into(&mut self, core: &Core, out: &mut Vec<Waker>) {
+        for mut w in self.first.take().into_iter().chain(self.more.drain(..)) {
+            w.cancel.disarm_in(core);
+            out.push(w.waker);
+        }
     }
 }
 
@@ -161,8 +193,9 @@ impl Reactor {
     }
 
     /// Waits for events for at most `timeout` (`None`: until one arrives) and wakes the
-    /// tasks waiting on them. Returns how many source events were delivered.
-    pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<usize> {
+    /// tasks waiting on them. Returns how many source events were delivered. `core` is
+    /// the runtime this reactor belongs to.
+    pub(crate) fn turn(&self, core: &Core, timeout: Option<Duration>) -> io::Result<usize> {
         let mut events = self.events.borrow_mut();
         match self.poll.borrow_mut().poll(&mut events, timeout) {
             Ok(()) => {}
@@ -195,7 +228,10 @@ impl Reactor {
                 state.ready.set(state.ready.get() | bits);
                 for dir in [Direction::Read, Direction::Write] {
                     if bits & dir.bit() != 0 {
-                        state.waiters(dir).borrow_mut().drain_into(&mut to_wake);
+                        state
+                            .waiters(dir)
+                            .borrow_mut()
+                            .drain_into(core, &mut to_wake);
                     }
                 }
             }
@@ -228,7 +264,7 @@ impl Registration {
     /// Outside a runtime.
     pub(crate) fn new(source: &mut impl Source, interest: Interest) -> io::Result<Registration> {
         crate::runtime::with_core(|core| {
-            let reactor = &core.reactor;
+            let reactor = core.reactor();
             let state = Rc::new(IoState::new());
             let key = reactor.sources.borrow_mut().insert(state.clone());
             let res = reactor
@@ -265,14 +301,19 @@ impl Registration {
         if self.is_ready(dir) {
             return Poll::Ready(Ok(()));
         }
-        let here = crate::runtime::try_with_core(|core| core.reactor.id);
-        if here != Some(self.reactor) {
+        let added = crate::runtime::try_with_core(|core| {
+            if core.reactor().id != self.reactor {
+                return false;
+            }
+            self.state.waiters(dir).borrow_mut().add(core, cx.waker());
+            true
+        });
+        if added != Some(true) {
             return Poll::Ready(Err(io::Error::other(
                 "scope_runtime: I/O object used outside the runtime it was created on \
                  (sockets, signals and other reactor sources belong to one runtime)",
             )));
         }
-        self.state.waiters(dir).borrow_mut().add(cx.waker());
         Poll::Pending
     }
 
@@ -288,8 +329,8 @@ impl Registration {
     /// unreachable from here (the source stays registered there until it is closed).
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
         crate::runtime::try_with_core(|core| {
-            if core.reactor.id == self.reactor {
-                Some(core.reactor.poll.borrow().registry().deregister(source))
+            if core.reactor().id == self.reactor {
+                Some(core.reactor().poll.borrow().registry().deregister(source))
             } else {
                 None
             }
@@ -307,13 +348,19 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let key = self.key;
         let _ = crate::runtime::try_with_core(|core| {
-            if core.reactor.id != self.reactor {
+            if core.reactor().id != self.reactor {
                 return;
             }
-            let mut sources = core.reactor.sources.borrow_mut();
-            if sources.get(key).is_some_and(|s| Rc::ptr_eq(s, &self.state)) {
-                sources.remove(key);
-            }
+            let removed = {
+                let mut sources = core.reactor().sources.borrow_mut();
+                if sources.get(key).is_some_and(|s| Rc::ptr_eq(s, &self.state)) {
+                    Some(sources.remove(key))
+                } else {
+                    None
+                }
+            };
+            // Its waiters' registrations go with it, outside the borrow.
+            drop(removed);
         });
     }
 }

@@ -43,7 +43,7 @@ use std::task::{Context, Poll, Wake};
 
 use crossbeam_queue::SegQueue;
 
-use crate::scope::tree::NodeKey;
+use super::cancel::NodeKey;
 
 /// Identifies a task: its slab key plus a never-reused sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,12 +55,44 @@ pub(crate) struct TaskId {
 /// State shared with other threads: how to reach this runtime from outside.
 pub(crate) struct Shared {
     /// Tasks woken from other threads, drained by the run loop.
-    pub(crate) injector: SegQueue<TaskId>,
+    injector: SegQueue<TaskId>,
     /// Interrupts the reactor's blocking poll.
-    pub(crate) mio_waker: mio::Waker,
+    mio_waker: mio::Waker,
     /// Cancel requests from [`CancelHandle`](crate::CancelHandle)s: (scope's remote
     /// id, reason). Drained by the run loop.
-    pub(crate) remote_cancels: SegQueue<(u64, Option<Arc<str>>)>,
+    remote_cancels: SegQueue<(u64, Option<Arc<str>>)>,
+}
+
+impl Shared {
+    pub(crate) fn new(mio_waker: mio::Waker) -> Shared {
+        Shared {
+            injector: SegQueue::new(),
+            mio_waker,
+            remote_cancels: SegQueue::new(),
+        }
+    }
+
+    /// Queues a wake from another thread and interrupts the reactor.
+    fn inject(&self, id: TaskId) {
+        self.injector.push(id);
+        // A failed wake means the poll is gone (runtime dropped): nothing to do.
+        let _ = self.mio_waker.wake();
+    }
+
+    pub(crate) fn pop_injected(&self) -> Option<TaskId> {
+        self.injector.pop()
+    }
+
+    /// Queues a cancel request for the scope with remote id `remote`.
+    pub(crate) fn push_remote_cancel(&self, remote: u64, reason: Option<Arc<str>>) {
+        self.remote_cancels.push((remote, reason));
+        // A failed wake means the runtime is gone; the scope is gone with it.
+        let _ = self.mio_waker.wake();
+    }
+
+    pub(crate) fn pop_remote_cancel(&self) -> Option<(u64, Option<Arc<str>>)> {
+        self.remote_cancels.pop()
+    }
 }
 
 /// The waker of one task.
@@ -81,8 +113,8 @@ impl Wake for TaskWaker {
             return;
         }
         let pushed_locally = crate::runtime::try_with_core(|core| {
-            if Arc::ptr_eq(&core.shared, &self.shared) {
-                core.ready.borrow_mut().push_back(self.id);
+            if Arc::ptr_eq(core.shared(), &self.shared) {
+                core.push_ready(self.id);
                 true
             } else {
                 false
@@ -90,9 +122,7 @@ impl Wake for TaskWaker {
         })
         .unwrap_or(false);
         if !pushed_locally {
-            self.shared.injector.push(self.id);
-            // A failed wake means the poll is gone (runtime dropped): nothing to do.
-            let _ = self.shared.mio_waker.wake();
+            self.shared.inject(self.id);
         }
     }
 }
@@ -149,7 +179,8 @@ impl<F: Future<Output = ()>> Runnable for FutureTask<F> {
 
     fn drop_future(&self) {
         // Assignment drops the pinned future in place (it must not be moved out). Its
-        // destructor may use the runtime, but never this cell.
+        // destructor may use the runtime, but never this cell. If it panics, the slot
+        // is still `None` afterwards (assignment completes on unwind).
         if let Ok(mut slot) = self.fut.try_borrow_mut() {
             *slot = None;
         }

@@ -16,17 +16,16 @@
 //! Sequence numbers also order timers with equal deadlines by creation.
 //!
 //! A timer either wakes a `Waker` (sleeps, and anything else that waits for a time) or
-//! cancels a cancel scope whose deadline it is (see `scope/`).
+//! tells the status tree that a scope's deadline has come (see `runtime/cancel`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
 
 use slab::Slab;
 
-use crate::scope::ScopeInner;
+use super::cancel::NodeKey;
 
 /// Below this many stale heap entries the heap is never rebuilt.
 const COMPACT_MIN: usize = 1024;
@@ -42,8 +41,9 @@ pub(crate) struct TimerKey {
 pub(crate) enum TimerEntry {
     /// Wake this waker (a sleeping future).
     Wake(Waker),
-    /// The deadline of this cancel scope has come: cancel it.
-    Deadline(Rc<ScopeInner>),
+    /// The deadline of the scope at this tree node has come: cancel it (if `serial`
+    /// still names that node).
+    Deadline { node: NodeKey, serial: u64 },
 }
 
 struct Slot {

@@ -10,12 +10,19 @@
 //! 2. **Body**: polled inside the group's scope. Its error cancels the group.
 //! 3. **Wait**: the body's future is dropped, then the group waits until every child
 //!    has finished (children may still spawn more children meanwhile).
-//! 4. **Exit**: the group closes, the node is removed, and the result is decided:
-//!    a child panic resumes; else collected errors; else a cancellation addressed to an
-//!    enclosing scope propagates; else the group's own cancellation is absorbed.
+//! 4. **Exit**: the group closes, the status tree decides whether the group absorbs
+//!    the `Cancelled`s that left its body and children (the same rule as for any
+//!    scope, decided now: the group is cancelled and no cancelled scope around it is
+//!    visible), the node is removed, and the result is decided: a child panic resumes;
+//!    else collected errors; else a cancellation the group does not absorb propagates.
+//!
+//! A child's `Cancelled` that its own root absorbs (the child was cancelled through
+//! its own cancel count, `TaskHandle::cancel`) is the child's business and never
+//! reaches the group.
 //!
 //! Dropping the group's future before it finished (R11) closes the group and drops
-//! every child task in place.
+//! every child task in place — every one, even if a destructor panics (the first such
+//! panic resumes once all are dropped).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -28,19 +35,19 @@ use std::task::{Poll, Waker};
 
 use slab::Slab;
 
-use super::{
-    ActiveScope, CancelError, CancelReason, CancelScope, Cancelled, TaskInfo, error::BoxError,
+use super::CancelScope;
+use crate::runtime::cancel::{
+    self, BoxError, CancelError, CancelReason, Cancelled, Entered, NodeKey, TaskInfo,
 };
-use crate::runtime::core::with_core;
-use crate::runtime::task::{FutureTask, TaskId};
-use crate::runtime::{TaskRef, catch_unwind};
+use crate::runtime::{TaskRef, catch_unwind, drop_tasks, spawn_child};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Created, not yet entered: spawning is refused.
     Idle,
-    /// Body running or waiting for children: spawning allowed.
-    Open { node: usize, serial: u64 },
+    /// Body running or waiting for children: spawning allowed. `node` is the group's
+    /// node in the status tree.
+    Open { node: NodeKey },
     /// The block has ended.
     Closed,
 }
@@ -49,12 +56,13 @@ struct GroupInner {
     scope: CancelScope,
     state: Cell<State>,
     /// Live children (and `start()` tasks not yet started).
-    children: RefCell<Slab<TaskId>>,
+    children: RefCell<Slab<TaskRef>>,
     host: RefCell<Option<Waker>>,
     failures: RefCell<Vec<TaskFailure>>,
     panic: RefCell<Option<Box<dyn Any + Send>>>,
-    /// A child's cancellation addressed to a scope outside the group.
-    outer_cancel: RefCell<Option<Cancelled>>,
+    /// The first `Cancelled` that left the body or a child (and was not a child's own
+    /// business): at exit the group absorbs it or passes it on.
+    cancel_out: RefCell<Option<Cancelled>>,
 }
 
 /// A task group: spawn tasks inside its block; leaving the block waits for all of them.
@@ -65,7 +73,13 @@ struct GroupInner {
 /// its own cancellation and returns normally.
 ///
 /// `TaskGroup` is a cheap handle (`Rc`): clone it into children so they can spawn
-/// siblings or cancel the group.
+/// siblings or cancel the group. It is `!Send`; to cancel the group from another
+/// thread, use [`cancel_handle`](Self::cancel_handle).
+///
+/// Cancelling the group reaches every runtime operation its body and children wait
+/// in (checkpoints). A future of another crate does not notice a cancellation, so a
+/// child awaiting one would keep the group waiting: wrap such awaits in
+/// [`cancellable`](crate::cancellable).
 ///
 /// ```
 /// use scope_runtime::{task_group, sleep};
@@ -156,7 +170,7 @@ impl TaskGroup {
                 host: RefCell::new(None),
                 failures: RefCell::new(Vec::new()),
                 panic: RefCell::new(None),
-                outer_cancel: RefCell::new(None),
+                cancel_out: RefCell::new(None),
             }),
         }
     }
@@ -228,11 +242,11 @@ impl TaskGroup {
         self.try_spawn_named(None, fut)
     }
 
-    fn open_node(&self) -> Result<usize, SpawnError> {
+    fn open_node(&self) -> Result<NodeKey, SpawnError> {
         match self.inner.state.get() {
             State::Idle => Err(SpawnError::NotEntered),
             State::Closed => Err(SpawnError::Closed),
-            State::Open { node, .. } => Ok(node),
+            State::Open { node } => Ok(node),
         }
     }
 
@@ -247,10 +261,10 @@ impl TaskGroup {
             let out = catch_unwind(fut).await;
             group.child_done(key, out);
         };
-        let id = with_core(|core| core.spawn_raw(FutureTask::new_task(wrapper), Some(node), name));
-        let inserted = self.inner.children.borrow_mut().insert(id);
+        let task = spawn_child(wrapper, node, name);
+        let inserted = self.inner.children.borrow_mut().insert(task);
         debug_assert_eq!(inserted, key);
-        Ok(TaskHandle(TaskRef { id }))
+        Ok(TaskHandle(task))
     }
 
     /// Starts a child and waits until it reports readiness with
@@ -315,12 +329,9 @@ impl TaskGroup {
                 }
             }
         };
-        let id = with_core(|core| {
-            let caller_node = core.ensure_current_node();
-            core.spawn_raw(FutureTask::new_task(wrapper), Some(caller_node), None)
-        });
-        self.inner.children.borrow_mut().insert(id);
-        state.child.set(Some(id));
+        let task = spawn_child(wrapper, cancel::current_node(), None);
+        self.inner.children.borrow_mut().insert(task);
+        state.child.set(Some(task));
 
         struct Abandon<V>(Rc<StartState<V>>, Rc<GroupInner>);
         impl<V> Drop for Abandon<V> {
@@ -331,11 +342,10 @@ impl TaskGroup {
                 if st.started.get() || st.finished.borrow().is_some() {
                     return;
                 }
-                if let Some(id) = st.child.get() {
+                if let Some(task) = st.child.get() {
                     st.started.set(true);
-                    let r = TaskRef { id };
-                    r.cancel();
-                    self.1.adopt(id);
+                    task.cancel();
+                    self.1.adopt(task);
                 }
             }
         }
@@ -388,24 +398,27 @@ impl TaskGroup {
             if inner.state.get() != State::Idle {
                 panic!("TaskGroup::run called twice: a task group runs one block");
             }
-            let active = ActiveScope::enter(inner.scope.inner.clone());
+            let entered = Entered::enter(inner.scope.state.clone());
             inner.state.set(State::Open {
-                node: active.node,
-                serial: active.serial,
+                node: entered.node(),
             });
             let guard = DropChildren(inner.clone());
 
             let mut value = None;
-            let mut body_cancel = None;
             let body_out = {
                 let mut body = pin!(catch_unwind(body(group)));
-                poll_fn(|cx| active.poll_inside(body.as_mut(), cx)).await
+                poll_fn(|cx| entered.poll_inside(body.as_mut(), cx)).await
             };
             let host = || crate::current_task().info();
             match body_out {
                 Ok(Ok(v)) => value = Some(v),
                 Ok(Err(e)) => match e.as_cancelled() {
-                    Some(c) => body_cancel = Some(c.clone()),
+                    Some(c) => {
+                        inner
+                            .cancel_out
+                            .borrow_mut()
+                            .get_or_insert_with(|| c.clone());
+                    }
                     None => inner.record_failure(TaskFailure {
                         task: host(),
                         body: true,
@@ -416,7 +429,7 @@ impl TaskGroup {
                 // cancelled, the children finish, then the panic resumes (R7).
                 Err(panic) => {
                     inner.panic.borrow_mut().get_or_insert(panic);
-                    inner.scope.inner.cancel(CancelReason::TaskPanicked(host()));
+                    cancel::cancel(&inner.scope.state, CancelReason::TaskPanicked(host()));
                 }
             }
 
@@ -432,17 +445,11 @@ impl TaskGroup {
 
             inner.state.set(State::Closed);
             drop(guard); // no children left: closes the group, drops nothing
-            let serial = active.serial;
-            let scope = active.exit();
-
-            let mut outward = inner.outer_cancel.borrow_mut().take();
-            if let Some(c) = body_cancel {
-                if c.target == serial {
-                    scope.caught.set(true);
-                } else {
-                    outward.get_or_insert(c);
-                }
-            }
+            let cancel_out = inner.cancel_out.borrow_mut().take();
+            // The one absorption rule, decided now (R4): a cancel of an enclosing scope
+            // or of the task that arrived while we waited comes out of the group.
+            let absorbed = entered.exit(cancel_out.is_some());
+            let outward = if absorbed { None } else { cancel_out };
             let panic = inner.panic.borrow_mut().take();
             if let Some(p) = panic {
                 std::panic::resume_unwind(p);
@@ -472,27 +479,22 @@ struct DropChildren(Rc<GroupInner>);
 impl Drop for DropChildren {
     fn drop(&mut self) {
         self.0.state.set(State::Closed);
-        let ids: Vec<TaskId> = self.0.children.borrow_mut().drain().collect();
-        crate::runtime::core::try_with_core(|core| {
-            for id in ids {
-                core.drop_task(id);
+        let tasks: Vec<TaskRef> = self.0.children.borrow_mut().drain().collect();
+        // Every child is dropped, even if one's destructor panics; then the first
+        // panic is reported once (not while this thread is already unwinding).
+        if let Some(panic) = drop_tasks(tasks) {
+            if !std::thread::panicking() {
+                std::panic::resume_unwind(panic);
             }
-        });
+        }
     }
 }
 
 impl GroupInner {
-    fn serial(&self) -> u64 {
-        match self.state.get() {
-            State::Open { serial, .. } => serial,
-            _ => 0,
-        }
-    }
-
     fn record_failure(&self, failure: TaskFailure) {
         let reason = CancelReason::TaskFailed(failure.task.clone());
         self.failures.borrow_mut().push(failure);
-        self.scope.inner.cancel(reason);
+        cancel::cancel(&self.scope.state, reason);
     }
 
     fn wake_host_if_empty(&self) {
@@ -504,16 +506,9 @@ impl GroupInner {
     }
 
     /// Moves a `start()` child under the group's node.
-    fn adopt(&self, id: TaskId) {
-        if let State::Open { node, .. } = self.state.get() {
-            with_core(|core| {
-                if let Some(root) = core.task_root(id) {
-                    let wake = core.tree.borrow_mut().reparent(root, Some(node));
-                    for t in wake {
-                        core.schedule(t);
-                    }
-                }
-            });
+    fn adopt(&self, task: TaskRef) {
+        if let State::Open { node } = self.state.get() {
+            cancel::move_task_under(task.id, node);
         }
     }
 
@@ -524,19 +519,12 @@ impl GroupInner {
         match out {
             Ok(Ok(())) => {}
             Ok(Err(e)) => match e.as_cancelled() {
-                Some(c) if c.target == self.serial() => self.scope.inner.caught.set(true),
+                // Cancelled through its own cancel count: the child's business.
+                Some(_) if cancel::current_task_absorbs() => {}
                 Some(c) => {
-                    let own_root = with_core(|core| {
-                        let id = TaskRef::current_in(core).id;
-                        core.task_root(id)
-                            .map(|r| core.tree.borrow().node(r).serial)
-                    });
-                    // Cancelled through its own cancel count: the child's business.
-                    if Some(c.target) != own_root {
-                        self.outer_cancel
-                            .borrow_mut()
-                            .get_or_insert_with(|| c.clone());
-                    }
+                    self.cancel_out
+                        .borrow_mut()
+                        .get_or_insert_with(|| c.clone());
                 }
                 None => self.record_failure(TaskFailure {
                     task: me(),
@@ -546,7 +534,7 @@ impl GroupInner {
             },
             Err(panic) => {
                 self.panic.borrow_mut().get_or_insert(panic);
-                self.scope.inner.cancel(CancelReason::TaskPanicked(me()));
+                cancel::cancel(&self.scope.state, CancelReason::TaskPanicked(me()));
             }
         }
         self.children.borrow_mut().try_remove(key);
@@ -566,7 +554,7 @@ struct StartState<V> {
     started: Cell<bool>,
     finished: RefCell<Option<std::thread::Result<Result<(), BoxError>>>>,
     caller: RefCell<Option<Waker>>,
-    child: Cell<Option<TaskId>>,
+    child: Cell<Option<TaskRef>>,
 }
 
 impl<V> TaskStatus<V> {
@@ -577,8 +565,8 @@ impl<V> TaskStatus<V> {
             return;
         }
         *self.state.value.borrow_mut() = Some(value);
-        if let Some(id) = self.state.child.get() {
-            self.group.adopt(id);
+        if let Some(task) = self.state.child.get() {
+            self.group.adopt(task);
         }
         if let Some(w) = self.state.caller.borrow_mut().take() {
             w.wake();

@@ -1,160 +1,44 @@
-//! Cancel scopes: the user-facing half of cancellation.
+//! Cancel scopes and task groups: the user-facing face of cancellation.
 //!
-//! A [`CancelScope`] is a handle (cheap to clone, `!Send`) to the flags of one scope:
-//! `cancel_called`, `cancelled_caught`, its deadline, its shield and its cancel reason.
-//! [`CancelScope::run`] enters the scope for one body: on the first poll it adds a node
-//! to the runtime's status tree ([`tree`]) under the node of the code that polls it,
-//! and on completion or drop it removes it. While the body is polled, that node is the
-//! task's *current node*, which every checkpoint consults.
+//! A [`CancelScope`] is a handle (cheap to clone, `!Send`) to one scope's state, which
+//! the scheduler owns (`runtime/cancel`): this module holds no flags of its own and
+//! decides nothing. [`CancelScope::run`] enters the scope for one body (the status tree
+//! gets a node under the node of the code that polls it), polls the body with that
+//! node current, and on completion asks the tree whether the scope absorbs a
+//! `Cancelled` leaving the body. [`TaskGroup`] (in `group.rs`) is a scope plus the
+//! tasks spawned in its block.
 //!
-//! The rules this module implements are R1–R6 and R12 of `docs/semantics.md`; the
-//! status tree does the propagation (R5's shield, R6's deadline) in one walk.
+//! `scope/` imports only from `runtime/` (see `docs/ARCHITECTURE.md`).
 
 pub(crate) mod error;
 pub(crate) mod group;
-pub(crate) mod tree;
 
-use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-pub use error::{BoxError, CancelError, CancelReason, Cancelled, TaskInfo, TimedOut};
+pub use error::TimedOut;
 
-use crate::runtime::core::{Core, with_core};
-use crate::runtime::task::TaskId;
-use crate::runtime::timer::{TimerEntry, TimerKey};
-use tree::{NodeKey, NodeKind};
-
-/// A scope's deadline as configured: absolute, or relative to the moment of entry.
-#[derive(Debug, Clone, Copy, Default)]
-enum Deadline {
-    #[default]
-    None,
-    At(Instant),
-    /// Resolved into `At` when the scope is entered (a relative timeout counts from
-    /// entry, not from construction).
-    After(Duration),
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) enum Phase {
-    #[default]
-    Idle,
-    Active {
-        node: NodeKey,
-    },
-    Exited,
-}
-
-/// The shared state of one cancel scope (see the module doc).
-#[derive(Default)]
-pub(crate) struct ScopeInner {
-    pub(crate) phase: Cell<Phase>,
-    /// A cancel was requested (explicitly or by the deadline). Never reset.
-    pub(crate) cancel_called: Cell<bool>,
-    /// The first reason given; `None` until cancelled.
-    pub(crate) reason: RefCell<Option<CancelReason>>,
-    /// The scope absorbed a `Cancelled` addressed to it.
-    pub(crate) caught: Cell<bool>,
-    pub(crate) shield: Cell<bool>,
-    deadline: Cell<Deadline>,
-    /// The pending deadline timer while active.
-    timer: Cell<Option<TimerKey>>,
-    /// Set once a `CancelHandle` was handed out: the key in `Core::remote_scopes`.
-    remote: Cell<Option<u64>>,
-}
-
-impl Drop for ScopeInner {
-    fn drop(&mut self) {
-        if let Some(id) = self.remote.get() {
-            crate::runtime::core::try_with_core(|core| core.remote_scopes.borrow_mut().remove(&id));
-        }
-    }
-}
-
-impl ScopeInner {
-    pub(crate) fn deadline_at(&self) -> Option<Instant> {
-        match self.deadline.get() {
-            Deadline::At(t) => Some(t),
-            Deadline::None | Deadline::After(_) => None,
-        }
-    }
-
-    fn active_node(&self) -> Option<NodeKey> {
-        match self.phase.get() {
-            Phase::Active { node, .. } => Some(node),
-            _ => None,
-        }
-    }
-
-    /// Requests cancellation with `reason` (first reason wins; no-op after exit).
-    pub(crate) fn cancel(self: &Rc<Self>, reason: CancelReason) {
-        if matches!(self.phase.get(), Phase::Exited) || self.cancel_called.get() {
-            return;
-        }
-        self.cancel_called.set(true);
-        *self.reason.borrow_mut() = Some(reason);
-        if let Some(node) = self.active_node() {
-            crate::runtime::core::try_with_core(|core| {
-                self.disarm(core);
-                recompute_and_wake(core, node);
-            });
-        }
-    }
-
-    fn disarm(&self, core: &Core) {
-        if let Some(key) = self.timer.take() {
-            core.timers.borrow_mut().remove(key);
-        }
-    }
-
-    /// (Re)arms the deadline timer of an active scope, or cancels it at once if the
-    /// deadline has already passed.
-    fn arm(self: &Rc<Self>, core: &Core) {
-        self.disarm(core);
-        if self.cancel_called.get() {
-            return;
-        }
-        if let Some(at) = self.deadline_at() {
-            if at <= core.now() {
-                self.cancel(CancelReason::Deadline);
-            } else {
-                let key = core
-                    .timers
-                    .borrow_mut()
-                    .insert(at, TimerEntry::Deadline(self.clone()));
-                self.timer.set(Some(key));
-            }
-        }
-    }
-}
-
-/// Recomputes the tree below `node` and wakes the tasks blocked in what became cancelled.
-pub(crate) fn recompute_and_wake(core: &Core, node: NodeKey) {
-    let mut wake = Vec::new();
-    core.tree.borrow_mut().recompute(node, &mut wake);
-    for t in wake {
-        core.schedule(t);
-    }
-}
-
-/// Called by the run loop when a scope's deadline timer fires.
-pub(crate) fn deadline_reached(_core: &Core, scope: &Rc<ScopeInner>) {
-    scope.timer.set(None);
-    scope.cancel(CancelReason::Deadline);
-}
+use crate::runtime::cancel::{
+    self, CancelError, CancelHandle, CancelReason, Deadline, Entered, ScopeState,
+};
 
 /// A cancel scope: a region of code that can be cancelled as a unit, given a deadline,
 /// or shielded from the cancellation of the code around it.
 ///
 /// Build one, configure it, then run a body inside it with [`run`](Self::run). The
 /// handle stays usable during and after the body: `cancel()` from anywhere on the
-/// runtime's thread, read [`cancel_called`](Self::cancel_called) and
-/// [`cancelled_caught`](Self::cancelled_caught) afterwards.
+/// runtime's thread (any task, or between `block_on` calls), read
+/// [`cancel_called`](Self::cancel_called) and [`cancelled_caught`](Self::cancelled_caught)
+/// afterwards.
+///
+/// Cancellation arrives at **checkpoints** — the runtime's own operations that can
+/// block (`sleep`, I/O, the `sync` primitives, `JoinHandle`, [`checkpoint`](crate::checkpoint)),
+/// also when they are polled inside `futures` combinators. A future of another crate
+/// is not a checkpoint: wrap it in [`cancellable`](crate::cancellable) so a cancel
+/// stops it.
 ///
 /// ```
 /// use scope_runtime::{CancelScope, Cancelled, sleep};
@@ -174,18 +58,12 @@ pub(crate) fn deadline_reached(_core: &Core, scope: &Rc<ScopeInner>) {
 /// ```
 #[derive(Clone, Default)]
 pub struct CancelScope {
-    pub(crate) inner: Rc<ScopeInner>,
+    pub(crate) state: Rc<ScopeState>,
 }
 
 impl std::fmt::Debug for CancelScope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CancelScope")
-            .field("phase", &self.inner.phase.get())
-            .field("cancel_called", &self.cancel_called())
-            .field("cancelled_caught", &self.cancelled_caught())
-            .field("shield", &self.shield())
-            .field("deadline", &self.inner.deadline.get())
-            .finish()
+        self.state.fmt(f)
     }
 }
 
@@ -197,21 +75,21 @@ impl CancelScope {
 
     /// Sets an absolute deadline (builder style).
     pub fn with_deadline(self, deadline: Instant) -> CancelScope {
-        self.inner.deadline.set(Deadline::At(deadline));
+        cancel::set_deadline(&self.state, Deadline::At(deadline));
         self
     }
 
     /// Sets a deadline `timeout` after the moment the scope is **entered** (builder
     /// style). `Duration::MAX` and other unrepresentable deadlines mean "never".
     pub fn with_timeout(self, timeout: Duration) -> CancelScope {
-        self.inner.deadline.set(Deadline::After(timeout));
+        cancel::set_deadline(&self.state, Deadline::After(timeout));
         self
     }
 
     /// Sets the shield (builder style): a shielded scope hides the cancellation of
     /// the scopes around it from its body. Its own cancel and deadline still apply.
     pub fn with_shield(self, shield: bool) -> CancelScope {
-        self.inner.shield.set(shield);
+        cancel::set_shield(&self.state, shield);
         self
     }
 
@@ -219,7 +97,7 @@ impl CancelScope {
     /// checkpoint. Idempotent; a no-op once the scope has exited. Before the scope is
     /// entered, it takes effect on entry.
     pub fn cancel(&self) {
-        self.inner.cancel(CancelReason::Explicit(None));
+        cancel::cancel(&self.state, CancelReason::Explicit(None));
     }
 
     /// Like [`cancel`](Self::cancel), recording why. The first reason wins.
@@ -232,8 +110,7 @@ impl CancelScope {
     /// assert_eq!(scope.cancel_reason(), Some(CancelReason::Explicit(Some("shutting down".into()))));
     /// ```
     pub fn cancel_with(&self, reason: impl Into<Arc<str>>) {
-        self.inner
-            .cancel(CancelReason::Explicit(Some(reason.into())));
+        cancel::cancel(&self.state, CancelReason::Explicit(Some(reason.into())));
     }
 
     /// A `Send + Sync` handle that cancels this scope from any thread (for example
@@ -260,78 +137,60 @@ impl CancelScope {
     /// Outside a runtime.
     #[track_caller]
     pub fn cancel_handle(&self) -> CancelHandle {
-        with_core(|core| {
-            let remote = match self.inner.remote.get() {
-                Some(id) => id,
-                None => {
-                    let id = core.register_remote(&self.inner);
-                    self.inner.remote.set(Some(id));
-                    id
-                }
-            };
-            CancelHandle {
-                shared: core.shared.clone(),
-                remote,
-            }
-        })
+        cancel::cancel_handle(&self.state)
     }
 
     /// Whether a cancel was requested (explicitly or by reaching the deadline).
     pub fn cancel_called(&self) -> bool {
-        self.inner.cancel_called.get()
+        self.state.cancel_called()
     }
 
-    /// Whether the scope absorbed a cancellation: a `Cancelled` addressed to this scope
-    /// came out of its body.
+    /// Whether the scope absorbed a cancellation: a `Cancelled` left its body while the
+    /// scope itself was cancelled and no cancelled scope around it was visible.
     pub fn cancelled_caught(&self) -> bool {
-        self.inner.caught.get()
+        self.state.cancelled_caught()
     }
 
     /// Why the scope was cancelled, if it was.
     pub fn cancel_reason(&self) -> Option<CancelReason> {
-        self.inner.reason.borrow().clone()
+        self.state.reason()
     }
 
     /// The absolute deadline, if any. A relative timeout not yet entered reports `None`.
     pub fn deadline(&self) -> Option<Instant> {
-        self.inner.deadline_at()
+        self.state.deadline_at()
     }
 
     /// Moves the deadline, earlier or later, or removes it (`None`). A task blocked
     /// inside is woken or re-timed accordingly; a deadline already past cancels the
     /// (active) scope at once.
     pub fn set_deadline(&self, deadline: Option<Instant>) {
-        self.inner
-            .deadline
-            .set(deadline.map_or(Deadline::None, Deadline::At));
-        if self.inner.active_node().is_some() {
-            crate::runtime::core::try_with_core(|core| self.inner.arm(core));
-        }
+        cancel::set_deadline(&self.state, deadline.map_or(Deadline::None, Deadline::At));
     }
 
     /// Whether the scope is shielded.
     pub fn shield(&self) -> bool {
-        self.inner.shield.get()
+        self.state.shield()
     }
 
     /// Turns the shield on or off. Turning it off while a task is blocked inside lets
-    /// an outer cancellation through at once (the task is woken).
+    /// an outer cancellation through at once (the blocked operation is woken).
     pub fn set_shield(&self, shield: bool) {
-        if self.inner.shield.replace(shield) == shield {
-            return;
-        }
-        if let Some(node) = self.inner.active_node() {
-            crate::runtime::core::try_with_core(|core| recompute_and_wake(core, node));
-        }
+        cancel::set_shield(&self.state, shield);
     }
 
     /// Runs `body` inside this scope.
     ///
     /// * `Ok(Some(value))`: the body finished with a value.
-    /// * `Ok(None)`: the body failed with a `Cancelled` addressed to this scope (its
-    ///   own cancel or deadline), and the scope absorbed it.
-    /// * `Err(e)`: the body's error, including a `Cancelled` addressed to an enclosing
-    ///   scope, which keeps travelling outward.
+    /// * `Ok(None)`: a `Cancelled` left the body and this scope absorbed it: when it
+    ///   left, this scope was cancelled (its own cancel or deadline) and no cancelled
+    ///   scope around it was visible (rule R4, decided at that moment).
+    /// * `Err(e)`: the body's error, including a `Cancelled` that belongs further out
+    ///   (an enclosing scope is cancelled too, or this one is not), which keeps
+    ///   travelling outward.
+    ///
+    /// Only runtime operations are checkpoints; see [`cancellable`](crate::cancellable)
+    /// for futures of other crates.
     ///
     /// # Panics
     ///
@@ -342,25 +201,18 @@ impl CancelScope {
         F: Future<Output = Result<T, E>>,
         E: CancelError,
     {
-        let inner = self.inner.clone();
+        let state = self.state.clone();
         async move {
-            let active = ActiveScope::enter(inner);
+            let entered = Entered::enter(state);
             let out = {
                 let mut body = pin!(body);
-                poll_fn(|cx| active.poll_inside(body.as_mut(), cx)).await
+                poll_fn(|cx| entered.poll_inside(body.as_mut(), cx)).await
             };
-            let serial = active.serial;
-            let scope = active.exit();
-            match out {
-                Ok(v) => Ok(Some(v)),
-                Err(e) => match e.as_cancelled() {
-                    Some(c) if c.target == serial => {
-                        scope.caught.set(true);
-                        Ok(None)
-                    }
-                    _ => Err(e),
-                },
+            let cancelled_out = matches!(&out, Err(e) if e.as_cancelled().is_some());
+            if entered.exit(cancelled_out) {
+                return Ok(None);
             }
+            out.map(Some)
         }
     }
 
@@ -376,163 +228,24 @@ impl CancelScope {
         E: CancelError + From<TimedOut>,
     {
         let run = self.run(body);
-        let inner = self.inner.clone();
+        let state = self.state.clone();
         async move {
             match run.await? {
                 Some(v) => Ok(v),
                 None => Err(E::from(TimedOut {
-                    reason: inner
-                        .reason
-                        .borrow()
-                        .clone()
-                        .unwrap_or(CancelReason::Deadline),
+                    reason: state.reason().unwrap_or(CancelReason::Deadline),
                 })),
             }
         }
     }
 }
 
-/// Cancels a [`CancelScope`] (or task group) from any thread; see
-/// [`CancelScope::cancel_handle`]. Cheap to clone.
-#[derive(Clone)]
-pub struct CancelHandle {
-    shared: Arc<crate::runtime::task::Shared>,
-    remote: u64,
-}
-
-impl std::fmt::Debug for CancelHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CancelHandle")
-            .field("scope", &self.remote)
-            .finish()
-    }
-}
-
-impl CancelHandle {
-    /// Requests cancellation of the scope (applied by the runtime's thread).
-    pub fn cancel(&self) {
-        self.send(None);
-    }
-
-    /// Requests cancellation with a reason (the first reason the scope gets wins).
-    pub fn cancel_with(&self, reason: impl Into<Arc<str>>) {
-        self.send(Some(reason.into()));
-    }
-
-    fn send(&self, reason: Option<Arc<str>>) {
-        self.shared.remote_cancels.push((self.remote, reason));
-        // A failed wake means the runtime is gone; the scope is gone with it.
-        let _ = self.shared.mio_waker.wake();
-    }
-}
-
-/// An entered scope: owns its tree node until [`exit`](ActiveScope::exit) or drop.
-pub(crate) struct ActiveScope {
-    scope: Option<Rc<ScopeInner>>,
-    pub(crate) node: NodeKey,
-    pub(crate) serial: u64,
-    owner: TaskId,
-    parent: NodeKey,
-}
-
-impl ActiveScope {
-    /// Enters `scope` under the current node of the current task.
-    #[track_caller]
-    pub(crate) fn enter(scope: Rc<ScopeInner>) -> ActiveScope {
-        if !matches!(scope.phase.get(), Phase::Idle) {
-            panic!(
-                "CancelScope entered twice: a scope runs one body; create a new CancelScope \
-                 (or clone the handle only to cancel or inspect it)"
-            );
-        }
-        with_core(|core| {
-            let owner = core
-                .current_task
-                .get()
-                .expect("a cancel scope must be entered from inside a task");
-            let parent = core.ensure_current_node();
-            if let Deadline::After(d) = scope.deadline.get() {
-                scope.deadline.set(
-                    crate::runtime::clock::deadline_after(core.now(), d)
-                        .map_or(Deadline::None, Deadline::At),
-                );
-            }
-            let node =
-                core.tree
-                    .borrow_mut()
-                    .insert(Some(parent), owner, NodeKind::Scope(scope.clone()));
-            let serial = core.tree.borrow().node(node).serial;
-            scope.phase.set(Phase::Active { node });
-            scope.arm(core);
-            ActiveScope {
-                scope: Some(scope),
-                node,
-                serial,
-                owner,
-                parent,
-            }
-        })
-    }
-
-    /// Polls `fut` with this scope as the current node.
-    pub(crate) fn poll_inside<T>(
-        &self,
-        fut: Pin<&mut impl Future<Output = T>>,
-        cx: &mut Context<'_>,
-    ) -> Poll<T> {
-        let core = with_core(Rc::clone);
-        if core.current_task.get() != Some(self.owner) {
-            panic!(
-                "a cancel scope's future was polled by a different task than the one that \
-                 entered it; scopes belong to one task (spawn the work into a task group instead)"
-            );
-        }
-        if core.current_node.get() != self.parent {
-            panic!(
-                "cancel scopes exited out of order: a scope's future was polled outside the \
-                 scope it was entered in (was it moved out of, or kept after, its parent scope?)"
-            );
-        }
-        struct Restore<'a>(&'a Core, NodeKey);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                self.0.current_node.set(self.1);
-            }
-        }
-        core.current_node.set(self.node);
-        let _restore = Restore(&core, self.parent);
-        fut.poll(cx)
-    }
-
-    /// Leaves the scope: removes its node and timer. Returns the scope's state.
-    pub(crate) fn exit(mut self) -> Rc<ScopeInner> {
-        let scope = self.scope.take().expect("exit once");
-        leave(&scope, self.node);
-        scope
-    }
-}
-
-fn leave(scope: &Rc<ScopeInner>, node: NodeKey) {
-    scope.phase.set(Phase::Exited);
-    crate::runtime::core::try_with_core(|core| {
-        scope.disarm(core);
-        let wake = core.tree.borrow_mut().remove(node);
-        for t in wake {
-            core.schedule(t);
-        }
-    });
-}
-
-impl Drop for ActiveScope {
-    fn drop(&mut self) {
-        if let Some(scope) = self.scope.take() {
-            leave(&scope, self.node);
-        }
-    }
-}
-
 /// Runs `body` with a deadline `timeout` from now; on expiry the body is cancelled and
 /// the result is `Ok(None)`. See [`CancelScope::run`] for the result.
+///
+/// The deadline reaches every runtime operation inside, also inside `futures`
+/// combinators (`join_all`, `FuturesUnordered`, `buffered`...). A future of another
+/// crate must be wrapped in [`cancellable`](crate::cancellable) to be stopped by it.
 ///
 /// ```
 /// use scope_runtime::{move_on_after, sleep, Cancelled};
@@ -602,61 +315,6 @@ where
     CancelScope::new()
         .with_deadline(deadline)
         .run_or_timeout(body)
-}
-
-/// The earliest deadline visible from the calling code: the minimum over the enclosing
-/// scopes up to the first shield. `None` means no deadline. Outside a task, `None`.
-pub fn current_effective_deadline() -> Option<Instant> {
-    crate::runtime::core::try_with_core(|core| {
-        core.current_task.get()?;
-        core.tree
-            .borrow()
-            .effective_deadline(core.current_node.get())
-    })
-    .flatten()
-}
-
-impl Core {
-    /// "Is the current code cancelled here?" — one lookup in the common case.
-    pub(crate) fn check_cancelled(&self) -> Result<(), Cancelled> {
-        if self.current_task.get().is_none() {
-            return Ok(());
-        }
-        let tree = self.tree.borrow();
-        let node = self.current_node.get();
-        if !tree.is_effectively_cancelled(node) {
-            tree.note_checkpoint(node);
-            return Ok(());
-        }
-        match tree.checkpoint_target(node) {
-            Some(t) => Err(Cancelled {
-                target: t.serial,
-                reason: t.reason,
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Fails with `Cancelled` if the calling code is cancelled, without yielding. The
-/// building block for writing your own checkpoints (call it at the start of `poll`).
-/// Outside a runtime it always succeeds.
-pub fn check_cancelled() -> Result<(), Cancelled> {
-    crate::runtime::core::try_with_core(|core| core.check_cancelled()).unwrap_or(Ok(()))
-}
-
-/// A checkpoint: fails with `Cancelled` if the calling code is cancelled; otherwise
-/// yields once to the other ready tasks, then checks again.
-///
-/// ```
-/// scope_runtime::Runtime::new().unwrap().block_on(async {
-///     assert!(scope_runtime::checkpoint().await.is_ok());
-/// });
-/// ```
-pub async fn checkpoint() -> Result<(), Cancelled> {
-    check_cancelled()?;
-    crate::runtime::yield_now().await;
-    check_cancelled()
 }
 
 pub use group::{

@@ -25,16 +25,15 @@ fn n(full: usize) -> usize {
     if cfg!(miri) { full / 50 } else { full }
 }
 
-/// A future that counts its polls and waits for a checkpoint failure (a cancel).
+/// A future that counts its polls and waits until it is cancelled: a foreign-style
+/// wait made cancellable (only registered waits are woken by a cancel, rule R13).
 async fn counted_wait(polls: Rc<Cell<usize>>) -> Result<(), BoxError> {
-    poll_fn(|_| {
+    scope_runtime::cancellable(poll_fn(|_| {
         polls.set(polls.get() + 1);
-        match scope_runtime::check_cancelled() {
-            Err(c) => Poll::Ready(Err(c.into())),
-            Ok(()) => Poll::Pending,
-        }
-    })
-    .await
+        Poll::<()>::Pending
+    }))
+    .await?;
+    Ok(())
 }
 
 #[test]

@@ -42,7 +42,7 @@ use std::task::{Context, Poll};
 use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
-use crate::scope::{BoxError, CancelError, Cancelled};
+use crate::runtime::cancel::{BoxError, CancelError, Cancelled};
 
 struct Chan<T> {
     buf: VecDeque<T>,
@@ -647,13 +647,12 @@ impl<T> Future for SendFuture<'_, T> {
                 Ok(_) => SendError::Closed(value),
             }));
         }
-        let site = site.unwrap_or(super::wait_list::Site::NOWHERE);
         let value = match this.node {
             // Still queued. Room can only have been made past us while we were
             // cancelled (and skipped); then we take it now.
             Some(key) => {
                 if ch.recv_waiters.front_ready().is_none() && ch.buf.len() >= ch.cap {
-                    ch.send_waiters.update(key, cx.waker(), site);
+                    ch.send_waiters.update(key, cx.waker());
                     return Poll::Pending;
                 }
                 this.node = None;
@@ -671,7 +670,7 @@ impl<T> Future for SendFuture<'_, T> {
                 Poll::Ready(Ok(()))
             }
             Err(value) => {
-                this.node = Some(ch.send_waiters.push_back(Some(value), cx.waker(), site));
+                this.node = Some(ch.send_waiters.push_back(Some(value), cx.waker()));
                 Poll::Pending
             }
         }
@@ -730,15 +729,12 @@ impl<T> Future for RecvFuture<'_, T> {
                 return Poll::Ready(Ok(Some(v.expect("a served receiver holds a message"))));
             }
         }
-        let site = match checkpoint() {
-            Ok(site) => site,
-            Err(c) => {
-                if let Some(key) = this.node.take() {
-                    ch.recv_waiters.remove(key); // unserved: nothing to pass on
-                }
-                return Poll::Ready(Err(c));
+        if let Err(c) = checkpoint() {
+            if let Some(key) = this.node.take() {
+                ch.recv_waiters.remove(key); // unserved: nothing to pass on
             }
-        };
+            return Poll::Ready(Err(c));
+        }
         // Queued or not, take what is there: while a receiver is queued and not
         // cancelled, messages go to it rather than to the buffer, so a message can only
         // be waiting here if it skipped us while we were cancelled.
@@ -759,8 +755,8 @@ impl<T> Future for RecvFuture<'_, T> {
             return Poll::Ready(Ok(None));
         }
         match this.node {
-            Some(key) => ch.recv_waiters.update(key, cx.waker(), site),
-            None => this.node = Some(ch.recv_waiters.push_back(None, cx.waker(), site)),
+            Some(key) => ch.recv_waiters.update(key, cx.waker()),
+            None => this.node = Some(ch.recv_waiters.push_back(None, cx.waker())),
         }
         Poll::Pending
     }

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
-use crate::scope::Cancelled;
+use crate::runtime::cancel::Cancelled;
 
 /// An event: set once, waited on by many. `Sync`: [`set`](Event::set) may be called
 /// from any thread (share it with `Arc`) and wakes the runtime.
@@ -180,13 +180,10 @@ impl Future for EventWait<'_> {
                 return Poll::Ready(Ok(()));
             }
         }
-        let site = match checkpoint() {
-            Ok(site) => site,
-            Err(c) => {
-                this.unregister();
-                return Poll::Ready(Err(c));
-            }
-        };
+        if let Err(c) = checkpoint() {
+            this.unregister();
+            return Poll::Ready(Err(c));
+        }
         if this.event.is_set() {
             this.unregister();
             return Poll::Ready(Ok(()));
@@ -200,8 +197,8 @@ impl Future for EventWait<'_> {
             return Poll::Ready(Ok(()));
         }
         match this.node {
-            Some(key) => list.update(key, cx.waker(), site),
-            None => this.node = Some(list.push_back((), cx.waker(), site)),
+            Some(key) => list.update(key, cx.waker()),
+            None => this.node = Some(list.push_back((), cx.waker())),
         }
         Poll::Pending
     }

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::wait_list::{WaitList, checkpoint};
-use crate::scope::Cancelled;
+use crate::runtime::cancel::Cancelled;
 
 struct LockState {
     locked: bool,
@@ -253,15 +253,12 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
                 return Poll::Ready(Ok(mutex.guard()));
             }
         }
-        let site = match checkpoint() {
-            Ok(site) => site,
-            Err(c) => {
-                if let Some(key) = this.node.take() {
-                    st.waiters.remove(key); // not granted: nothing to pass on
-                }
-                return Poll::Ready(Err(c));
+        if let Err(c) = checkpoint() {
+            if let Some(key) = this.node.take() {
+                st.waiters.remove(key); // not granted: nothing to pass on
             }
-        };
+            return Poll::Ready(Err(c));
+        }
         if !st.locked {
             // Free. A queued waiter finds it free only if it was released past us
             // while we were cancelled (and skipped).
@@ -273,8 +270,8 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
             return Poll::Ready(Ok(mutex.guard()));
         }
         match this.node {
-            Some(key) => st.waiters.update(key, cx.waker(), site),
-            None => this.node = Some(st.waiters.push_back((), cx.waker(), site)),
+            Some(key) => st.waiters.update(key, cx.waker()),
+            None => this.node = Some(st.waiters.push_back((), cx.waker())),
         }
         Poll::Pending
     }

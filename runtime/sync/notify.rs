@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
-use crate::scope::Cancelled;
+use crate::runtime::cancel::Cancelled;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Served {
@@ -226,15 +226,12 @@ impl Future for Notified<'_> {
                 return Poll::Ready(Ok(()));
             }
         }
-        let site = match checkpoint() {
-            Ok(site) => site,
-            Err(c) => {
-                if let Some(key) = this.node.take() {
-                    st.waiters.remove(key); // not notified: nothing to pass on
-                }
-                return Poll::Ready(Err(c));
+        if let Err(c) = checkpoint() {
+            if let Some(key) = this.node.take() {
+                st.waiters.remove(key); // not notified: nothing to pass on
             }
-        };
+            return Poll::Ready(Err(c));
+        }
         // A broadcast since we were created, or a stored permit (left by a
         // `notify_one` that found nobody ready, possibly skipping us while we were
         // cancelled).
@@ -246,8 +243,8 @@ impl Future for Notified<'_> {
             return Poll::Ready(Ok(()));
         }
         match this.node {
-            Some(key) => st.waiters.update(key, cx.waker(), site),
-            None => this.node = Some(st.waiters.push_back(Served::Waiting, cx.waker(), site)),
+            Some(key) => st.waiters.update(key, cx.waker()),
+            None => this.node = Some(st.waiters.push_back(Served::Waiting, cx.waker())),
         }
         Poll::Pending
     }

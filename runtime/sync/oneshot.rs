@@ -15,8 +15,7 @@ use std::task::{Context, Poll, Waker};
 use parking_lot::Mutex;
 
 use super::channel::TryRecvError;
-use super::wait_list::{CancelView, Site, checkpoint};
-use crate::scope::Cancelled;
+use crate::runtime::cancel::{CancelWait, Cancelled, Site, site_cancelled};
 
 struct State<T> {
     value: Option<T>,
@@ -24,7 +23,8 @@ struct State<T> {
     receiver_alive: bool,
     /// The receiver's waker while it waits.
     waker: Option<Waker>,
-    /// Where the receiver waits, while it waits.
+    /// Where the receiver waits (its registration with the status tree), while it
+    /// waits.
     rx_site: Option<Site>,
     /// The value was sent while the receiver waited, not cancelled: it is handed over.
     handed: bool,
@@ -65,6 +65,7 @@ pub fn oneshot<T>() -> (OneshotSender<T>, OneshotReceiver<T>) {
         OneshotReceiver {
             shared,
             waiting: false,
+            wait: CancelWait::new(),
         },
     )
 }
@@ -113,6 +114,8 @@ pub struct OneshotReceiver<T> {
     shared: Arc<Shared<T>>,
     /// The previous poll registered the waker (and was not cancelled).
     waiting: bool,
+    /// Wakes a waiting receiver when its code is cancelled (R13).
+    wait: CancelWait,
 }
 
 impl<T> OneshotSender<T> {
@@ -131,9 +134,7 @@ impl<T> OneshotSender<T> {
                 return Err(value);
             }
             st.value = Some(value);
-            st.handed = st
-                .rx_site
-                .is_some_and(|site| !CancelView::with(|view| view.is_cancelled(site)));
+            st.handed = st.rx_site.is_some() && !site_cancelled(st.rx_site);
             st.waker.take()
         };
         // `self` drops here and finds the value in place: no second wake.
@@ -199,34 +200,38 @@ impl<T> Future for OneshotReceiver<T> {
     type Output = Result<Option<T>, Cancelled>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let was_waiting = std::mem::replace(&mut self.waiting, false);
-        let mut st = self.shared.state.lock();
+        let this = &mut *self;
+        let was_waiting = std::mem::replace(&mut this.waiting, false);
+        let mut st = this.shared.state.lock();
         st.rx_site = None;
         if was_waiting && st.handed {
             if let Some(v) = st.value.take() {
+                drop(st);
+                this.wait.disarm();
                 return Poll::Ready(Ok(Some(v))); // handed over while we waited (R10)
             }
         }
-        let site = match checkpoint() {
-            Ok(site) => site,
-            Err(c) => {
-                st.waker = None;
-                return Poll::Ready(Err(c));
-            }
-        };
+        if let Err(c) = this.wait.check() {
+            st.waker = None;
+            return Poll::Ready(Err(c));
+        }
         if let Some(v) = st.value.take() {
+            drop(st);
+            this.wait.disarm();
             return Poll::Ready(Ok(Some(v)));
         }
         if !st.sender_alive {
+            drop(st);
+            this.wait.disarm();
             return Poll::Ready(Ok(None));
         }
         match &mut st.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
-        st.rx_site = Some(site);
+        st.rx_site = this.wait.arm(cx.waker());
         drop(st);
-        self.waiting = true;
+        this.waiting = true;
         Poll::Pending
     }
 }

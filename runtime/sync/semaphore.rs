@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
-use crate::scope::Cancelled;
+use crate::runtime::cancel::Cancelled;
 
 struct SemState {
     permits: usize,
@@ -285,31 +285,28 @@ impl Acquire<'_> {
                 return Poll::Ready(Ok(()));
             }
         }
-        let site = match checkpoint() {
-            Ok(site) => site,
-            Err(c) => {
-                if let Some(key) = self.node.take() {
-                    let mut wakes = WakeList::default();
-                    st.waiters.remove(key);
-                    st.serve(&mut wakes); // we may have been holding others back
-                    drop(st);
-                    wakes.wake_all();
-                }
-                return Poll::Ready(Err(c));
+        if let Err(c) = checkpoint() {
+            if let Some(key) = self.node.take() {
+                let mut wakes = WakeList::default();
+                st.waiters.remove(key);
+                st.serve(&mut wakes); // we may have been holding others back
+                drop(st);
+                wakes.wake_all();
             }
-        };
+            return Poll::Ready(Err(c));
+        }
         if self.node.is_none() && st.waiters.is_empty() && st.permits >= self.wanted {
             st.permits -= self.wanted; // fast path: nobody queued
             return Poll::Ready(Ok(()));
         }
         let key = match self.node {
             Some(key) => {
-                st.waiters.update(key, cx.waker(), site);
+                st.waiters.update(key, cx.waker());
                 key
             }
             None => *self
                 .node
-                .insert(st.waiters.push_back((self.wanted, false), cx.waker(), site)),
+                .insert(st.waiters.push_back((self.wanted, false), cx.waker())),
         };
         // Serve the queue with us in it: we get the permits now if every waiter ahead
         // of us is cancelled (skipped) and enough are free. Our own waker is kept aside

@@ -1,0 +1,520 @@
+//! Cancellation, owned by the scheduler: the status tree and every operation on it.
+//!
+//! This module is the only place that decides anything about cancellation. The rest
+//! of the crate asks it questions and hands it requests:
+//!
+//! | who | asks / requests | through |
+//! |---|---|---|
+//! | every checkpoint (`sleep`, I/O, sync waits, join, `checkpoint()`) | "is the code here cancelled?" | [`check_cancelled`] / [`CancelWait::check`] |
+//! | every blocking operation | "wake *this* waker if the code here is cancelled" | [`CancelWait::arm`] |
+//! | hand-offs in `sync` | "is that waiter cancelled?" | [`site_cancelled`] |
+//! | `CancelScope` / `TaskGroup` (`scope/`) | enter, exit (absorb?), cancel, shield, deadline | [`Entered`], [`cancel`], [`set_shield`], [`set_deadline`] |
+//! | `TaskRef` | cancel counts (R9) | [`add_cancelling`], [`cancelling`] |
+//! | `CancelHandle` (any thread) | cancel from outside | [`apply_remote`], drained by the run loop |
+//! | the run loop | a deadline timer fired | [`deadline_fired`] |
+//!
+//! The state itself lives in [`tree`] (read its module doc first): nodes for task roots
+//! and entered scopes, with the invariant `effective = own || (!shield &&
+//! parent.effective)`, and the registrations of blocked operations. Every mutation
+//! there returns the wakes it causes; the functions here release the borrow, then wake.
+//!
+//! Rules implemented here: R1–R6, R9, R13 of `docs/semantics.md` (R4's absorption in
+//! [`tree::CancelTree::absorbs`]), and R14's [`cancellable`] for foreign futures.
+
+mod cancellable;
+pub(crate) mod error;
+pub(crate) mod tree;
+mod wait;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+pub use cancellable::{Cancellable, cancellable};
+pub use error::{BoxError, CancelError, CancelReason, Cancelled, TaskInfo, find_cancelled};
+pub(crate) use tree::{Deadline, NO_NODE, NodeKey, Phase, ScopeState};
+pub(crate) use wait::{CancelWait, Site, site_cancelled};
+
+use super::core::{Core, try_with_core, with_core};
+use super::task::{Shared, TaskId};
+use super::timer::TimerEntry;
+use tree::CancelTree;
+
+/// Source of `CancelHandle` ids, unique in the process (so a stale id can never name
+/// a scope of another runtime).
+static NEXT_REMOTE: AtomicU64 = AtomicU64::new(1);
+
+/// The cancellation state of one runtime: the tree, the node of the code being
+/// polled, and the scopes reachable through a [`CancelHandle`].
+#[derive(Default)]
+pub(crate) struct Cancellation {
+    tree: RefCell<CancelTree>,
+    /// The innermost node of the code being polled (`NO_NODE`: a task at its top
+    /// level without a root node yet, or no task).
+    current: Cell<NodeKey>,
+    remote: RefCell<HashMap<u64, Weak<ScopeState>>>,
+}
+
+impl Cancellation {
+    pub(crate) fn new() -> Cancellation {
+        Cancellation {
+            current: Cell::new(NO_NODE),
+            ..Default::default()
+        }
+    }
+
+    /// Makes `node` the current node; returns the previous one.
+    pub(crate) fn replace_current(&self, node: NodeKey) -> NodeKey {
+        self.current.replace(node)
+    }
+
+    /// Adds a task's root node under `parent` (`NO_NODE`: a top-level task).
+    pub(crate) fn insert_root(&self, parent: NodeKey) -> NodeKey {
+        self.tree.borrow_mut().insert_root(parent)
+    }
+
+    /// Removes a finished task's root node.
+    pub(crate) fn remove_root(&self, root: NodeKey) {
+        let (wakes, scope) = self.tree.borrow_mut().remove(root);
+        drop(scope);
+        wakes.wake_all();
+    }
+
+    /// Live registrations of blocked operations (for tests of the wake rule).
+    pub(crate) fn waiter_count(&self) -> usize {
+        self.tree.borrow().waiter_count()
+    }
+}
+
+// ---- checkpoints ------------------------------------------------------------------
+
+/// "Is the code being polled on `core` cancelled?" (rule R1): the tree's one answer,
+/// for the current node.
+pub(crate) fn check_in(core: &Core) -> Result<(), Cancelled> {
+    let node = core.cancel().current.get();
+    if node == NO_NODE || core.current_task().is_none() {
+        return Ok(());
+    }
+    let tree = core.cancel().tree.borrow();
+    if !tree.is_cancelled(node) {
+        return Ok(());
+    }
+    tree.cancelled_at(node).map_or(Ok(()), Err)
+}
+
+/// The current node, creating the current task's root node if the task runs at its
+/// top level without one. `NO_NODE` outside a task.
+pub(crate) fn ensure_current_node(core: &Core) -> NodeKey {
+    let c = &core.cancel().current;
+    if c.get() != NO_NODE {
+        return c.get();
+    }
+    let Some(task) = core.current_task() else {
+        return NO_NODE;
+    };
+    let root = core.ensure_root(task).unwrap_or(NO_NODE);
+    c.set(root);
+    root
+}
+
+/// Fails with `Cancelled` if the calling code is cancelled, without yielding.
+///
+/// Only runtime operations are checkpoints. Call this at the start of your own
+/// future's `poll` to make it one; to be *woken* when a cancel arrives while your
+/// future waits on something else, wrap the wait in [`cancellable`]. Outside a runtime
+/// it always succeeds.
+///
+/// ```
+/// use scope_runtime::{CancelScope, Cancelled, check_cancelled};
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let scope = CancelScope::new();
+///     let r = scope
+///         .run(async {
+///             assert!(check_cancelled().is_ok());
+///             scope.cancel();
+///             check_cancelled()?; // fails now: the scope absorbs it
+///             Ok::<_, Cancelled>("not reached")
+///         })
+///         .await;
+///     assert_eq!(r, Ok(None));
+/// });
+/// ```
+pub fn check_cancelled() -> Result<(), Cancelled> {
+    try_with_core(|core| check_in(core)).unwrap_or(Ok(()))
+}
+
+/// A checkpoint: fails with `Cancelled` if the calling code is cancelled; otherwise
+/// yields once to the other ready tasks, then checks again.
+///
+/// ```
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     assert!(scope_runtime::checkpoint().await.is_ok());
+/// });
+/// ```
+pub async fn checkpoint() -> Result<(), Cancelled> {
+    check_cancelled()?;
+    crate::runtime::yield_now().await;
+    check_cancelled()
+}
+
+/// The earliest deadline visible from the calling code: the minimum over the enclosing
+/// scopes up to the first shield. `None` means no deadline. Outside a task, `None`.
+///
+/// ```
+/// use scope_runtime::{current_effective_deadline, move_on_after, now};
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     assert_eq!(current_effective_deadline(), None);
+///     let start = now();
+///     move_on_after(Duration::from_secs(5), async {
+///         assert_eq!(current_effective_deadline(), Some(start + Duration::from_secs(5)));
+///         Ok::<_, scope_runtime::Cancelled>(())
+///     })
+///     .await
+///     .unwrap();
+/// });
+/// ```
+pub fn current_effective_deadline() -> Option<Instant> {
+    try_with_core(|core| {
+        core.current_task()?;
+        core.cancel()
+            .tree
+            .borrow()
+            .effective_deadline(core.cancel().current.get())
+    })
+    .flatten()
+}
+
+// ---- scopes -----------------------------------------------------------------------
+
+/// Requests cancellation of `scope` with `reason` (first reason wins; no-op after
+/// exit; before entry it takes effect on entry). Works from any task of the scope's
+/// runtime, and between `block_on` calls: an entered scope knows its runtime.
+pub(crate) fn cancel(scope: &Rc<ScopeState>, reason: CancelReason) {
+    match (scope.phase(), scope.core()) {
+        (Phase::Active { node }, Some(core)) => {
+            disarm_deadline(&core, scope);
+            let wakes = core.cancel().tree.borrow_mut().cancel_scope(node, reason);
+            wakes.wake_all();
+        }
+        _ => scope.cancel_idle(reason),
+    }
+}
+
+/// Turns the shield on or off (R5). Turning it off while a task is blocked inside
+/// lets an outer cancellation through at once.
+pub(crate) fn set_shield(scope: &Rc<ScopeState>, shield: bool) {
+    match (scope.phase(), scope.core()) {
+        (Phase::Active { node }, Some(core)) => {
+            let wakes = core.cancel().tree.borrow_mut().set_shield(node, shield);
+            wakes.wake_all();
+        }
+        _ => scope.set_shield_idle(shield),
+    }
+}
+
+/// Sets the deadline (R6). For an entered scope a relative deadline counts from now,
+/// the timer is re-armed, and a deadline already past cancels at once.
+pub(crate) fn set_deadline(scope: &Rc<ScopeState>, deadline: Deadline) {
+    match (scope.phase(), scope.core()) {
+        (Phase::Active { .. }, Some(core)) => {
+            scope.set_deadline_field(resolve(&core, deadline));
+            arm_deadline(&core, scope);
+        }
+        _ => scope.set_deadline_field(deadline),
+    }
+}
+
+fn resolve(core: &Core, deadline: Deadline) -> Deadline {
+    match deadline {
+        Deadline::After(d) => crate::runtime::clock::deadline_after(core.now(), d)
+            .map_or(Deadline::None, Deadline::At),
+        d => d,
+    }
+}
+
+fn disarm_deadline(core: &Core, scope: &ScopeState) {
+    if let Some(key) = scope.take_timer() {
+        core.remove_timer(key);
+    }
+}
+
+/// (Re)arms the deadline timer of an active scope, or cancels it at once if the
+/// deadline has already passed.
+fn arm_deadline(core: &Core, scope: &Rc<ScopeState>) {
+    disarm_deadline(core, scope);
+    let Phase::Active { node } = scope.phase() else {
+        return;
+    };
+    if scope.cancel_called() {
+        return;
+    }
+    let Some(at) = scope.deadline_at() else {
+        return;
+    };
+    if at <= core.now() {
+        let wakes = core
+            .cancel()
+            .tree
+            .borrow_mut()
+            .cancel_scope(node, CancelReason::Deadline);
+        wakes.wake_all();
+    } else {
+        let serial = core.cancel().tree.borrow().serial(node);
+        if let Some(serial) = serial {
+            scope.set_timer(core.insert_timer(at, TimerEntry::Deadline { node, serial }));
+        }
+    }
+}
+
+/// Called by the run loop when a scope's deadline timer fires.
+pub(crate) fn deadline_fired(core: &Core, node: NodeKey, serial: u64) {
+    let wakes = core.cancel().tree.borrow_mut().deadline_fired(node, serial);
+    wakes.wake_all();
+}
+
+/// An entered scope: owns its tree node until [`exit`](Entered::exit) or drop.
+pub(crate) struct Entered {
+    scope: Option<Rc<ScopeState>>,
+    node: NodeKey,
+    owner: TaskId,
+    parent: NodeKey,
+}
+
+impl Entered {
+    /// Enters `scope` under the current node of the current task (R12: once only).
+    #[track_caller]
+    pub(crate) fn enter(scope: Rc<ScopeState>) -> Entered {
+        if scope.phase() != Phase::Idle {
+            panic!(
+                "CancelScope entered twice: a scope runs one body; create a new CancelScope \
+                 (or clone the handle only to cancel or inspect it)"
+            );
+        }
+        with_core(|core| {
+            let owner = core
+                .current_task()
+                .expect("a cancel scope must be entered from inside a task");
+            let parent = ensure_current_node(core);
+            scope.set_deadline_field(resolve(core, scope.configured_deadline()));
+            let node =
+                core.cancel()
+                    .tree
+                    .borrow_mut()
+                    .enter_scope(parent, &scope, Rc::downgrade(core));
+            arm_deadline(core, &scope);
+            Entered {
+                scope: Some(scope),
+                node,
+                owner,
+                parent,
+            }
+        })
+    }
+
+    /// The scope's node (task-group children hang their roots under it).
+    pub(crate) fn node(&self) -> NodeKey {
+        self.node
+    }
+
+    /// Polls `fut` with this scope as the current node.
+    ///
+    /// # Panics
+    ///
+    /// When polled by another task than the one that entered the scope, or outside the
+    /// scope it was entered in (R12).
+    pub(crate) fn poll_inside<T>(
+        &self,
+        fut: Pin<&mut impl Future<Output = T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<T> {
+        let core = with_core(Rc::clone);
+        if core.current_task() != Some(self.owner) {
+            panic!(
+                "a cancel scope's future was polled by a different task than the one that \
+                 entered it; scopes belong to one task (spawn the work into a task group instead)"
+            );
+        }
+        if core.cancel().current.get() != self.parent {
+            panic!(
+                "cancel scopes exited out of order: a scope's future was polled outside the \
+                 scope it was entered in (was it moved out of, or kept after, its parent scope?)"
+            );
+        }
+        struct Restore<'a>(&'a Core, NodeKey);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.cancel().current.set(self.1);
+            }
+        }
+        core.cancel().current.set(self.node);
+        let _restore = Restore(&core, self.parent);
+        fut.poll(cx)
+    }
+
+    /// Leaves the scope. `cancelled_out` says whether a `Cancelled` is leaving the body;
+    /// returns whether the scope absorbs it (rule R4, [`tree::CancelTree::absorbs`]).
+    pub(crate) fn exit(mut self, cancelled_out: bool) -> bool {
+        let scope = self.scope.take().expect("exit once");
+        leave(&scope, self.node, cancelled_out)
+    }
+}
+
+fn leave(scope: &Rc<ScopeState>, node: NodeKey, cancelled_out: bool) -> bool {
+    let Some(core) = scope.core() else {
+        scope.orphan();
+        return false;
+    };
+    disarm_deadline(&core, scope);
+    let (absorbed, wakes, state) = core
+        .cancel()
+        .tree
+        .borrow_mut()
+        .exit_scope(node, cancelled_out);
+    drop(state);
+    wakes.wake_all();
+    absorbed
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        if let Some(scope) = self.scope.take() {
+            leave(&scope, self.node, false);
+        }
+    }
+}
+
+// ---- tasks ------------------------------------------------------------------------
+
+/// Adds `delta` to a task's cancel count (R9); `None` if the task has finished.
+pub(crate) fn add_cancelling(core: &Core, task: TaskId, delta: i64) -> Option<u32> {
+    let root = core.ensure_root(task)?;
+    let (n, wakes) = core.cancel().tree.borrow_mut().add_cancelling(root, delta);
+    wakes.wake_all();
+    Some(n)
+}
+
+/// A task's cancel count (0 for a finished task).
+pub(crate) fn cancelling(core: &Core, task: TaskId) -> u32 {
+    core.task_root(task)
+        .map_or(0, |r| core.cancel().tree.borrow().cancelling(r))
+}
+
+/// Whether a `Cancelled` ending the current task is the task's own business: its root
+/// absorbs it (its cancel count, with no cancelled scope visible above it).
+pub(crate) fn current_task_absorbs() -> bool {
+    try_with_core(|core| {
+        let task = core.current_task()?;
+        let root = core.task_root(task)?;
+        Some(core.cancel().tree.borrow().absorbs(root))
+    })
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Moves a task's root node under `node` (the `start()` handshake: the child leaves the
+/// caller's scopes for the group's).
+pub(crate) fn move_task_under(task: TaskId, node: NodeKey) {
+    try_with_core(|core| {
+        if let Some(root) = core.task_root(task) {
+            let wakes = core.cancel().tree.borrow_mut().reparent(root, node);
+            wakes.wake_all();
+        }
+    });
+}
+
+/// The current node, created if needed (the parent for a `start()` child's root).
+pub(crate) fn current_node() -> NodeKey {
+    with_core(|core| ensure_current_node(core))
+}
+
+// ---- cancelling from other threads -------------------------------------------------
+
+/// Cancels a [`CancelScope`](crate::CancelScope) (or task group) from any thread; see
+/// [`CancelScope::cancel_handle`](crate::CancelScope::cancel_handle). Cheap to clone.
+#[derive(Clone)]
+pub struct CancelHandle {
+    shared: Arc<Shared>,
+    remote: u64,
+}
+
+impl std::fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("scope", &self.remote)
+            .finish()
+    }
+}
+
+impl CancelHandle {
+    /// Requests cancellation of the scope (applied by the runtime's thread).
+    pub fn cancel(&self) {
+        self.send(None);
+    }
+
+    /// Requests cancellation with a reason (the first reason the scope gets wins).
+    pub fn cancel_with(&self, reason: impl Into<Arc<str>>) {
+        self.send(Some(reason.into()));
+    }
+
+    fn send(&self, reason: Option<Arc<str>>) {
+        self.shared.push_remote_cancel(self.remote, reason);
+    }
+}
+
+/// A `CancelHandle` for `scope`, registering it with the current runtime on first use.
+///
+/// # Panics
+///
+/// Outside a runtime.
+#[track_caller]
+pub(crate) fn cancel_handle(scope: &Rc<ScopeState>) -> CancelHandle {
+    with_core(|core| {
+        let remote = match scope.remote() {
+            Some(id) => id,
+            None => {
+                let id = NEXT_REMOTE.fetch_add(1, Ordering::Relaxed);
+                core.cancel()
+                    .remote
+                    .borrow_mut()
+                    .insert(id, Rc::downgrade(scope));
+                scope.set_remote(id);
+                id
+            }
+        };
+        CancelHandle {
+            shared: core.shared().clone(),
+            remote,
+        }
+    })
+}
+
+/// Applies a cancel request that came through a `CancelHandle` (called by the run loop).
+pub(crate) fn apply_remote(core: &Core, remote: u64, reason: Option<Arc<str>>) {
+    let scope = core
+        .cancel()
+        .remote
+        .borrow()
+        .get(&remote)
+        .and_then(Weak::upgrade);
+    if let Some(scope) = scope {
+        cancel(&scope, CancelReason::Explicit(reason));
+    }
+}
+
+/// Forgets a scope's `CancelHandle` id (its state is being dropped).
+pub(crate) fn forget_remote(remote: u64) {
+    try_with_core(|core| {
+        if let Ok(mut map) = core.cancel().remote.try_borrow_mut() {
+            map.remove(&remote);
+        }
+    });
+}

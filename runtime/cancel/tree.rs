@@ -1,0 +1,933 @@
+//! The cancel-status tree: every piece of cancellation state, and the only code that
+//! writes it.
+//!
+//! Users hold [`CancelScope`](crate::CancelScope)s and task groups; the scheduler holds
+//! this tree. It mirrors the nesting of everything that can be cancelled:
+//!
+//! * a **root node** per task (`Kind::Root`), carrying the task's `cancelling` count
+//!   (rule R9). A top-level task's root has no parent; a task-group child's root hangs
+//!   under its group's node, so the group's cancellation reaches it.
+//! * a **scope node** (`Kind::Scope`) per entered cancel scope or task group, under the
+//!   node that was innermost for the task when the scope was entered. Its flags live in
+//!   a [`ScopeState`], shared with the user's handle so that they can be read (and set
+//!   before entry) while the scope is not in the tree. Only this module writes them.
+//! * **waiters**: one registration per blocked runtime operation (a sleep, a socket
+//!   readiness wait, a lock, a channel receive, a join...), holding that operation's
+//!   own waker, in a list at the node it waits in (rule R13).
+//!
+//! # Invariants
+//!
+//! * `effective` of every node equals `own || (!shield && parent.effective)`, where
+//!   `own` is "this scope was cancelled or reached its deadline" (for a root: its
+//!   `cancelling` count is above zero). Every method that changes `own`, `shield` or a
+//!   parent link ends with [`CancelTree::recompute`], which walks down from the changed
+//!   node and stops wherever `effective` did not change: cancelling a group of N
+//!   blocked children is one walk of N + 1 nodes. No other code can change them: the
+//!   fields are private to this file.
+//! * **The wake rule.** When a node becomes effectively cancelled, the waker of every
+//!   operation registered at it is woken — the operation's own waker, not its task's,
+//!   so an operation polled inside a combinator that keeps per-future wakers
+//!   (`FuturesUnordered`, `buffered`, `select_all`) is polled again and fails with
+//!   `Cancelled` at once. Operations waiting under a shield are not woken. A fired
+//!   registration stays in place (without its waker) until its owner removes it, so
+//!   "is the waiter at this registration cancelled?" keeps an answer for hand-offs
+//!   ([`CancelTree::waiter_cancelled`]).
+//! * **Every mutation returns the wakes it causes** (a [`WakeList`]); the caller wakes
+//!   them after releasing its borrow of the tree. Values the tree drops (a scope's
+//!   shared state, a replaced waker) are handed back too, so no user code runs while
+//!   the tree is borrowed.
+//! * One function answers "is the code at this node cancelled, and why"
+//!   ([`CancelTree::cancelled_at`]) and one answers "does this scope absorb a
+//!   `Cancelled` leaving it" ([`CancelTree::absorbs`]).
+//! * Node keys and waiter slots are reused; `serial` (per node) and `seq` (per
+//!   registration) are not, so a stale key finds nothing.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use super::error::{CancelReason, Cancelled};
+use crate::runtime::core::Core;
+use crate::runtime::timer::TimerKey;
+use crate::runtime::wake_list::WakeList;
+
+/// A node's key in the tree.
+pub(crate) type NodeKey = u32;
+
+/// "No node": the parent of a top-level root, the current node of code that runs at
+/// a task's top level before it needed a root node, and of code outside any task.
+pub(crate) const NO_NODE: NodeKey = u32::MAX;
+
+/// "No entry" in the intrusive lists (children, waiters).
+const NIL: u32 = u32::MAX;
+
+/// A scope's deadline as configured: absolute, or relative to the moment of entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    #[default]
+    None,
+    At(Instant),
+    /// Resolved into `At` when the scope is entered (a relative timeout counts from
+    /// entry, not from construction).
+    After(Duration),
+}
+
+/// Where a scope is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Built, not entered: flags can be set; they take effect on entry.
+    #[default]
+    Idle,
+    /// Its body runs: the scope is the node `node` of its runtime's tree.
+    Active { node: NodeKey },
+    /// The body ended. Flags are frozen (cancel is a no-op).
+    Exited,
+}
+
+/// The state of one cancel scope (or task group), shared by the user's handle and, while
+/// the scope is entered, its tree node. Fields are private to this file: reading is
+/// free, writing goes through [`CancelTree`] (entered scopes) or the `*_idle` methods
+/// (scopes not entered, which no tree sees yet).
+#[derive(Default)]
+pub(crate) struct ScopeState {
+    phase: Cell<Phase>,
+    /// The runtime of an entered scope (so a cancel from outside `block_on`, or from
+    /// another task, finds the right tree).
+    core: RefCell<Weak<Core>>,
+    /// A cancel was requested (explicitly or by the deadline). Never reset.
+    cancel_called: Cell<bool>,
+    /// The first reason given; `None` until cancelled.
+    reason: RefCell<Option<CancelReason>>,
+    /// The scope absorbed a `Cancelled` leaving its body.
+    caught: Cell<bool>,
+    shield: Cell<bool>,
+    deadline: Cell<Deadline>,
+    /// The pending deadline timer while active.
+    timer: Cell<Option<TimerKey>>,
+    /// Set once a `CancelHandle` was handed out: the scope's id in the remote map.
+    remote: Cell<Option<u64>>,
+}
+
+impl std::fmt::Debug for ScopeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopeState")
+            .field("phase", &self.phase.get())
+            .field("cancel_called", &self.cancel_called.get())
+            .field("cancelled_caught", &self.caught.get())
+            .field("shield", &self.shield.get())
+            .field("deadline", &self.deadline.get())
+            .finish()
+    }
+}
+
+impl ScopeState {
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase.get()
+    }
+
+    pub(crate) fn cancel_called(&self) -> bool {
+        self.cancel_called.get()
+    }
+
+    pub(crate) fn cancelled_caught(&self) -> bool {
+        self.caught.get()
+    }
+
+    pub(crate) fn reason(&self) -> Option<CancelReason> {
+        self.reason.borrow().clone()
+    }
+
+    pub(crate) fn shield(&self) -> bool {
+        self.shield.get()
+    }
+
+    /// The configured deadline (relative until entry).
+    pub(crate) fn configured_deadline(&self) -> Deadline {
+        self.deadline.get()
+    }
+
+    /// The absolute deadline, if any (a relative timeout not yet entered has none).
+    pub(crate) fn deadline_at(&self) -> Option<Instant> {
+        match self.deadline.get() {
+            Deadline::At(t) => Some(t),
+            Deadline::None | Deadline::After(_) => None,
+        }
+    }
+
+    pub(crate) fn remote(&self) -> Option<u64> {
+        self.remote.get()
+    }
+
+    pub(super) fn set_remote(&self, id: u64) {
+        self.remote.set(Some(id));
+    }
+
+    /// The runtime of an entered scope, if it is still alive.
+    pub(super) fn core(&self) -> Option<Rc<Core>> {
+        match self.phase.get() {
+            Phase::Active { .. } => self.core.borrow().upgrade(),
+            Phase::Idle | Phase::Exited => None,
+        }
+    }
+
+    pub(super) fn take_timer(&self) -> Option<TimerKey> {
+        self.timer.take()
+    }
+
+    pub(super) fn set_timer(&self, key: TimerKey) {
+        self.timer.set(Some(key));
+    }
+
+    /// Records a cancel request; `false` if one was already made (first reason wins)
+    /// or the scope has exited.
+    fn mark_cancelled(&self, reason: CancelReason) -> bool {
+        if self.phase.get() == Phase::Exited || self.cancel_called.get() {
+            return false;
+        }
+        self.cancel_called.set(true);
+        *self.reason.borrow_mut() = Some(reason);
+        true
+    }
+
+    /// Cancels a scope that is not in any tree (idle; a no-op once exited).
+    pub(super) fn cancel_idle(&self, reason: CancelReason) {
+        if self.phase.get() == Phase::Idle {
+            self.mark_cancelled(reason);
+        }
+    }
+
+    /// Sets the shield of a scope that is not in any tree.
+    pub(super) fn set_shield_idle(&self, shield: bool) {
+        if !matches!(self.phase.get(), Phase::Active { .. }) {
+            self.shield.set(shield);
+        }
+    }
+
+    /// Sets the deadline. Only the field: an active scope's timer is re-armed by the
+    /// caller (`cancel::arm_deadline`), which also cancels at once if it has passed.
+    pub(super) fn set_deadline_field(&self, deadline: Deadline) {
+        self.deadline.set(deadline);
+    }
+
+    /// The scope has left the tree because its runtime is gone.
+    pub(super) fn orphan(&self) {
+        if matches!(self.phase.get(), Phase::Active { .. }) {
+            self.phase.set(Phase::Exited);
+        }
+    }
+}
+
+impl Drop for ScopeState {
+    fn drop(&mut self) {
+        if let Some(id) = self.remote.get() {
+            super::forget_remote(id);
+        }
+    }
+}
+
+/// What a node stands for.
+enum Kind {
+    /// A task's root node: cancelled while `cancelling > 0`.
+    Root { cancelling: u32 },
+    /// An entered cancel scope (or task group).
+    Scope(Rc<ScopeState>),
+}
+
+struct Node {
+    parent: NodeKey,
+    first_child: NodeKey,
+    prev: NodeKey,
+    next: NodeKey,
+    /// Head of the list of operations waiting at this node.
+    first_waiter: u32,
+    effective: bool,
+    serial: u64,
+    kind: Kind,
+}
+
+impl Node {
+    fn own(&self) -> bool {
+        match &self.kind {
+            Kind::Root { cancelling } => *cancelling > 0,
+            Kind::Scope(s) => s.cancel_called.get(),
+        }
+    }
+
+    fn shield(&self) -> bool {
+        match &self.kind {
+            Kind::Root { .. } => false,
+            Kind::Scope(s) => s.shield.get(),
+        }
+    }
+
+    fn reason(&self) -> CancelReason {
+        match &self.kind {
+            Kind::Root { .. } => CancelReason::TaskCancelled,
+            Kind::Scope(s) => s
+                .reason
+                .borrow()
+                .clone()
+                .unwrap_or(CancelReason::Explicit(None)),
+        }
+    }
+}
+
+/// A blocked operation's registration.
+struct Waiter {
+    /// The node it waits at; `NO_NODE` once that node is gone.
+    node: NodeKey,
+    prev: u32,
+    next: u32,
+    seq: u64,
+    /// Taken when the node is cancelled (the registration stays until its owner
+    /// removes it).
+    waker: Option<Waker>,
+}
+
+/// A registration's identity: its slot and its never-reused sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaiterKey {
+    slot: u32,
+    seq: u64,
+}
+
+/// The status tree of one runtime. See the module doc.
+#[derive(Default)]
+pub(crate) struct CancelTree {
+    nodes: Slab<Node>,
+    waiters: Slab<Waiter>,
+    next_serial: u64,
+    next_seq: u64,
+    /// Scratch stack of [`recompute`](Self::recompute), kept to avoid an allocation
+    /// per cancel.
+    stack: Vec<NodeKey>,
+}
+
+fn key_of(k: usize) -> u32 {
+    u32::try_from(k)
+        .ok()
+        .filter(|&k| k != NIL)
+        .expect("scope_runtime: more than 4 billion live cancel nodes or waits")
+}
+
+impl CancelTree {
+    fn node(&self, key: NodeKey) -> Option<&Node> {
+        self.nodes.get(key as usize)
+    }
+
+    fn n(&self, key: NodeKey) -> &Node {
+        &self.nodes[key as usize]
+    }
+
+    fn n_mut(&mut self, key: NodeKey) -> &mut Node {
+        &mut self.nodes[key as usize]
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Live registrations (fired or not).
+    pub(crate) fn waiter_count(&self) -> usize {
+        self.waiters.len()
+    }
+
+    pub(crate) fn serial(&self, key: NodeKey) -> Option<u64> {
+        self.node(key).map(|n| n.serial)
+    }
+
+    // ---- building the tree ------------------------------------------------------
+
+    fn insert(&mut self, parent: NodeKey, kind: Kind) -> NodeKey {
+        self.next_serial += 1;
+        let key = key_of(self.nodes.insert(Node {
+            parent: NO_NODE,
+            first_child: NIL,
+            prev: NIL,
+            next: NIL,
+            first_waiter: NIL,
+            effective: false,
+            serial: self.next_serial,
+            kind,
+        }));
+        self.link(key, parent);
+        let eff = self.compute(key);
+        self.n_mut(key).effective = eff;
+        key
+    }
+
+    /// Adds a task's root node under `parent` (`NO_NODE` for a top-level task). Its
+    /// `effective` state is computed; nobody is woken (the task has not run yet).
+    pub(crate) fn insert_root(&mut self, parent: NodeKey) -> NodeKey {
+        self.insert(parent, Kind::Root { cancelling: 0 })
+    }
+
+    /// Enters `scope` under `parent`: the scope becomes active in this tree. Nobody is
+    /// woken (the task entering is running and finds out at its next checkpoint).
+    pub(crate) fn enter_scope(
+        &mut self,
+        parent: NodeKey,
+        scope: &Rc<ScopeState>,
+        core: Weak<Core>,
+    ) -> NodeKey {
+        let key = self.insert(parent, Kind::Scope(scope.clone()));
+        scope.phase.set(Phase::Active { node: key });
+        *scope.core.borrow_mut() = core;
+        key
+    }
+
+    fn compute(&self, key: NodeKey) -> bool {
+        let n = self.n(key);
+        n.own() || (!n.shield() && n.parent != NO_NODE && self.n(n.parent).effective)
+    }
+
+    fn link(&mut self, key: NodeKey, parent: NodeKey) {
+        self.n_mut(key).parent = parent;
+        if parent == NO_NODE {
+            return;
+        }
+        let old_first = self.n(parent).first_child;
+        {
+            let n = self.n_mut(key);
+            n.next = old_first;
+            n.prev = NIL;
+        }
+        if old_first != NIL {
+            self.n_mut(old_first).prev = key;
+        }
+        self.n_mut(parent).first_child = key;
+    }
+
+    fn unlink(&mut self, key: NodeKey) {
+        let (parent, prev, next) = {
+            let n = self.n(key);
+            (n.parent, n.prev, n.next)
+        };
+        if parent == NO_NODE {
+            return;
+        }
+        if prev != NIL {
+            self.n_mut(prev).next = next;
+        } else {
+            self.n_mut(parent).first_child = next;
+        }
+        if next != NIL {
+            self.n_mut(next).prev = prev;
+        }
+        let n = self.n_mut(key);
+        n.parent = NO_NODE;
+        n.prev = NIL;
+        n.next = NIL;
+    }
+
+    /// Removes a node. Children it still has (only possible after misuse, e.g. a scope
+    /// future leaked with `mem::forget`) move to its parent so the tree stays whole;
+    /// operations still registered at it are orphaned (never woken, never cancelled).
+    /// Returns the wakes and the scope state the node held (drop it after the borrow).
+    pub(crate) fn remove(&mut self, key: NodeKey) -> (WakeList, Option<Rc<ScopeState>>) {
+        let mut wakes = WakeList::default();
+        let parent = self.n(key).parent;
+        loop {
+            let child = self.n(key).first_child;
+            if child == NIL {
+                break;
+            }
+            self.unlink(child);
+            self.link(child, parent);
+            self.recompute_into(child, &mut wakes);
+        }
+        let mut w = self.n(key).first_waiter;
+        while w != NIL {
+            let waiter = &mut self.waiters[w as usize];
+            waiter.node = NO_NODE;
+            waiter.prev = NIL;
+            w = std::mem::replace(&mut waiter.next, NIL);
+        }
+        self.unlink(key);
+        let scope = match self.nodes.remove(key as usize).kind {
+            Kind::Scope(s) => Some(s),
+            Kind::Root { .. } => None,
+        };
+        (wakes, scope)
+    }
+
+    /// Moves `key` under `new_parent` (the `start()` handshake).
+    pub(crate) fn reparent(&mut self, key: NodeKey, new_parent: NodeKey) -> WakeList {
+        self.unlink(key);
+        self.link(key, new_parent);
+        self.recompute(key)
+    }
+
+    // ---- the rules --------------------------------------------------------------
+
+    /// Re-derives `effective` from `key` downwards after its own flags or its parent
+    /// changed, and collects the wakers of every operation waiting at a node that
+    /// became effectively cancelled. One walk; it descends only where something
+    /// changed.
+    fn recompute(&mut self, key: NodeKey) -> WakeList {
+        let mut wakes = WakeList::default();
+        self.recompute_into(key, &mut wakes);
+        wakes
+    }
+
+    fn recompute_into(&mut self, key: NodeKey, wakes: &mut WakeList) {
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.push(key);
+        while let Some(k) = stack.pop() {
+            let eff = self.compute(k);
+            let n = self.n_mut(k);
+            if n.effective == eff {
+                continue;
+            }
+            n.effective = eff;
+            let mut child = n.first_child;
+            if eff {
+                let mut w = n.first_waiter;
+                while w != NIL {
+                    let waiter = &mut self.waiters[w as usize];
+                    wakes.push_opt(waiter.waker.take());
+                    w = waiter.next;
+                }
+            }
+            while child != NIL {
+                stack.push(child);
+                child = self.n(child).next;
+            }
+        }
+        self.stack = stack;
+    }
+
+    /// **The one answer to "is the code at `key` cancelled?"**: `None` if not, else the
+    /// `Cancelled` a checkpoint there returns, carrying the reason of the outermost
+    /// cancelled node visible from `key` (up to the first shield).
+    pub(crate) fn cancelled_at(&self, key: NodeKey) -> Option<Cancelled> {
+        let mut k = key;
+        let mut found = None;
+        loop {
+            let n = self.node(k)?;
+            if !n.effective {
+                break;
+            }
+            if n.own() {
+                found = Some(n);
+            }
+            if n.shield() || n.parent == NO_NODE {
+                break;
+            }
+            k = n.parent;
+        }
+        found.map(|n| Cancelled { reason: n.reason() })
+    }
+
+    /// Whether the code at `key` is cancelled (the cheap form of
+    /// [`cancelled_at`](Self::cancelled_at)).
+    pub(crate) fn is_cancelled(&self, key: NodeKey) -> bool {
+        self.node(key).is_some_and(|n| n.effective)
+    }
+
+    /// **The one answer to "does this scope absorb a `Cancelled` leaving it?"** (rule
+    /// R4, decided when the error leaves, as in Trio): yes iff the scope (or a task's
+    /// root, for its own cancel count) is itself cancelled and no cancelled ancestor is
+    /// visible through it. Otherwise the `Cancelled` goes on outward, to the outermost
+    /// cancelled scope that can see it.
+    pub(crate) fn absorbs(&self, key: NodeKey) -> bool {
+        let Some(n) = self.node(key) else {
+            return false;
+        };
+        let parent_visible = !n.shield() && n.parent != NO_NODE && self.n(n.parent).effective;
+        n.own() && !parent_visible
+    }
+
+    /// Leaves an entered scope: decides absorption ([`absorbs`](Self::absorbs)) for a
+    /// `Cancelled` leaving the body (`cancelled_out`), records `cancelled_caught`, and
+    /// removes the node. Returns whether the scope absorbed it.
+    pub(crate) fn exit_scope(
+        &mut self,
+        key: NodeKey,
+        cancelled_out: bool,
+    ) -> (bool, WakeList, Option<Rc<ScopeState>>) {
+        let absorbed = cancelled_out && self.absorbs(key);
+        if let Kind::Scope(s) = &self.n(key).kind {
+            if absorbed {
+                s.caught.set(true);
+            }
+            s.phase.set(Phase::Exited);
+        }
+        let (wakes, scope) = self.remove(key);
+        (absorbed, wakes, scope)
+    }
+
+    /// Requests cancellation of the entered scope at `key` (first reason wins).
+    pub(crate) fn cancel_scope(&mut self, key: NodeKey, reason: CancelReason) -> WakeList {
+        let changed = match &self.n(key).kind {
+            Kind::Scope(s) => s.mark_cancelled(reason),
+            Kind::Root { .. } => false,
+        };
+        if changed {
+            self.recompute(key)
+        } else {
+            WakeList::default()
+        }
+    }
+
+    /// The deadline timer of the scope at `key` fired (if `serial` still names it).
+    pub(crate) fn deadline_fired(&mut self, key: NodeKey, serial: u64) -> WakeList {
+        match self.node(key) {
+            Some(n) if n.serial == serial => {
+                if let Kind::Scope(s) = &n.kind {
+                    s.timer.set(None);
+                }
+                self.cancel_scope(key, CancelReason::Deadline)
+            }
+            _ => WakeList::default(),
+        }
+    }
+
+    /// Turns the shield of the entered scope at `key` on or off.
+    pub(crate) fn set_shield(&mut self, key: NodeKey, shield: bool) -> WakeList {
+        let changed = match &self.n(key).kind {
+            Kind::Scope(s) => s.shield.replace(shield) != shield,
+            Kind::Root { .. } => false,
+        };
+        if changed {
+            self.recompute(key)
+        } else {
+            WakeList::default()
+        }
+    }
+
+    /// Adds `delta` to a root node's `cancelling` count (saturating at zero and at
+    /// `u32::MAX`) and returns the new count (rule R9).
+    pub(crate) fn add_cancelling(&mut self, root: NodeKey, delta: i64) -> (u32, WakeList) {
+        let count = match &mut self.n_mut(root).kind {
+            Kind::Root { cancelling } => {
+                *cancelling = (i64::from(*cancelling) + delta).clamp(0, i64::from(u32::MAX)) as u32;
+                *cancelling
+            }
+            Kind::Scope(_) => unreachable!("task cancel counts live on root nodes"),
+        };
+        (count, self.recompute(root))
+    }
+
+    pub(crate) fn cancelling(&self, root: NodeKey) -> u32 {
+        match self.node(root).map(|n| &n.kind) {
+            Some(Kind::Root { cancelling }) => *cancelling,
+            _ => 0,
+        }
+    }
+
+    /// The earliest deadline of the scopes visible from `key` (up to the first shield).
+    pub(crate) fn effective_deadline(&self, key: NodeKey) -> Option<Instant> {
+        let mut k = key;
+        let mut best: Option<Instant> = None;
+        while let Some(n) = self.node(k) {
+            if let Kind::Scope(s) = &n.kind {
+                if let Some(d) = s.deadline_at() {
+                    best = Some(best.map_or(d, |b| b.min(d)));
+                }
+                if s.shield.get() {
+                    break;
+                }
+            }
+            k = n.parent;
+        }
+        best
+    }
+
+    // ---- registrations of blocked operations (R13) ------------------------------
+
+    /// Registers `waker` as an operation waiting at `node`, or updates the
+    /// registration `key` (moving it if the operation now waits at another node).
+    /// Returns the registration and a replaced waker for the caller to drop after its
+    /// borrow.
+    pub(crate) fn arm(
+        &mut self,
+        key: Option<WaiterKey>,
+        node: NodeKey,
+        waker: &Waker,
+    ) -> (WaiterKey, Option<Waker>) {
+        if let Some(key) = key {
+            if let Some(w) = self.waiters.get_mut(key.slot as usize) {
+                if w.seq == key.seq {
+                    let old = match &w.waker {
+                        Some(old) if old.will_wake(waker) => None,
+                        _ => w.waker.replace(waker.clone()),
+                    };
+                    if w.node != node {
+                        self.unlink_waiter(key.slot);
+                        self.link_waiter(key.slot, node);
+                    }
+                    return (key, old);
+                }
+            }
+        }
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let slot = key_of(self.waiters.insert(Waiter {
+            node: NO_NODE,
+            prev: NIL,
+            next: NIL,
+            seq,
+            waker: Some(waker.clone()),
+        }));
+        self.link_waiter(slot, node);
+        (WaiterKey { slot, seq }, None)
+    }
+
+    /// Removes a registration; returns its waker (if not fired) to drop after the
+    /// borrow. A stale key does nothing.
+    pub(crate) fn disarm(&mut self, key: WaiterKey) -> Option<Waker> {
+        match self.waiters.get(key.slot as usize) {
+            Some(w) if w.seq == key.seq => {
+                self.unlink_waiter(key.slot);
+                self.waiters.remove(key.slot as usize).waker
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the operation registered as `key` waits at a node that is cancelled
+    /// now (a stale or orphaned registration is not).
+    pub(crate) fn waiter_cancelled(&self, key: WaiterKey) -> bool {
+        match self.waiters.get(key.slot as usize) {
+            Some(w) if w.seq == key.seq => self.is_cancelled(w.node),
+            _ => false,
+        }
+    }
+
+    fn link_waiter(&mut self, slot: u32, node: NodeKey) {
+        let Some(n) = self.nodes.get_mut(node as usize) else {
+            self.waiters[slot as usize].node = NO_NODE;
+            return;
+        };
+        let head = std::mem::replace(&mut n.first_waiter, slot);
+        if head != NIL {
+            self.waiters[head as usize].prev = slot;
+        }
+        let w = &mut self.waiters[slot as usize];
+        w.node = node;
+        w.prev = NIL;
+        w.next = head;
+    }
+
+    fn unlink_waiter(&mut self, slot: u32) {
+        let (node, prev, next) = {
+            let w = &mut self.waiters[slot as usize];
+            let out = (w.node, w.prev, w.next);
+            w.node = NO_NODE;
+            w.prev = NIL;
+            w.next = NIL;
+            out
+        };
+        if node == NO_NODE {
+            return;
+        }
+        if prev != NIL {
+            self.waiters[prev as usize].next = next;
+        } else {
+            self.n_mut(node).first_waiter = next;
+        }
+        if next != NIL {
+            self.waiters[next as usize].prev = prev;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    /// A waker that counts its wakes.
+    struct Counter(AtomicUsize);
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    fn counter() -> (Arc<Counter>, Waker) {
+        let c = Arc::new(Counter(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+    fn count(c: &Counter) -> usize {
+        c.0.load(Ordering::SeqCst)
+    }
+
+    fn scope(t: &mut CancelTree, parent: NodeKey) -> (Rc<ScopeState>, NodeKey) {
+        let s = Rc::new(ScopeState::default());
+        let k = t.enter_scope(parent, &s, Weak::new());
+        (s, k)
+    }
+
+    #[test]
+    fn cancel_propagates_down_and_wakes_the_waiters_below() {
+        let mut t = CancelTree::default();
+        let host = t.insert_root(NO_NODE);
+        let (_, group) = scope(&mut t, host);
+        let c1 = t.insert_root(group);
+        let c2 = t.insert_root(group);
+        let (_, inner) = scope(&mut t, c2);
+        let (w1, k1) = counter();
+        let (w2, k2) = counter();
+        let (wh, kh) = counter();
+        t.arm(None, c1, &k1);
+        t.arm(None, inner, &k2);
+        t.arm(None, host, &kh);
+        t.cancel_scope(group, CancelReason::Explicit(None))
+            .wake_all();
+        assert_eq!((count(&w1), count(&w2), count(&wh)), (1, 1, 0));
+        assert!(t.is_cancelled(c1) && t.is_cancelled(inner) && !t.is_cancelled(host));
+        assert_eq!(
+            t.cancelled_at(inner).map(|c| c.reason),
+            Some(CancelReason::Explicit(None))
+        );
+        // A second cancel changes nothing and wakes nobody.
+        t.cancel_scope(group, CancelReason::Deadline).wake_all();
+        assert_eq!((count(&w1), count(&w2)), (1, 1));
+    }
+
+    #[test]
+    fn shield_hides_and_unhides_parent_cancellation() {
+        let mut t = CancelTree::default();
+        let root = t.insert_root(NO_NODE);
+        let (_, o) = scope(&mut t, root);
+        let (shielded, s) = scope(&mut t, o);
+        t.set_shield(s, true).wake_all();
+        assert!(shielded.shield());
+        let (wo, ko) = counter();
+        let (ws, ks) = counter();
+        t.arm(None, o, &ko);
+        let (key_s, _) = t.arm(None, s, &ks);
+        t.cancel_scope(o, CancelReason::Explicit(None)).wake_all();
+        assert_eq!(
+            (count(&wo), count(&ws)),
+            (1, 0),
+            "the shielded wait sleeps on"
+        );
+        assert!(!t.is_cancelled(s) && !t.waiter_cancelled(key_s));
+        t.set_shield(s, false).wake_all();
+        assert_eq!(count(&ws), 1, "unshielding lets the outer cancel through");
+        assert!(t.waiter_cancelled(key_s));
+        assert!(t.cancelled_at(s).is_some());
+    }
+
+    #[test]
+    fn absorption_is_decided_at_exit() {
+        let mut t = CancelTree::default();
+        let root = t.insert_root(NO_NODE);
+        let (outer, o) = scope(&mut t, root);
+        let (inner, i) = scope(&mut t, o);
+        t.cancel_scope(i, CancelReason::Explicit(None)).wake_all();
+        assert!(t.absorbs(i), "own cancel, nothing outside");
+        t.cancel_scope(o, CancelReason::Explicit(None)).wake_all();
+        assert!(
+            !t.absorbs(i),
+            "the outer cancel is visible: it goes on outward"
+        );
+        t.set_shield(i, true).wake_all();
+        assert!(t.absorbs(i), "a shield hides the outer cancel again");
+        let (absorbed, _, _) = t.exit_scope(i, true);
+        assert!(absorbed && inner.cancelled_caught());
+        assert_eq!(inner.phase(), Phase::Exited);
+        let (absorbed, _, _) = t.exit_scope(o, false);
+        assert!(
+            !absorbed && !outer.cancelled_caught(),
+            "nothing left the body"
+        );
+    }
+
+    #[test]
+    fn a_scope_only_cancelled_through_its_parent_never_absorbs() {
+        let mut t = CancelTree::default();
+        let root = t.insert_root(NO_NODE);
+        let (_, o) = scope(&mut t, root);
+        let (_, i) = scope(&mut t, o);
+        t.cancel_scope(o, CancelReason::Explicit(None)).wake_all();
+        assert!(t.is_cancelled(i) && !t.absorbs(i));
+        t.set_shield(i, true).wake_all();
+        assert!(!t.is_cancelled(i) && !t.absorbs(i), "Trio #1175");
+    }
+
+    #[test]
+    fn root_cancel_count_and_removal() {
+        let mut t = CancelTree::default();
+        let root = t.insert_root(NO_NODE);
+        let (w, k) = counter();
+        t.arm(None, root, &k);
+        let (n, wakes) = t.add_cancelling(root, 1);
+        wakes.wake_all();
+        assert_eq!((n, count(&w)), (1, 1));
+        let (n, wakes) = t.add_cancelling(root, 1);
+        wakes.wake_all();
+        assert_eq!((n, count(&w)), (2, 1), "the second cancel changes nothing");
+        assert!(t.absorbs(root));
+        assert_eq!(t.add_cancelling(root, -1).0, 1);
+        assert!(t.is_cancelled(root));
+        assert_eq!(t.add_cancelling(root, -1).0, 0);
+        assert!(!t.is_cancelled(root));
+        assert_eq!(t.add_cancelling(root, -1).0, 0);
+        let (_, child) = scope(&mut t, root);
+        t.remove(child).0.wake_all();
+        t.remove(root).0.wake_all();
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn removing_a_node_with_children_reparents_them() {
+        let mut t = CancelTree::default();
+        let root = t.insert_root(NO_NODE);
+        let (_, a) = scope(&mut t, root);
+        let (_, b) = scope(&mut t, a);
+        t.cancel_scope(a, CancelReason::Explicit(None)).wake_all();
+        assert!(t.is_cancelled(b));
+        t.remove(a).0.wake_all();
+        assert_eq!(t.n(b).parent, root);
+        assert!(!t.is_cancelled(b));
+    }
+
+    #[test]
+    fn registrations_move_update_and_go_stale() {
+        let mut t = CancelTree::default();
+        let root = t.insert_root(NO_NODE);
+        let (_, a) = scope(&mut t, root);
+        let (w, k) = counter();
+        let (key, old) = t.arm(None, root, &k);
+        assert!(old.is_none());
+        // Polled again inside `a`: the registration moves there.
+        let (key2, old) = t.arm(Some(key), a, &k);
+        assert_eq!((key2, old.is_none()), (key, true));
+        // `a` is under the root: it is cancelled too, and the wait is woken once.
+        let (_, wakes) = t.add_cancelling(root, 1);
+        assert_eq!(count(&w), 0, "wakes are returned, not run");
+        wakes.wake_all();
+        assert_eq!(count(&w), 1);
+        assert!(t.waiter_cancelled(key));
+        assert!(t.disarm(key).is_none(), "fired: its waker was taken");
+        assert!(t.disarm(key).is_none(), "a stale key does nothing");
+        let (fresh, _) = t.arm(Some(key), a, &k);
+        assert_ne!(fresh, key, "a stale key is never revived");
+        assert_eq!(t.waiter_count(), 1);
+        t.remove(a).0.wake_all();
+        assert!(!t.waiter_cancelled(fresh), "orphaned by its node's removal");
+        assert!(t.disarm(fresh).is_some());
+        assert_eq!(t.waiter_count(), 0);
+    }
+
+    #[test]
+    fn deadline_timers_name_their_node_by_serial() {
+        let mut t = CancelTree::default();
+        let root = t.insert_root(NO_NODE);
+        let (s, a) = scope(&mut t, root);
+        let serial = t.serial(a).unwrap();
+        t.deadline_fired(a, serial + 1).wake_all();
+        assert!(!s.cancel_called(), "a stale timer does nothing");
+        t.deadline_fired(a, serial).wake_all();
+        assert_eq!(s.reason(), Some(CancelReason::Deadline));
+    }
+}

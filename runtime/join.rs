@@ -1,0 +1,402 @@
+//! Tasks as users see them: [`spawn`], [`JoinHandle`], [`Outcome`], [`TaskRef`], and
+//! the crate-internal spawning of task-group children ([`spawn_child`]).
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use super::cancel::{self, CancelError, CancelWait, Cancelled, NodeKey, TaskInfo};
+use super::core::{Core, try_with_core, with_core};
+use super::task::{FutureTask, Runnable, TaskId};
+
+/// Polls `fut`, turning a panic into `Err(payload)`.
+pub(crate) async fn catch_unwind<F: Future>(fut: F) -> std::thread::Result<F::Output> {
+    let mut fut = pin!(fut);
+    poll_fn(
+        |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(p) => Poll::Ready(Err(p)),
+        },
+    )
+    .await
+}
+
+/// How a task ended.
+pub enum Outcome<T, E> {
+    /// It returned `Ok(value)`.
+    Ok(T),
+    /// It returned an error that is not a cancellation.
+    Err(E),
+    /// It was cancelled: it returned a `Cancelled` (through its error type).
+    Cancelled(Cancelled),
+    /// It panicked; the payload is kept for `resume_unwind`.
+    Panicked(Box<dyn Any + Send>),
+}
+
+impl<T, E> Outcome<T, E> {
+    /// Whether the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Outcome::Cancelled(_))
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Outcome::Panicked(_))
+    }
+
+    /// The value, or a panic describing what happened instead (a task panic resumes).
+    #[track_caller]
+    pub fn unwrap(self) -> T
+    where
+        E: fmt::Debug,
+    {
+        match self {
+            Outcome::Ok(v) => v,
+            Outcome::Err(e) => panic!("called `Outcome::unwrap` on a task that failed: {e:?}"),
+            Outcome::Cancelled(c) => panic!("called `Outcome::unwrap` on a cancelled task: {c}"),
+            Outcome::Panicked(p) => std::panic::resume_unwind(p),
+        }
+    }
+
+    /// `Ok(value)`; an error or a cancellation as `Err` (a panic resumes).
+    pub fn into_result(self) -> Result<T, E>
+    where
+        E: From<Cancelled>,
+    {
+        match self {
+            Outcome::Ok(v) => Ok(v),
+            Outcome::Err(e) => Err(e),
+            Outcome::Cancelled(c) => Err(E::from(c)),
+            Outcome::Panicked(p) => std::panic::resume_unwind(p),
+        }
+    }
+}
+
+impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Outcome<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ok(v) => f.debug_tuple("Ok").field(v).finish(),
+            Outcome::Err(e) => f.debug_tuple("Err").field(e).finish(),
+            Outcome::Cancelled(c) => f.debug_tuple("Cancelled").field(c).finish(),
+            Outcome::Panicked(_) => f.write_str("Panicked(..)"),
+        }
+    }
+}
+
+/// The cell of a task started with [`spawn`]: its future, then its outcome. One
+/// allocation shared by the run loop (as `Rc<dyn Runnable>`) and the `JoinHandle` (as
+/// `Rc<dyn JoinSlot<T, E>>`).
+struct JoinTask<F, T, E> {
+    /// Whether `stage` still holds the future. Read instead of `stage` itself: a shared
+    /// reference to a stage holding a pinned, self-referential future would invalidate
+    /// the future's inner pointers (Miri's Stacked Borrows reports exactly that).
+    running: Cell<bool>,
+    stage: RefCell<Stage<F, T, E>>,
+    waiter: RefCell<Option<Waker>>,
+}
+
+enum Stage<F, T, E> {
+    Running(F),
+    Done(Outcome<T, E>),
+    /// The outcome was taken by the handle, or the future was dropped unfinished.
+    Gone,
+}
+
+/// What a `JoinHandle` needs from its task's cell.
+trait JoinSlot<T, E> {
+    /// The outcome, if the task has finished; otherwise stores `waker`.
+    fn poll_outcome(&self, waker: &Waker) -> Poll<Option<Outcome<T, E>>>;
+    fn is_done(&self) -> bool;
+}
+
+impl<F, T, E> Runnable for JoinTask<F, T, E>
+where
+    F: Future<Output = Result<T, E>>,
+    E: CancelError,
+{
+    fn run(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut stage = self.stage.borrow_mut();
+        let Stage::Running(fut) = &mut *stage else {
+            return Poll::Ready(());
+        };
+        // SAFETY: the future lives inside the task's `Rc` allocation, which is never
+        // moved out of (no `Rc::try_unwrap` / `into_inner` on task cells); it is only
+        // dropped in place, by the assignment to `*stage` below or in `drop_future`.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(v))) => Outcome::Ok(v),
+            Ok(Poll::Ready(Err(e))) => match e.as_cancelled() {
+                Some(c) => Outcome::Cancelled(c.clone()),
+                None => Outcome::Err(e),
+            },
+            Err(p) => Outcome::Panicked(p),
+        };
+        *stage = Stage::Done(outcome);
+        self.running.set(false);
+        drop(stage);
+        let waiter = self.waiter.borrow_mut().take();
+        if let Some(w) = waiter {
+            w.wake();
+        }
+        Poll::Ready(())
+    }
+
+    fn drop_future(&self) {
+        if !self.running.get() {
+            return;
+        }
+        if let Ok(mut stage) = self.stage.try_borrow_mut() {
+            // Cleared first: if the future's destructor panics, the stage is still
+            // `Gone` afterwards (assignment completes on unwind) and must not be
+            // treated as running.
+            self.running.set(false);
+            // Assignment drops the pinned future in place (never move it out).
+            *stage = Stage::Gone;
+        }
+    }
+}
+
+impl<F, T, E> JoinSlot<T, E> for JoinTask<F, T, E> {
+    fn poll_outcome(&self, waker: &Waker) -> Poll<Option<Outcome<T, E>>> {
+        // A failed borrow means the task itself is running (it polls its own handle):
+        // it cannot have finished.
+        // Never touch a running stage (see `running`); the future is pinned in it.
+        if !self.running.get() {
+            if let Ok(mut stage) = self.stage.try_borrow_mut() {
+                return match std::mem::replace(&mut *stage, Stage::Gone) {
+                    Stage::Done(o) => Poll::Ready(Some(o)),
+                    _ => Poll::Ready(None),
+                };
+            }
+        }
+        *self.waiter.borrow_mut() = Some(waker.clone());
+        Poll::Pending
+    }
+
+    fn is_done(&self) -> bool {
+        !self.running.get()
+            && self
+                .stage
+                .try_borrow()
+                .is_ok_and(|s| matches!(*s, Stage::Done(_)))
+    }
+}
+
+/// A handle to a spawned task; awaiting it gives the task's [`Outcome`].
+///
+/// Awaiting is a checkpoint: if the *waiting* code is cancelled the await fails with
+/// `Err(Cancelled)` and the outcome stays in the handle. Await `&mut handle` to keep
+/// the handle across such a failure. Dropping the handle detaches the task (it keeps
+/// running); [`cancel`](TaskRef::cancel) cancels it.
+///
+/// ```
+/// use scope_runtime::{spawn, sleep, Cancelled, Outcome};
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     let h = spawn(async {
+///         sleep(Duration::from_secs(60)).await?;
+///         Ok::<_, Cancelled>("slept")
+///     });
+///     assert!(h.cancel());
+///     assert_eq!(h.cancelling(), 1);
+///     assert!(h.await.unwrap().is_cancelled());
+/// });
+/// ```
+pub struct JoinHandle<T, E> {
+    task: TaskRef,
+    cell: Rc<dyn JoinSlot<T, E>>,
+    /// Wakes a waiting `await` when the waiting code is cancelled (R13).
+    wait: CancelWait,
+}
+
+impl<T, E> fmt::Debug for JoinHandle<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("task", &self.task)
+            .field("finished", &self.cell.is_done())
+            .finish()
+    }
+}
+
+impl<T, E> std::ops::Deref for JoinHandle<T, E> {
+    type Target = TaskRef;
+    fn deref(&self) -> &TaskRef {
+        &self.task
+    }
+}
+
+impl<T, E> Unpin for JoinHandle<T, E> {}
+
+impl<T, E> Future for JoinHandle<T, E> {
+    type Output = Result<Outcome<T, E>, Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        this.wait.check()?;
+        match this.cell.poll_outcome(cx.waker()) {
+            Poll::Ready(Some(o)) => {
+                this.wait.disarm();
+                Poll::Ready(Ok(o))
+            }
+            Poll::Ready(None) => panic!(
+                "JoinHandle polled after it returned the task's outcome (or its task was dropped)"
+            ),
+            Poll::Pending => {
+                this.wait.arm(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Spawns a top-level task on the current runtime. Its outcome comes through the
+/// returned [`JoinHandle`].
+///
+/// A top-level task is not inside any scope of its spawner: cancelling the spawner
+/// does not cancel it. (Spawn into a [`TaskGroup`](crate::TaskGroup) for that.)
+///
+/// # Panics
+///
+/// Outside a runtime.
+#[track_caller]
+pub fn spawn<F, T, E>(fut: F) -> JoinHandle<T, E>
+where
+    F: Future<Output = Result<T, E>> + 'static,
+    T: 'static,
+    E: CancelError + 'static,
+{
+    spawn_inner(None, fut)
+}
+
+/// Like [`spawn`], with a name that shows up in [`TaskInfo`] and reports.
+#[track_caller]
+pub fn spawn_named<F, T, E>(name: impl Into<Arc<str>>, fut: F) -> JoinHandle<T, E>
+where
+    F: Future<Output = Result<T, E>> + 'static,
+    T: 'static,
+    E: CancelError + 'static,
+{
+    spawn_inner(Some(name.into()), fut)
+}
+
+#[track_caller]
+fn spawn_inner<F, T, E>(name: Option<Arc<str>>, fut: F) -> JoinHandle<T, E>
+where
+    F: Future<Output = Result<T, E>> + 'static,
+    T: 'static,
+    E: CancelError + 'static,
+{
+    let cell = Rc::new(JoinTask {
+        running: Cell::new(true),
+        stage: RefCell::new(Stage::Running(fut)),
+        waiter: RefCell::new(None),
+    });
+    let id = with_core(|core| core.spawn_raw(cell.clone(), None, name));
+    JoinHandle {
+        task: TaskRef { id },
+        cell,
+        wait: CancelWait::new(),
+    }
+}
+
+/// Spawns a task whose future reports its own result (a task-group child, a `start()`
+/// task), with its root node under `parent`.
+///
+/// # Panics
+///
+/// Outside a runtime.
+#[track_caller]
+pub(crate) fn spawn_child<F>(fut: F, parent: NodeKey, name: Option<Arc<str>>) -> TaskRef
+where
+    F: Future<Output = ()> + 'static,
+{
+    let id = with_core(|core| core.spawn_raw(FutureTask::new_task(fut), Some(parent), name));
+    TaskRef { id }
+}
+
+/// Drops unfinished tasks in place (a task group dropped before its end, R11); every
+/// one is dropped even if a destructor panics. Returns the first such panic.
+pub(crate) fn drop_tasks(tasks: Vec<TaskRef>) -> Option<Box<dyn Any + Send>> {
+    try_with_core(|core| core.drop_tasks(tasks.into_iter().map(|t| t.id))).flatten()
+}
+
+/// A reference to a task of the current runtime: its cancel count and identity.
+///
+/// Obtained from [`current_task`], a [`JoinHandle`] or a [`TaskHandle`](crate::TaskHandle).
+/// Operations on a finished task are no-ops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TaskRef {
+    pub(crate) id: TaskId,
+}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskRef(#{})", self.id.seq)
+    }
+}
+
+impl TaskRef {
+    pub(crate) fn current_in(core: &Core) -> TaskRef {
+        TaskRef {
+            id: core
+                .current_task()
+                .expect("no task is running: call this from inside a task"),
+        }
+    }
+
+    pub(crate) fn info_in(&self, core: &Core) -> TaskInfo {
+        TaskInfo {
+            id: self.id.seq,
+            name: core.task_name(self.id),
+        }
+    }
+
+    /// The task's number and name.
+    pub fn info(&self) -> TaskInfo {
+        with_core(|core| self.info_in(core))
+    }
+
+    /// Whether the task has not finished yet.
+    pub fn is_alive(&self) -> bool {
+        try_with_core(|core| core.task_alive(self.id)).unwrap_or(false)
+    }
+
+    /// Adds one cancel request: while `cancelling() > 0` the task's root scope is
+    /// cancelled and its checkpoints fail (R9). Returns `false` (and does nothing) if
+    /// the task has finished.
+    pub fn cancel(&self) -> bool {
+        self.add_cancelling(1).is_some()
+    }
+
+    /// Withdraws one cancel request; returns how many remain. At zero the task runs on.
+    pub fn uncancel(&self) -> u32 {
+        self.add_cancelling(-1).unwrap_or(0)
+    }
+
+    /// The number of cancel requests not withdrawn.
+    pub fn cancelling(&self) -> u32 {
+        try_with_core(|core| cancel::cancelling(core, self.id)).unwrap_or(0)
+    }
+
+    fn add_cancelling(&self, delta: i64) -> Option<u32> {
+        try_with_core(|core| cancel::add_cancelling(core, self.id, delta)).flatten()
+    }
+}
+
+/// The task running the calling code.
+///
+/// # Panics
+///
+/// Outside a task.
+pub fn current_task() -> TaskRef {
+    with_core(|core| TaskRef::current_in(core))
+}

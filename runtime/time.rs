@@ -1,0 +1,128 @@
+//! Time: [`sleep`], [`sleep_until`], [`now`], and [`yield_now`].
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::cancel::{CancelWait, Cancelled};
+use super::clock;
+use super::core::{Core, try_with_core, with_core};
+use super::timer::{TimerEntry, TimerKey};
+
+/// The current time of the runtime's clock (virtual when the clock is paused).
+///
+/// # Panics
+///
+/// Outside a runtime.
+pub fn now() -> Instant {
+    with_core(|core| core.now())
+}
+
+/// Waits until `duration` has passed. A checkpoint: fails with `Cancelled` (at once,
+/// or when the cancel arrives) if the calling code is cancelled. `Duration::MAX`
+/// sleeps forever.
+///
+/// ```
+/// use std::time::Duration;
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     let t0 = scope_runtime::now();
+///     scope_runtime::sleep(Duration::from_secs(3600)).await.unwrap();
+///     assert_eq!(scope_runtime::now() - t0, Duration::from_secs(3600));
+/// });
+/// ```
+#[track_caller]
+pub fn sleep(duration: Duration) -> Sleep {
+    let deadline = with_core(|core| clock::deadline_after(core.now(), duration));
+    Sleep {
+        deadline,
+        timer: None,
+        wait: CancelWait::new(),
+    }
+}
+
+/// Waits until `deadline`. A checkpoint, like [`sleep`].
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline: Some(deadline),
+        timer: None,
+        wait: CancelWait::new(),
+    }
+}
+
+/// The future of [`sleep`] / [`sleep_until`]. Dropping it removes its timer.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    /// `None`: never.
+    deadline: Option<Instant>,
+    timer: Option<TimerKey>,
+    /// Wakes this sleep (not only its task) when the code around it is cancelled.
+    wait: CancelWait,
+}
+
+impl Sleep {
+    /// When it fires (`None`: never).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Forgets the timer and the cancel registration.
+    fn disarm(&mut self, core: &Core) {
+        if let Some(k) = self.timer.take() {
+            core.remove_timer(k);
+        }
+        self.wait.disarm_in(core);
+    }
+}
+
+impl Future for Sleep {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        with_core(|core| {
+            if let Err(c) = this.wait.check_in(core) {
+                this.disarm(core);
+                return Poll::Ready(Err(c));
+            }
+            if this.deadline.is_some_and(|d| d <= core.now()) {
+                this.disarm(core);
+                return Poll::Ready(Ok(()));
+            }
+            match (this.timer, this.deadline) {
+                (Some(k), _) => core.update_timer_waker(k, cx.waker()),
+                (None, Some(at)) => {
+                    this.timer = Some(core.insert_timer(at, TimerEntry::Wake(cx.waker().clone())));
+                }
+                (None, None) => {}
+            }
+            this.wait.arm_in(core, cx.waker());
+            Poll::Pending
+        })
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if self.timer.is_some() || self.wait.site().is_some() {
+            try_with_core(|core| self.disarm(core));
+        }
+    }
+}
+
+/// Yields once to the other ready tasks. Not a cancellation point (see
+/// [`checkpoint`](crate::checkpoint) for one).
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
