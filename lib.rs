@@ -3,12 +3,23 @@
 //! A single-threaded async runtime whose cancellation model is **structured**: cancel
 //! scopes, task groups, deadlines and shields are operations of the scheduler itself.
 //!
-//! * Cancellation is a value ([`Cancelled`]) that arrives at **checkpoints** — every
-//!   runtime operation that can block — and is level-triggered: it keeps failing
-//!   checkpoints until control leaves the cancelled scope.
-//! * A [`CancelScope`] absorbs the cancellation addressed to it; a [`TaskGroup`] is a
-//!   scope plus the children spawned inside its block, and `tg.cancel()` cancels the
-//!   body and all children in one walk of the scheduler's scope tree.
+//! * Cancellation is a value ([`Cancelled`]) that arrives at **checkpoints** and is
+//!   level-triggered: it keeps failing checkpoints until control leaves the cancelled
+//!   scope.
+//! * **Checkpoints are the runtime's own operations that can block**: [`sleep`],
+//!   [`checkpoint`], awaiting a [`JoinHandle`], socket I/O ([`io`]), the [`sync`]
+//!   primitives, blocking-pool results, signals. They notice a cancel also when polled
+//!   inside `futures` combinators (`join_all`, `FuturesUnordered`, `buffered`,
+//!   `select_all`...): the scheduler wakes the blocked operation itself.
+//! * **A future of another crate is not a checkpoint**: inside a cancelled scope it
+//!   keeps waiting. Wrap it in [`cancellable`], which drops it on cancellation and
+//!   returns `Err(Cancelled)`.
+//! * A [`CancelScope`] absorbs a cancellation leaving its body when it is itself
+//!   cancelled and no cancelled scope around it is visible (Trio's rule, decided at that
+//!   moment); a [`TaskGroup`] is a scope plus the children spawned inside its block, and
+//!   `tg.cancel()` cancels the body and all children in one walk of the scheduler's
+//!   scope tree. A `Cancelled` wrapped in another library's error still counts
+//!   ([`find_cancelled`]).
 //! * Tasks carry asyncio-style cancel counts: [`TaskRef::cancel`],
 //!   [`TaskRef::cancelling`], [`TaskRef::uncancel`].
 //!

@@ -39,8 +39,10 @@ impl<S: Source> IoSource<S> {
     ///    **before** touching the source: nothing is read, written or accepted.
     /// 2. While the reactor says `dir` is (or may be) ready, run `op`; `WouldBlock`
     ///    clears the readiness, `Interrupted` retries, anything else is the result.
-    /// 3. Not ready: the task's waker is stored and the future waits. A cancellation
-    ///    wakes the task, the runtime polls again, and step 1 reports it.
+    /// 3. Not ready: the poll's waker is stored with the reactor, which also registers
+    ///    it with the status tree where the calling code runs (R13). A cancellation
+    ///    wakes that waker (also inside a combinator), the future is polled again, and
+    ///    step 1 reports it.
     pub(crate) fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,

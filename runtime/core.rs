@@ -30,7 +30,7 @@ use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 use std::time::Instant;
 
 use slab::Slab;
@@ -40,6 +40,7 @@ use super::clock::Clock;
 use super::reactor::Reactor;
 use super::task::{Runnable, Shared, TaskId, TaskSlot, TaskWaker};
 use super::timer::{TimerEntry, TimerKey, Timers};
+use super::wake_list::{Target, WakeBy};
 
 /// How many task polls the run loop makes before it checks I/O and timers again, even
 /// if tasks are still ready. Bounds how long a busy task set can delay I/O readiness
@@ -153,14 +154,22 @@ struct TaskContext<'a> {
     core: &'a Core,
     prev_task: Option<TaskId>,
     prev_node: NodeKey,
+    prev_waker: Option<WakerId>,
 }
 
 impl<'a> TaskContext<'a> {
-    fn enter(core: &'a Core, task: TaskId, node: NodeKey) -> TaskContext<'a> {
+    /// `waker` is the one the task is polled with (`None` when it is only dropped).
+    fn enter(
+        core: &'a Core,
+        task: TaskId,
+        node: NodeKey,
+        waker: Option<&Waker>,
+    ) -> TaskContext<'a> {
         TaskContext {
             core,
             prev_task: core.current_task.replace(Some(task)),
             prev_node: core.cancel.replace_current(node),
+            prev_waker: core.current_waker.replace(waker.map(WakerId::of)),
         }
     }
 }
@@ -169,6 +178,23 @@ impl Drop for TaskContext<'_> {
     fn drop(&mut self) {
         self.core.current_task.set(self.prev_task);
         self.core.cancel.replace_current(self.prev_node);
+        self.core.current_waker.set(self.prev_waker);
+    }
+}
+
+/// Identifies a waker by its data pointer and vtable (compared, never dereferenced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WakerId {
+    data: *const (),
+    vtable: *const RawWakerVTable,
+}
+
+impl WakerId {
+    fn of(w: &Waker) -> WakerId {
+        WakerId {
+            data: w.data(),
+            vtable: w.vtable(),
+        }
     }
 }
 
@@ -187,6 +213,8 @@ pub(crate) struct Core {
     next_seq: Cell<u64>,
     /// The task being polled, if any.
     current_task: Cell<Option<TaskId>>,
+    /// The waker that task is polled with.
+    current_waker: Cell<Option<WakerId>>,
     /// `block_on` is active.
     running: Cell<bool>,
     /// Names of the tasks that have one, by task sequence number.
@@ -210,6 +238,7 @@ impl Core {
             reactor,
             next_seq: Cell::new(0),
             current_task: Cell::new(None),
+            current_waker: Cell::new(None),
             running: Cell::new(false),
             names: RefCell::new(HashMap::new()),
             free_wakers: RefCell::new(Vec::new()),
@@ -247,6 +276,17 @@ impl Core {
         self.current_task.get()
     }
 
+    /// The current task, if `waker` is the very waker it is being polled with (an
+    /// operation awaited directly by the task rather than inside a combinator).
+    pub(crate) fn task_of_waker(&self, waker: &Waker) -> Option<TaskId> {
+        let current = self.current_waker.get()?;
+        if current == WakerId::of(waker) {
+            self.current_task.get()
+        } else {
+            None
+        }
+    }
+
     /// Whether `block_on` is running.
     pub(crate) fn is_running(&self) -> bool {
         self.running.get()
@@ -271,8 +311,30 @@ impl Core {
         drop(entry);
     }
 
+    /// Makes a pending sleep's timer wake whoever `waker` stands for.
     pub(crate) fn update_timer_waker(&self, key: TimerKey, waker: &Waker) {
-        self.timers.borrow_mut().update_waker(key, waker);
+        let old = self
+            .timers
+            .borrow_mut()
+            .update_target(key, self.wake_by(waker));
+        drop(old);
+    }
+
+    /// How to record `waker`: as the current task when it is that task's own waker
+    /// (see [`Target`]), otherwise as itself.
+    pub(crate) fn wake_by<'w>(&self, waker: &'w Waker) -> WakeBy<'w> {
+        match self.task_of_waker(waker) {
+            Some(task) => WakeBy::Task(task),
+            None => WakeBy::Waker(waker),
+        }
+    }
+
+    /// Wakes a target (outside every borrow).
+    pub(crate) fn wake_target(&self, target: Target) {
+        match target {
+            Target::Task(id) => self.schedule(id),
+            Target::Waker(w) => w.wake(),
+        }
     }
 
     /// Puts a task on the local ready queue (its waker already deduplicated the wake).
@@ -387,7 +449,7 @@ impl Core {
             slot.handle.scheduled.store(false, Ordering::Release);
             (task.clone(), Waker::from(slot.handle.clone()), slot.root)
         };
-        let in_task = TaskContext::enter(self, id, root);
+        let in_task = TaskContext::enter(self, id, root, Some(&waker));
         // Task cells catch the panics of user code, so this poll does not unwind
         // except for bugs in the runtime itself.
         let res = task.run(&mut Context::from_waker(&waker));
@@ -421,7 +483,7 @@ impl Core {
         // A stale waker must never enqueue again.
         handle.scheduled.store(true, Ordering::Release);
         if root != NO_NODE {
-            self.cancel.remove_root(root);
+            self.cancel.remove_root(root).run(|id| self.schedule(id));
         }
         if !self.names.borrow().is_empty() {
             self.names.borrow_mut().remove(&id.seq);
@@ -450,7 +512,7 @@ impl Core {
             }
         };
         let panic = task.and_then(|task| {
-            let _in_task = TaskContext::enter(self, id, root);
+            let _in_task = TaskContext::enter(self, id, root, None);
             std::panic::catch_unwind(AssertUnwindSafe(|| task.drop_future())).err()
         });
         self.finish_task(id);
@@ -492,7 +554,7 @@ impl Core {
             let entry = self.timers.borrow_mut().pop_expired(now);
             match entry {
                 None => return fired,
-                Some(TimerEntry::Wake(w)) => w.wake(),
+                Some(TimerEntry::Wake(t)) => self.wake_target(t),
                 Some(TimerEntry::Deadline { node, serial }) => {
                     cancel::deadline_fired(self, node, serial)
                 }
@@ -626,7 +688,7 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
     loop {
         handle.scheduled.store(false, Ordering::Release);
         let root = core.task_root(main).unwrap_or(NO_NODE);
-        let in_task = TaskContext::enter(core, main, root);
+        let in_task = TaskContext::enter(core, main, root, Some(&waker));
         let res = fut.as_mut().poll(&mut Context::from_waker(&waker));
         drop(in_task);
         if let Poll::Ready(out) = res {

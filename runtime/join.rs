@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::cancel::{self, CancelError, CancelWait, Cancelled, NodeKey, TaskInfo};
 use super::core::{Core, try_with_core, with_core};
-use super::task::{FutureTask, Runnable, TaskId};
+use super::task::{ChildTask, Runnable, TaskId};
 
 /// Polls `fut`, turning a panic into `Err(payload)`.
 pub(crate) async fn catch_unwind<F: Future>(fut: F) -> std::thread::Result<F::Output> {
@@ -308,18 +308,20 @@ where
     }
 }
 
-/// Spawns a task whose future reports its own result (a task-group child, a `start()`
-/// task), with its root node under `parent`.
+/// Spawns a task (a task-group child, a `start()` task) with its root node under
+/// `parent`; when it ends, `done` gets its output or its panic, on the task itself
+/// (its root node still in place).
 ///
 /// # Panics
 ///
 /// Outside a runtime.
 #[track_caller]
-pub(crate) fn spawn_child<F>(fut: F, parent: NodeKey, name: Option<Arc<str>>) -> TaskRef
+pub(crate) fn spawn_child<F, D>(fut: F, parent: NodeKey, name: Option<Arc<str>>, done: D) -> TaskRef
 where
-    F: Future<Output = ()> + 'static,
+    F: Future + 'static,
+    D: FnOnce(std::thread::Result<F::Output>) + 'static,
 {
-    let id = with_core(|core| core.spawn_raw(FutureTask::new_task(fut), Some(parent), name));
+    let id = with_core(|core| core.spawn_raw(ChildTask::new_task(fut, done), Some(parent), name));
     TaskRef { id }
 }
 

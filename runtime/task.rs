@@ -33,8 +33,9 @@
 //! * A finished task's `Arc<TaskWaker>` that nobody else holds (no stale waker can
 //!   exist) is kept in a small free list and reused by the next spawn.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -142,23 +143,34 @@ pub(crate) trait Runnable {
     fn drop_future(&self);
 }
 
-/// A task whose future delivers its own result (task-group children, `start`).
-pub(crate) struct FutureTask<F> {
+/// A task that hands its result to a callback (task-group children, `start`).
+///
+/// The future is stored once, polled in place under `catch_unwind`, and dropped in
+/// place when it completes; then `done` gets its output, or the panic of its poll or
+/// of its destructor. Dropped unfinished (`drop_future`), `done` is dropped uncalled.
+pub(crate) struct ChildTask<F, D> {
     fut: RefCell<Option<F>>,
+    done: Cell<Option<D>>,
 }
 
-impl<F: Future<Output = ()>> FutureTask<F> {
-    pub(crate) fn new_task(fut: F) -> Rc<dyn Runnable>
-    where
-        F: 'static,
-    {
-        Rc::new(FutureTask {
+impl<F, D> ChildTask<F, D>
+where
+    F: Future + 'static,
+    D: FnOnce(std::thread::Result<F::Output>) + 'static,
+{
+    pub(crate) fn new_task(fut: F, done: D) -> Rc<dyn Runnable> {
+        Rc::new(ChildTask {
             fut: RefCell::new(Some(fut)),
+            done: Cell::new(Some(done)),
         })
     }
 }
 
-impl<F: Future<Output = ()>> Runnable for FutureTask<F> {
+impl<F, D> Runnable for ChildTask<F, D>
+where
+    F: Future,
+    D: FnOnce(std::thread::Result<F::Output>),
+{
     fn run(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut slot = self.fut.borrow_mut();
         let Some(fut) = slot.as_mut() else {
@@ -168,19 +180,30 @@ impl<F: Future<Output = ()>> Runnable for FutureTask<F> {
         // of (no `Rc::try_unwrap` / `into_inner` on task cells); it is only dropped in
         // place, by assigning `None` below or in `drop_future`. So it stays pinned.
         let fut = unsafe { Pin::new_unchecked(fut) };
-        match fut.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
-                *slot = None;
-                Poll::Ready(())
+        let mut out = match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(v)) => Ok(v),
+            Err(panic) => Err(panic),
+        };
+        // Drop the finished future in place; a panic in its destructor is the task's
+        // panic (the first one wins). The slot is `None` afterwards either way.
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| *slot = None)) {
+            if out.is_ok() {
+                out = Err(panic);
             }
         }
+        drop(slot);
+        if let Some(done) = self.done.take() {
+            done(out);
+        }
+        Poll::Ready(())
     }
 
     fn drop_future(&self) {
         // Assignment drops the pinned future in place (it must not be moved out). Its
         // destructor may use the runtime, but never this cell. If it panics, the slot
         // is still `None` afterwards (assignment completes on unwind).
+        drop(self.done.take());
         if let Ok(mut slot) = self.fut.try_borrow_mut() {
             *slot = None;
         }

@@ -20,12 +20,13 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::task::Waker;
+use std::num::NonZeroU64;
 use std::time::Instant;
 
 use slab::Slab;
 
 use super::cancel::NodeKey;
+use super::wake_list::{Target, WakeBy};
 
 /// Below this many stale heap entries the heap is never rebuilt.
 const COMPACT_MIN: usize = 1024;
@@ -33,14 +34,15 @@ const COMPACT_MIN: usize = 1024;
 /// Identifies one pending timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerKey {
-    slot: usize,
-    seq: u64,
+    slot: u32,
+    /// Never zero, so `Option<TimerKey>` (held by every `Sleep`) is 16 bytes.
+    seq: NonZeroU64,
 }
 
 /// What happens when a timer fires.
 pub(crate) enum TimerEntry {
-    /// Wake this waker (a sleeping future).
-    Wake(Waker),
+    /// Wake this task or waker (a sleeping future).
+    Wake(Target),
     /// The deadline of the scope at this tree node has come: cancel it (if `serial`
     /// still names that node).
     Deadline { node: NodeKey, serial: u64 },
@@ -86,13 +88,16 @@ impl Timers {
         let seq = self.seq;
         let slot = self.slots.insert(Slot { seq, entry });
         self.heap.push(Reverse((self.nanos(at), seq, slot)));
-        TimerKey { slot, seq }
+        TimerKey {
+            slot: u32::try_from(slot).expect("scope_runtime: more than 4 billion timers"),
+            seq: NonZeroU64::new(seq).expect("timer sequence numbers start at 1"),
+        }
     }
 
     pub(crate) fn remove(&mut self, key: TimerKey) -> Option<TimerEntry> {
-        match self.slots.get(key.slot) {
-            Some(s) if s.seq == key.seq => {
-                let entry = self.slots.remove(key.slot).entry;
+        match self.slots.get(key.slot as usize) {
+            Some(s) if s.seq == key.seq.get() => {
+                let entry = self.slots.remove(key.slot as usize).entry;
                 if self.slots.is_empty() {
                     // Every heap entry is stale: drop them all at once.
                     self.heap.clear();
@@ -118,17 +123,19 @@ impl Timers {
         }
     }
 
-    /// Replaces the waker of a pending `Wake` timer (a future polled with a new waker).
-    pub(crate) fn update_waker(&mut self, key: TimerKey, waker: &Waker) {
+    /// Replaces whom a pending `Wake` timer wakes (a future polled with a new waker).
+    /// Returns the replaced target, to drop after the borrow.
+    pub(crate) fn update_target(&mut self, key: TimerKey, by: WakeBy<'_>) -> Option<Target> {
         if let Some(Slot {
             seq,
-            entry: TimerEntry::Wake(w),
-        }) = self.slots.get_mut(key.slot)
+            entry: TimerEntry::Wake(t),
+        }) = self.slots.get_mut(key.slot as usize)
         {
-            if *seq == key.seq && !w.will_wake(waker) {
-                w.clone_from(waker);
+            if *seq == key.seq.get() && !t.same(by) {
+                return Some(std::mem::replace(t, by.to_target()));
             }
         }
+        None
     }
 
     /// Drops stale triples from the top of the heap.
@@ -179,10 +186,11 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::Waker;
     use std::time::Duration;
 
     fn noop() -> TimerEntry {
-        TimerEntry::Wake(Waker::noop().clone())
+        TimerEntry::Wake(Target::Waker(Waker::noop().clone()))
     }
 
     #[test]

@@ -1,7 +1,48 @@
 //! [`WakeList`]: wakers collected while a borrow or lock is held, woken after it is
-//! released.
+//! released; [`Target`]: whom a registration wakes (a task of this runtime, or any
+//! waker).
 
 use std::task::Waker;
+
+use super::task::TaskId;
+
+/// Whom to wake for a blocked operation (a cancel registration, a sleep's timer).
+///
+/// An operation awaited directly by its task is polled with the task's own waker;
+/// then only the task is recorded, and waking it is one push onto the ready queue (no
+/// waker clone, no reference count). Any other waker (a combinator's per-future waker,
+/// another executor's) is kept and woken as it is. `Core::wake_by` picks the form.
+#[derive(Debug)]
+pub(crate) enum Target {
+    Task(TaskId),
+    Waker(Waker),
+}
+
+/// A [`Target`] as given to the tree or the timers (a waker is cloned only if kept).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WakeBy<'a> {
+    Task(TaskId),
+    Waker(&'a Waker),
+}
+
+impl Target {
+    pub(crate) fn same(&self, other: WakeBy<'_>) -> bool {
+        match (self, other) {
+            (Target::Task(a), WakeBy::Task(b)) => *a == b,
+            (Target::Waker(a), WakeBy::Waker(b)) => a.will_wake(b),
+            _ => false,
+        }
+    }
+}
+
+impl WakeBy<'_> {
+    pub(crate) fn to_target(self) -> Target {
+        match self {
+            WakeBy::Task(id) => Target::Task(id),
+            WakeBy::Waker(w) => Target::Waker(w.clone()),
+        }
+    }
+}
 
 /// Wakers collected under a borrow or a lock and woken after it is released (a waker
 /// may run code that takes the same lock or borrow, e.g. an executor on another

@@ -257,11 +257,7 @@ impl TaskGroup {
         let node = self.open_node()?;
         let key = self.inner.children.borrow_mut().vacant_key();
         let group = self.inner.clone();
-        let wrapper = async move {
-            let out = catch_unwind(fut).await;
-            group.child_done(key, out);
-        };
-        let task = spawn_child(wrapper, node, name);
+        let task = spawn_child(fut, node, name, move |out| group.child_done(key, out));
         let inserted = self.inner.children.borrow_mut().insert(task);
         debug_assert_eq!(inserted, key);
         Ok(TaskHandle(task))
@@ -316,8 +312,7 @@ impl TaskGroup {
         let key = self.inner.children.borrow_mut().vacant_key();
         let group = self.inner.clone();
         let st = state.clone();
-        let wrapper = async move {
-            let out = catch_unwind(fut).await;
+        let done = move |out| {
             if st.started.get() {
                 group.child_done(key, out);
             } else {
@@ -329,7 +324,7 @@ impl TaskGroup {
                 }
             }
         };
-        let task = spawn_child(wrapper, cancel::current_node(), None);
+        let task = spawn_child(fut, cancel::current_node(), None, done);
         self.inner.children.borrow_mut().insert(task);
         state.child.set(Some(task));
 

@@ -401,3 +401,92 @@ fn a_wait_beside_a_shielded_child_scope_is_woken_by_the_outer_cancel() {
         assert_eq!(now() - t0, Duration::from_secs(100));
     });
 }
+
+/// Counts its drops; panics in `drop` when `bomb` is set.
+struct DropProbe {
+    count: Rc<Cell<u32>>,
+    bomb: bool,
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        self.count.set(self.count.get() + 1);
+        if self.bomb {
+            panic!("DropProbe exploded");
+        }
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// R11 with panicking destructors: every child is dropped even if some panic in
+/// `Drop`; the first panic is reported once, after all are dropped; no task is left.
+#[test]
+fn a_group_drop_survives_panicking_child_destructors() {
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let dropped = Rc::new(Cell::new(0));
+    let d = dropped.clone();
+    rt.block_on(async move {
+        let d2 = d.clone();
+        let mut group = Box::pin(task_group(move |tg| async move {
+            for i in 0..6 {
+                let probe = DropProbe {
+                    count: d2.clone(),
+                    bomb: i % 3 == 1, // children 1 and 4 panic when dropped
+                };
+                tg.spawn(async move {
+                    let _probe = probe;
+                    sleep(Duration::from_secs(3600)).await?;
+                    Ok(())
+                });
+            }
+            std::future::pending::<()>().await;
+            Ok(())
+        }));
+        poll_fn(|cx| {
+            assert!(group.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        yield_now().await; // every child runs and blocks in its sleep
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(group)));
+        let panic = r.expect_err("a child's destructor panicked: the drop reports it");
+        assert_eq!(panic_text(&*panic), "DropProbe exploded");
+        assert_eq!(d.get(), 6, "every child was dropped, panics or not");
+    });
+    assert_eq!(dropped.get(), 6);
+    assert_eq!(rt.live_tasks(), 0, "no child is left running or counted");
+}
+
+/// The same for the runtime's shutdown: tasks left when the runtime is dropped are all
+/// dropped, then the first destructor panic resumes once.
+#[test]
+fn shutdown_drops_every_task_even_if_destructors_panic() {
+    let dropped = Rc::new(Cell::new(0));
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let d = dropped.clone();
+    rt.block_on(async move {
+        for i in 0..5 {
+            let probe = DropProbe {
+                count: d.clone(),
+                bomb: i == 2,
+            };
+            drop(spawn(async move {
+                let _probe = probe;
+                sleep(Duration::from_secs(3600)).await?;
+                Ok::<_, Cancelled>(())
+            }));
+        }
+        yield_now().await;
+    });
+    assert_eq!(rt.live_tasks(), 5);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(rt)));
+    let panic = r.expect_err("the panicking destructor is reported");
+    assert_eq!(panic_text(&*panic), "DropProbe exploded");
+    assert_eq!(dropped.get(), 5, "every task was dropped");
+}

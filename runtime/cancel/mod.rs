@@ -38,7 +38,7 @@ use std::time::Instant;
 
 pub use cancellable::{Cancellable, cancellable};
 pub use error::{BoxError, CancelError, CancelReason, Cancelled, TaskInfo, find_cancelled};
-pub(crate) use tree::{Deadline, NO_NODE, NodeKey, Phase, ScopeState};
+pub(crate) use tree::{Deadline, NO_NODE, NodeKey, Phase, ScopeState, Wakes};
 pub(crate) use wait::{CancelWait, Site, site_cancelled};
 
 use super::core::{Core, try_with_core, with_core};
@@ -79,11 +79,12 @@ impl Cancellation {
         self.tree.borrow_mut().insert_root(parent)
     }
 
-    /// Removes a finished task's root node.
-    pub(crate) fn remove_root(&self, root: NodeKey) {
+    /// Removes a finished task's root node; returns the wakes (only after misuse:
+    /// nodes left under it move up).
+    pub(crate) fn remove_root(&self, root: NodeKey) -> Wakes {
         let (wakes, scope) = self.tree.borrow_mut().remove(root);
         drop(scope);
-        wakes.wake_all();
+        wakes
     }
 
     /// Live registrations of blocked operations (for tests of the wake rule).
@@ -96,6 +97,7 @@ impl Cancellation {
 
 /// "Is the code being polled on `core` cancelled?" (rule R1): the tree's one answer,
 /// for the current node.
+#[inline]
 pub(crate) fn check_in(core: &Core) -> Result<(), Cancelled> {
     let node = core.cancel().current.get();
     if node == NO_NODE || core.current_task().is_none() {
@@ -195,15 +197,24 @@ pub fn current_effective_deadline() -> Option<Instant> {
 
 // ---- scopes -----------------------------------------------------------------------
 
+/// The node and runtime of an entered scope (`None` if idle, exited, or its runtime
+/// is gone).
+fn active_core(scope: &ScopeState) -> Option<(NodeKey, Rc<Core>)> {
+    match scope.phase() {
+        Phase::Active { node } => scope.core().map(|core| (node, core)),
+        Phase::Idle | Phase::Exited => None,
+    }
+}
+
 /// Requests cancellation of `scope` with `reason` (first reason wins; no-op after
 /// exit; before entry it takes effect on entry). Works from any task of the scope's
 /// runtime, and between `block_on` calls: an entered scope knows its runtime.
 pub(crate) fn cancel(scope: &Rc<ScopeState>, reason: CancelReason) {
-    match (scope.phase(), scope.core()) {
-        (Phase::Active { node }, Some(core)) => {
+    match active_core(scope) {
+        Some((node, core)) => {
             disarm_deadline(&core, scope);
             let wakes = core.cancel().tree.borrow_mut().cancel_scope(node, reason);
-            wakes.wake_all();
+            wakes.run(|id| core.schedule(id));
         }
         _ => scope.cancel_idle(reason),
     }
@@ -212,10 +223,10 @@ pub(crate) fn cancel(scope: &Rc<ScopeState>, reason: CancelReason) {
 /// Turns the shield on or off (R5). Turning it off while a task is blocked inside
 /// lets an outer cancellation through at once.
 pub(crate) fn set_shield(scope: &Rc<ScopeState>, shield: bool) {
-    match (scope.phase(), scope.core()) {
-        (Phase::Active { node }, Some(core)) => {
+    match active_core(scope) {
+        Some((node, core)) => {
             let wakes = core.cancel().tree.borrow_mut().set_shield(node, shield);
-            wakes.wake_all();
+            wakes.run(|id| core.schedule(id));
         }
         _ => scope.set_shield_idle(shield),
     }
@@ -224,10 +235,10 @@ pub(crate) fn set_shield(scope: &Rc<ScopeState>, shield: bool) {
 /// Sets the deadline (R6). For an entered scope a relative deadline counts from now,
 /// the timer is re-armed, and a deadline already past cancels at once.
 pub(crate) fn set_deadline(scope: &Rc<ScopeState>, deadline: Deadline) {
-    match (scope.phase(), scope.core()) {
-        (Phase::Active { .. }, Some(core)) => {
+    match active_core(scope) {
+        Some((_, core)) => {
             scope.set_deadline_field(resolve(&core, deadline));
-            arm_deadline(&core, scope);
+            arm_deadline(&core, scope, None);
         }
         _ => scope.set_deadline_field(deadline),
     }
@@ -248,8 +259,8 @@ fn disarm_deadline(core: &Core, scope: &ScopeState) {
 }
 
 /// (Re)arms the deadline timer of an active scope, or cancels it at once if the
-/// deadline has already passed.
-fn arm_deadline(core: &Core, scope: &Rc<ScopeState>) {
+/// deadline has already passed. `serial` is the scope's node serial, if known.
+fn arm_deadline(core: &Core, scope: &Rc<ScopeState>, serial: Option<u64>) {
     disarm_deadline(core, scope);
     let Phase::Active { node } = scope.phase() else {
         return;
@@ -266,9 +277,9 @@ fn arm_deadline(core: &Core, scope: &Rc<ScopeState>) {
             .tree
             .borrow_mut()
             .cancel_scope(node, CancelReason::Deadline);
-        wakes.wake_all();
+        wakes.run(|id| core.schedule(id));
     } else {
-        let serial = core.cancel().tree.borrow().serial(node);
+        let serial = serial.or_else(|| core.cancel().tree.borrow().serial(node));
         if let Some(serial) = serial {
             scope.set_timer(core.insert_timer(at, TimerEntry::Deadline { node, serial }));
         }
@@ -278,12 +289,14 @@ fn arm_deadline(core: &Core, scope: &Rc<ScopeState>) {
 /// Called by the run loop when a scope's deadline timer fires.
 pub(crate) fn deadline_fired(core: &Core, node: NodeKey, serial: u64) {
     let wakes = core.cancel().tree.borrow_mut().deadline_fired(node, serial);
-    wakes.wake_all();
+    wakes.run(|id| core.schedule(id));
 }
 
 /// An entered scope: owns its tree node until [`exit`](Entered::exit) or drop.
 pub(crate) struct Entered {
     scope: Option<Rc<ScopeState>>,
+    /// The runtime it was entered on (its node is in that tree).
+    core: Rc<Core>,
     node: NodeKey,
     owner: TaskId,
     parent: NodeKey,
@@ -305,14 +318,15 @@ impl Entered {
                 .expect("a cancel scope must be entered from inside a task");
             let parent = ensure_current_node(core);
             scope.set_deadline_field(resolve(core, scope.configured_deadline()));
-            let node =
+            let (node, serial) =
                 core.cancel()
                     .tree
                     .borrow_mut()
                     .enter_scope(parent, &scope, Rc::downgrade(core));
-            arm_deadline(core, &scope);
+            arm_deadline(core, &scope, Some(serial));
             Entered {
                 scope: Some(scope),
+                core: core.clone(),
                 node,
                 owner,
                 parent,
@@ -329,14 +343,17 @@ impl Entered {
     ///
     /// # Panics
     ///
-    /// When polled by another task than the one that entered the scope, or outside the
-    /// scope it was entered in (R12).
+    /// When polled by another task than the one that entered the scope (also: on
+    /// another runtime, or outside any task), or outside the scope it was entered in
+    /// (R12).
     pub(crate) fn poll_inside<T>(
         &self,
         fut: Pin<&mut impl Future<Output = T>>,
         cx: &mut Context<'_>,
     ) -> Poll<T> {
-        let core = with_core(Rc::clone);
+        // The runtime it was entered on runs `owner` only while polling that task on
+        // this very thread (`Rc<Core>` cannot leave it).
+        let core = &*self.core;
         if core.current_task() != Some(self.owner) {
             panic!(
                 "a cancel scope's future was polled by a different task than the one that \
@@ -356,39 +373,36 @@ impl Entered {
             }
         }
         core.cancel().current.set(self.node);
-        let _restore = Restore(&core, self.parent);
+        let _restore = Restore(core, self.parent);
         fut.poll(cx)
     }
 
     /// Leaves the scope. `cancelled_out` says whether a `Cancelled` is leaving the body;
     /// returns whether the scope absorbs it (rule R4, [`tree::CancelTree::absorbs`]).
     pub(crate) fn exit(mut self, cancelled_out: bool) -> bool {
-        let scope = self.scope.take().expect("exit once");
-        leave(&scope, self.node, cancelled_out)
+        self.leave(cancelled_out)
     }
-}
 
-fn leave(scope: &Rc<ScopeState>, node: NodeKey, cancelled_out: bool) -> bool {
-    let Some(core) = scope.core() else {
-        scope.orphan();
-        return false;
-    };
-    disarm_deadline(&core, scope);
-    let (absorbed, wakes, state) = core
-        .cancel()
-        .tree
-        .borrow_mut()
-        .exit_scope(node, cancelled_out);
-    drop(state);
-    wakes.wake_all();
-    absorbed
+    fn leave(&mut self, cancelled_out: bool) -> bool {
+        let Some(scope) = self.scope.take() else {
+            return false;
+        };
+        let core = &*self.core;
+        disarm_deadline(core, &scope);
+        let (absorbed, wakes, state) = core
+            .cancel()
+            .tree
+            .borrow_mut()
+            .exit_scope(self.node, cancelled_out);
+        drop(state);
+        wakes.run(|id| core.schedule(id));
+        absorbed
+    }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        if let Some(scope) = self.scope.take() {
-            leave(&scope, self.node, false);
-        }
+        self.leave(false);
     }
 }
 
@@ -398,7 +412,7 @@ impl Drop for Entered {
 pub(crate) fn add_cancelling(core: &Core, task: TaskId, delta: i64) -> Option<u32> {
     let root = core.ensure_root(task)?;
     let (n, wakes) = core.cancel().tree.borrow_mut().add_cancelling(root, delta);
-    wakes.wake_all();
+    wakes.run(|id| core.schedule(id));
     Some(n)
 }
 
@@ -412,6 +426,9 @@ pub(crate) fn cancelling(core: &Core, task: TaskId) -> u32 {
 /// absorbs it (its cancel count, with no cancelled scope visible above it).
 pub(crate) fn current_task_absorbs() -> bool {
     try_with_core(|core| {
+        if !core.cancel().tree.borrow().any_root_cancelled() {
+            return Some(false); // no task has a cancel count: the common case
+        }
         let task = core.current_task()?;
         let root = core.task_root(task)?;
         Some(core.cancel().tree.borrow().absorbs(root))
@@ -426,7 +443,7 @@ pub(crate) fn move_task_under(task: TaskId, node: NodeKey) {
     try_with_core(|core| {
         if let Some(root) = core.task_root(task) {
             let wakes = core.cancel().tree.borrow_mut().reparent(root, node);
-            wakes.wake_all();
+            wakes.run(|id| core.schedule(id));
         }
     });
 }
@@ -517,4 +534,80 @@ pub(crate) fn forget_remote(remote: u64) {
             map.remove(&remote);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use futures::stream::{FuturesUnordered, StreamExt};
+
+    use crate::sync::{Mutex, Semaphore, channel};
+    use crate::{BoxError, Runtime, cancellable, move_on_after, sleep};
+
+    fn waits(rt: &Runtime) -> usize {
+        rt.core.cancel().waiter_count()
+    }
+
+    /// Every registration made by a blocked operation is gone once the operations
+    /// are: after a cancel inside a combinator, after completion, after a drop.
+    #[test]
+    fn registrations_do_not_outlive_their_operations() {
+        let rt = Runtime::builder().paused_clock(true).build().unwrap();
+        rt.block_on(async {
+            let sem = Semaphore::new(0);
+            let mutex = Mutex::new(());
+            let held = mutex.lock().await.unwrap();
+            let (tx, rx) = channel::<u8>(1);
+            let r = move_on_after(Duration::from_secs(1), async {
+                let mut all: FuturesUnordered<futures::future::LocalBoxFuture<'_, _>> =
+                    FuturesUnordered::new();
+                for _ in 0..8 {
+                    all.push(Box::pin(async {
+                        sleep(Duration::from_secs(60)).await?;
+                        Ok::<_, BoxError>(())
+                    }));
+                    all.push(Box::pin(async {
+                        let _permit = sem.acquire().await?;
+                        Ok(())
+                    }));
+                    all.push(Box::pin(async {
+                        let _guard = mutex.lock().await?;
+                        Ok(())
+                    }));
+                    all.push(Box::pin(async {
+                        rx.recv().await?;
+                        Ok(())
+                    }));
+                    all.push(Box::pin(async {
+                        cancellable(std::future::pending::<()>()).await?;
+                        Ok(())
+                    }));
+                }
+                while let Some(r) = all.next().await {
+                    r?;
+                }
+                Ok::<_, BoxError>(())
+            })
+            .await;
+            assert!(matches!(r, Ok(None)));
+            drop(held);
+            // Completed waits release theirs too.
+            sem.add_permits(1);
+            drop(sem.acquire().await.unwrap());
+            tx.try_send(1).unwrap();
+            assert_eq!(rx.recv().await, Ok(Some(1)));
+            sleep(Duration::from_millis(1)).await.unwrap();
+            // A wait dropped while registered releases its registration.
+            let mut pending = Box::pin(sleep(Duration::from_secs(60)));
+            std::future::poll_fn(|cx| {
+                assert!(pending.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            drop(pending);
+        });
+        assert_eq!(waits(&rt), 0, "a registration leaked");
+    }
 }

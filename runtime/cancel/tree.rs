@@ -32,7 +32,7 @@
 //!   registration stays in place (without its waker) until its owner removes it, so
 //!   "is the waiter at this registration cancelled?" keeps an answer for hand-offs
 //!   ([`CancelTree::waiter_cancelled`]).
-//! * **Every mutation returns the wakes it causes** (a [`WakeList`]); the caller wakes
+//! * **Every mutation returns the wakes it causes** (a [`Wakes`]); the caller wakes
 //!   them after releasing its borrow of the tree. Values the tree drops (a scope's
 //!   shared state, a replaced waker) are handed back too, so no user code runs while
 //!   the tree is borrowed.
@@ -44,15 +44,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
 use super::error::{CancelReason, Cancelled};
 use crate::runtime::core::Core;
+use crate::runtime::task::TaskId;
 use crate::runtime::timer::TimerKey;
-use crate::runtime::wake_list::WakeList;
+use crate::runtime::wake_list::{Target, WakeBy};
 
 /// A node's key in the tree.
 pub(crate) type NodeKey = u32;
@@ -211,13 +211,6 @@ impl ScopeState {
     pub(super) fn set_deadline_field(&self, deadline: Deadline) {
         self.deadline.set(deadline);
     }
-
-    /// The scope has left the tree because its runtime is gone.
-    pub(super) fn orphan(&self) {
-        if matches!(self.phase.get(), Phase::Active { .. }) {
-            self.phase.set(Phase::Exited);
-        }
-    }
 }
 
 impl Drop for ScopeState {
@@ -236,13 +229,48 @@ enum Kind {
     Scope(Rc<ScopeState>),
 }
 
+/// The first operation registered at a node, kept in the node itself: nearly every
+/// node has at most one (a task blocked in one sleep, read or wait), and then the
+/// registration costs no slab entry and no list links.
+#[derive(Debug, Default)]
+enum Inline {
+    #[default]
+    Free,
+    /// Held by the registration numbered `seq` (never reused, as for [`Waiter`]s).
+    Armed { seq: u64, target: Target },
+    /// Woken by a cancel; held until its owner removes it (like a fired [`Waiter`]).
+    Fired { seq: u64 },
+}
+
+impl Inline {
+    fn seq(&self) -> Option<u64> {
+        match self {
+            Inline::Free => None,
+            Inline::Armed { seq, .. } | Inline::Fired { seq } => Some(*seq),
+        }
+    }
+
+    /// Frees the slot; returns the target if it had not fired.
+    fn take(&mut self) -> Option<Target> {
+        match std::mem::take(self) {
+            Inline::Armed { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+}
+
+/// Set in a [`WaiterKey`]'s `seq` for an inline registration: then `slot` is the node
+/// key and the rest of `seq` the registration's number.
+const INLINE: u64 = 1 << 63;
+
 struct Node {
     parent: NodeKey,
     first_child: NodeKey,
     prev: NodeKey,
     next: NodeKey,
-    /// Head of the list of operations waiting at this node.
+    /// Head of the list of further operations waiting at this node.
     first_waiter: u32,
+    inline: Inline,
     effective: bool,
     serial: u64,
     kind: Kind,
@@ -275,6 +303,39 @@ impl Node {
     }
 }
 
+/// The wakes a mutation of the tree causes: tasks to schedule and wakers to wake,
+/// after the borrow of the tree is released.
+#[derive(Debug, Default)]
+#[must_use = "the wakes must be run (`Wakes::run`)"]
+pub(crate) struct Wakes {
+    /// In the order the tree met them.
+    wake: Vec<Target>,
+    /// Targets the tree let go of without waking (registrations orphaned by a node's
+    /// removal): dropped with the `Wakes`, after the borrow.
+    dropped: Vec<Target>,
+}
+
+impl Wakes {
+    pub(crate) fn push(&mut self, target: Target) {
+        self.wake.push(target);
+    }
+
+    /// Schedules the tasks (with `schedule`) and wakes the wakers, in the order the
+    /// tree met them.
+    #[inline]
+    pub(crate) fn run(self, mut schedule: impl FnMut(TaskId)) {
+        if self.wake.is_empty() {
+            return; // the common case (`dropped` goes here, after the borrow)
+        }
+        for t in self.wake {
+            match t {
+                Target::Task(id) => schedule(id),
+                Target::Waker(w) => w.wake(),
+            }
+        }
+    }
+}
+
 /// A blocked operation's registration.
 struct Waiter {
     /// The node it waits at; `NO_NODE` once that node is gone.
@@ -284,14 +345,14 @@ struct Waiter {
     seq: u64,
     /// Taken when the node is cancelled (the registration stays until its owner
     /// removes it).
-    waker: Option<Waker>,
+    target: Option<Target>,
 }
 
 /// A registration's identity: its slot and its never-reused sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WaiterKey {
-    slot: u32,
-    seq: u64,
+    pub(super) slot: u32,
+    pub(super) seq: u64,
 }
 
 /// The status tree of one runtime. See the module doc.
@@ -301,6 +362,11 @@ pub(crate) struct CancelTree {
     waiters: Slab<Waiter>,
     next_serial: u64,
     next_seq: u64,
+    /// Inline registrations held (see [`Inline`]).
+    inline_count: usize,
+    /// How many root nodes have `cancelling > 0` (when none, no root can absorb: the
+    /// common case is answered without a lookup).
+    roots_cancelled: u32,
     /// Scratch stack of [`recompute`](Self::recompute), kept to avoid an allocation
     /// per cancel.
     stack: Vec<NodeKey>,
@@ -333,7 +399,7 @@ impl CancelTree {
 
     /// Live registrations (fired or not).
     pub(crate) fn waiter_count(&self) -> usize {
-        self.waiters.len()
+        self.waiters.len() + self.inline_count
     }
 
     pub(crate) fn serial(&self, key: NodeKey) -> Option<u64> {
@@ -350,6 +416,7 @@ impl CancelTree {
             prev: NIL,
             next: NIL,
             first_waiter: NIL,
+            inline: Inline::Free,
             effective: false,
             serial: self.next_serial,
             kind,
@@ -368,16 +435,17 @@ impl CancelTree {
 
     /// Enters `scope` under `parent`: the scope becomes active in this tree. Nobody is
     /// woken (the task entering is running and finds out at its next checkpoint).
+    /// Returns the node and its serial.
     pub(crate) fn enter_scope(
         &mut self,
         parent: NodeKey,
         scope: &Rc<ScopeState>,
         core: Weak<Core>,
-    ) -> NodeKey {
+    ) -> (NodeKey, u64) {
         let key = self.insert(parent, Kind::Scope(scope.clone()));
         scope.phase.set(Phase::Active { node: key });
         *scope.core.borrow_mut() = core;
-        key
+        (key, self.n(key).serial)
     }
 
     fn compute(&self, key: NodeKey) -> bool {
@@ -428,8 +496,8 @@ impl CancelTree {
     /// future leaked with `mem::forget`) move to its parent so the tree stays whole;
     /// operations still registered at it are orphaned (never woken, never cancelled).
     /// Returns the wakes and the scope state the node held (drop it after the borrow).
-    pub(crate) fn remove(&mut self, key: NodeKey) -> (WakeList, Option<Rc<ScopeState>>) {
-        let mut wakes = WakeList::default();
+    pub(crate) fn remove(&mut self, key: NodeKey) -> (Wakes, Option<Rc<ScopeState>>) {
+        let mut wakes = Wakes::default();
         let parent = self.n(key).parent;
         loop {
             let child = self.n(key).first_child;
@@ -439,6 +507,10 @@ impl CancelTree {
             self.unlink(child);
             self.link(child, parent);
             self.recompute_into(child, &mut wakes);
+        }
+        if self.n(key).inline.seq().is_some() {
+            self.inline_count -= 1; // orphaned: its owner's key no longer matches
+            wakes.dropped.extend(self.n_mut(key).inline.take());
         }
         let mut w = self.n(key).first_waiter;
         while w != NIL {
@@ -450,13 +522,18 @@ impl CancelTree {
         self.unlink(key);
         let scope = match self.nodes.remove(key as usize).kind {
             Kind::Scope(s) => Some(s),
-            Kind::Root { .. } => None,
+            Kind::Root { cancelling } => {
+                if cancelling > 0 {
+                    self.roots_cancelled -= 1;
+                }
+                None
+            }
         };
         (wakes, scope)
     }
 
     /// Moves `key` under `new_parent` (the `start()` handshake).
-    pub(crate) fn reparent(&mut self, key: NodeKey, new_parent: NodeKey) -> WakeList {
+    pub(crate) fn reparent(&mut self, key: NodeKey, new_parent: NodeKey) -> Wakes {
         self.unlink(key);
         self.link(key, new_parent);
         self.recompute(key)
@@ -468,13 +545,13 @@ impl CancelTree {
     /// changed, and collects the wakers of every operation waiting at a node that
     /// became effectively cancelled. One walk; it descends only where something
     /// changed.
-    fn recompute(&mut self, key: NodeKey) -> WakeList {
-        let mut wakes = WakeList::default();
+    fn recompute(&mut self, key: NodeKey) -> Wakes {
+        let mut wakes = Wakes::default();
         self.recompute_into(key, &mut wakes);
         wakes
     }
 
-    fn recompute_into(&mut self, key: NodeKey, wakes: &mut WakeList) {
+    fn recompute_into(&mut self, key: NodeKey, wakes: &mut Wakes) {
         let mut stack = std::mem::take(&mut self.stack);
         stack.push(key);
         while let Some(k) = stack.pop() {
@@ -486,10 +563,18 @@ impl CancelTree {
             n.effective = eff;
             let mut child = n.first_child;
             if eff {
+                if let Inline::Armed { seq, .. } = n.inline {
+                    if let Some(t) = std::mem::replace(&mut n.inline, Inline::Fired { seq }).take()
+                    {
+                        wakes.push(t);
+                    }
+                }
                 let mut w = n.first_waiter;
                 while w != NIL {
                     let waiter = &mut self.waiters[w as usize];
-                    wakes.push_opt(waiter.waker.take());
+                    if let Some(t) = waiter.target.take() {
+                        wakes.push(t);
+                    }
                     w = waiter.next;
                 }
             }
@@ -523,8 +608,15 @@ impl CancelTree {
         found.map(|n| Cancelled { reason: n.reason() })
     }
 
+    /// Whether any task's own cancel count is above zero (if not, no root node can
+    /// absorb anything).
+    pub(crate) fn any_root_cancelled(&self) -> bool {
+        self.roots_cancelled > 0
+    }
+
     /// Whether the code at `key` is cancelled (the cheap form of
     /// [`cancelled_at`](Self::cancelled_at)).
+    #[inline]
     pub(crate) fn is_cancelled(&self, key: NodeKey) -> bool {
         self.node(key).is_some_and(|n| n.effective)
     }
@@ -549,7 +641,7 @@ impl CancelTree {
         &mut self,
         key: NodeKey,
         cancelled_out: bool,
-    ) -> (bool, WakeList, Option<Rc<ScopeState>>) {
+    ) -> (bool, Wakes, Option<Rc<ScopeState>>) {
         let absorbed = cancelled_out && self.absorbs(key);
         if let Kind::Scope(s) = &self.n(key).kind {
             if absorbed {
@@ -562,7 +654,7 @@ impl CancelTree {
     }
 
     /// Requests cancellation of the entered scope at `key` (first reason wins).
-    pub(crate) fn cancel_scope(&mut self, key: NodeKey, reason: CancelReason) -> WakeList {
+    pub(crate) fn cancel_scope(&mut self, key: NodeKey, reason: CancelReason) -> Wakes {
         let changed = match &self.n(key).kind {
             Kind::Scope(s) => s.mark_cancelled(reason),
             Kind::Root { .. } => false,
@@ -570,12 +662,12 @@ impl CancelTree {
         if changed {
             self.recompute(key)
         } else {
-            WakeList::default()
+            Wakes::default()
         }
     }
 
     /// The deadline timer of the scope at `key` fired (if `serial` still names it).
-    pub(crate) fn deadline_fired(&mut self, key: NodeKey, serial: u64) -> WakeList {
+    pub(crate) fn deadline_fired(&mut self, key: NodeKey, serial: u64) -> Wakes {
         match self.node(key) {
             Some(n) if n.serial == serial => {
                 if let Kind::Scope(s) = &n.kind {
@@ -583,12 +675,12 @@ impl CancelTree {
                 }
                 self.cancel_scope(key, CancelReason::Deadline)
             }
-            _ => WakeList::default(),
+            _ => Wakes::default(),
         }
     }
 
     /// Turns the shield of the entered scope at `key` on or off.
-    pub(crate) fn set_shield(&mut self, key: NodeKey, shield: bool) -> WakeList {
+    pub(crate) fn set_shield(&mut self, key: NodeKey, shield: bool) -> Wakes {
         let changed = match &self.n(key).kind {
             Kind::Scope(s) => s.shield.replace(shield) != shield,
             Kind::Root { .. } => false,
@@ -596,20 +688,26 @@ impl CancelTree {
         if changed {
             self.recompute(key)
         } else {
-            WakeList::default()
+            Wakes::default()
         }
     }
 
     /// Adds `delta` to a root node's `cancelling` count (saturating at zero and at
     /// `u32::MAX`) and returns the new count (rule R9).
-    pub(crate) fn add_cancelling(&mut self, root: NodeKey, delta: i64) -> (u32, WakeList) {
-        let count = match &mut self.n_mut(root).kind {
+    pub(crate) fn add_cancelling(&mut self, root: NodeKey, delta: i64) -> (u32, Wakes) {
+        let (before, count) = match &mut self.n_mut(root).kind {
             Kind::Root { cancelling } => {
-                *cancelling = (i64::from(*cancelling) + delta).clamp(0, i64::from(u32::MAX)) as u32;
-                *cancelling
+                let before = *cancelling;
+                *cancelling = (i64::from(before) + delta).clamp(0, i64::from(u32::MAX)) as u32;
+                (before, *cancelling)
             }
             Kind::Scope(_) => unreachable!("task cancel counts live on root nodes"),
         };
+        match (before > 0, count > 0) {
+            (false, true) => self.roots_cancelled += 1,
+            (true, false) => self.roots_cancelled -= 1,
+            _ => {}
+        }
         (count, self.recompute(root))
     }
 
@@ -640,22 +738,43 @@ impl CancelTree {
 
     // ---- registrations of blocked operations (R13) ------------------------------
 
-    /// Registers `waker` as an operation waiting at `node`, or updates the
+    /// Registers `target` as an operation waiting at `node`, or updates the
     /// registration `key` (moving it if the operation now waits at another node).
-    /// Returns the registration and a replaced waker for the caller to drop after its
+    /// Returns the registration and a replaced target for the caller to drop after its
     /// borrow.
     pub(crate) fn arm(
         &mut self,
         key: Option<WaiterKey>,
         node: NodeKey,
-        waker: &Waker,
-    ) -> (WaiterKey, Option<Waker>) {
+        target: WakeBy<'_>,
+    ) -> (WaiterKey, Option<Target>) {
+        let mut replaced = None;
         if let Some(key) = key {
-            if let Some(w) = self.waiters.get_mut(key.slot as usize) {
+            if key.seq & INLINE != 0 {
+                if let Some(n) = self.inline_node_mut(key) {
+                    if key.slot == node {
+                        let old = match &mut n.inline {
+                            Inline::Armed { target: t, .. } if t.same(target) => None,
+                            slot => std::mem::replace(
+                                slot,
+                                Inline::Armed {
+                                    seq: key.seq & !INLINE,
+                                    target: target.to_target(),
+                                },
+                            )
+                            .take(),
+                        };
+                        return (key, old);
+                    }
+                    // Moved to another node: free this slot, register afresh below.
+                    replaced = n.inline.take();
+                    self.inline_count -= 1;
+                }
+            } else if let Some(w) = self.waiters.get_mut(key.slot as usize) {
                 if w.seq == key.seq {
-                    let old = match &w.waker {
-                        Some(old) if old.will_wake(waker) => None,
-                        _ => w.waker.replace(waker.clone()),
+                    let old = match &w.target {
+                        Some(old) if old.same(target) => None,
+                        _ => w.target.replace(target.to_target()),
                     };
                     if w.node != node {
                         self.unlink_waiter(key.slot);
@@ -667,24 +786,50 @@ impl CancelTree {
         }
         self.next_seq += 1;
         let seq = self.next_seq;
+        if let Some(n) = self.nodes.get_mut(node as usize) {
+            if matches!(n.inline, Inline::Free) {
+                n.inline = Inline::Armed {
+                    seq,
+                    target: target.to_target(),
+                };
+                self.inline_count += 1;
+                let key = WaiterKey {
+                    slot: node,
+                    seq: seq | INLINE,
+                };
+                return (key, replaced);
+            }
+        }
         let slot = key_of(self.waiters.insert(Waiter {
             node: NO_NODE,
             prev: NIL,
             next: NIL,
             seq,
-            waker: Some(waker.clone()),
+            target: Some(target.to_target()),
         }));
         self.link_waiter(slot, node);
-        (WaiterKey { slot, seq }, None)
+        (WaiterKey { slot, seq }, replaced)
     }
 
-    /// Removes a registration; returns its waker (if not fired) to drop after the
+    /// The node holding the inline registration `key`, if it still does.
+    fn inline_node_mut(&mut self, key: WaiterKey) -> Option<&mut Node> {
+        self.nodes
+            .get_mut(key.slot as usize)
+            .filter(|n| n.inline.seq() == Some(key.seq & !INLINE))
+    }
+
+    /// Removes a registration; returns its target (if not fired) to drop after the
     /// borrow. A stale key does nothing.
-    pub(crate) fn disarm(&mut self, key: WaiterKey) -> Option<Waker> {
+    pub(crate) fn disarm(&mut self, key: WaiterKey) -> Option<Target> {
+        if key.seq & INLINE != 0 {
+            let old = self.inline_node_mut(key)?.inline.take();
+            self.inline_count -= 1;
+            return old;
+        }
         match self.waiters.get(key.slot as usize) {
             Some(w) if w.seq == key.seq => {
                 self.unlink_waiter(key.slot);
-                self.waiters.remove(key.slot as usize).waker
+                self.waiters.remove(key.slot as usize).target
             }
             _ => None,
         }
@@ -693,6 +838,12 @@ impl CancelTree {
     /// Whether the operation registered as `key` waits at a node that is cancelled
     /// now (a stale or orphaned registration is not).
     pub(crate) fn waiter_cancelled(&self, key: WaiterKey) -> bool {
+        if key.seq & INLINE != 0 {
+            return self
+                .nodes
+                .get(key.slot as usize)
+                .is_some_and(|n| n.inline.seq() == Some(key.seq & !INLINE) && n.effective);
+        }
         match self.waiters.get(key.slot as usize) {
             Some(w) if w.seq == key.seq => self.is_cancelled(w.node),
             _ => false,
@@ -742,7 +893,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
+    use std::task::{Wake, Waker};
 
     /// A waker that counts its wakes.
     struct Counter(AtomicUsize);
@@ -759,9 +910,13 @@ mod tests {
         c.0.load(Ordering::SeqCst)
     }
 
+    fn no_tasks(_: TaskId) {
+        panic!("these tests register wakers, not tasks");
+    }
+
     fn scope(t: &mut CancelTree, parent: NodeKey) -> (Rc<ScopeState>, NodeKey) {
         let s = Rc::new(ScopeState::default());
-        let k = t.enter_scope(parent, &s, Weak::new());
+        let (k, _) = t.enter_scope(parent, &s, Weak::new());
         (s, k)
     }
 
@@ -776,11 +931,11 @@ mod tests {
         let (w1, k1) = counter();
         let (w2, k2) = counter();
         let (wh, kh) = counter();
-        t.arm(None, c1, &k1);
-        t.arm(None, inner, &k2);
-        t.arm(None, host, &kh);
+        t.arm(None, c1, WakeBy::Waker(&k1));
+        t.arm(None, inner, WakeBy::Waker(&k2));
+        t.arm(None, host, WakeBy::Waker(&kh));
         t.cancel_scope(group, CancelReason::Explicit(None))
-            .wake_all();
+            .run(no_tasks);
         assert_eq!((count(&w1), count(&w2), count(&wh)), (1, 1, 0));
         assert!(t.is_cancelled(c1) && t.is_cancelled(inner) && !t.is_cancelled(host));
         assert_eq!(
@@ -788,7 +943,7 @@ mod tests {
             Some(CancelReason::Explicit(None))
         );
         // A second cancel changes nothing and wakes nobody.
-        t.cancel_scope(group, CancelReason::Deadline).wake_all();
+        t.cancel_scope(group, CancelReason::Deadline).run(no_tasks);
         assert_eq!((count(&w1), count(&w2)), (1, 1));
     }
 
@@ -798,20 +953,21 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (_, o) = scope(&mut t, root);
         let (shielded, s) = scope(&mut t, o);
-        t.set_shield(s, true).wake_all();
+        t.set_shield(s, true).run(no_tasks);
         assert!(shielded.shield());
         let (wo, ko) = counter();
         let (ws, ks) = counter();
-        t.arm(None, o, &ko);
-        let (key_s, _) = t.arm(None, s, &ks);
-        t.cancel_scope(o, CancelReason::Explicit(None)).wake_all();
+        t.arm(None, o, WakeBy::Waker(&ko));
+        let (key_s, _) = t.arm(None, s, WakeBy::Waker(&ks));
+        t.cancel_scope(o, CancelReason::Explicit(None))
+            .run(no_tasks);
         assert_eq!(
             (count(&wo), count(&ws)),
             (1, 0),
             "the shielded wait sleeps on"
         );
         assert!(!t.is_cancelled(s) && !t.waiter_cancelled(key_s));
-        t.set_shield(s, false).wake_all();
+        t.set_shield(s, false).run(no_tasks);
         assert_eq!(count(&ws), 1, "unshielding lets the outer cancel through");
         assert!(t.waiter_cancelled(key_s));
         assert!(t.cancelled_at(s).is_some());
@@ -823,14 +979,16 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (outer, o) = scope(&mut t, root);
         let (inner, i) = scope(&mut t, o);
-        t.cancel_scope(i, CancelReason::Explicit(None)).wake_all();
+        t.cancel_scope(i, CancelReason::Explicit(None))
+            .run(no_tasks);
         assert!(t.absorbs(i), "own cancel, nothing outside");
-        t.cancel_scope(o, CancelReason::Explicit(None)).wake_all();
+        t.cancel_scope(o, CancelReason::Explicit(None))
+            .run(no_tasks);
         assert!(
             !t.absorbs(i),
             "the outer cancel is visible: it goes on outward"
         );
-        t.set_shield(i, true).wake_all();
+        t.set_shield(i, true).run(no_tasks);
         assert!(t.absorbs(i), "a shield hides the outer cancel again");
         let (absorbed, _, _) = t.exit_scope(i, true);
         assert!(absorbed && inner.cancelled_caught());
@@ -848,9 +1006,10 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (_, o) = scope(&mut t, root);
         let (_, i) = scope(&mut t, o);
-        t.cancel_scope(o, CancelReason::Explicit(None)).wake_all();
+        t.cancel_scope(o, CancelReason::Explicit(None))
+            .run(no_tasks);
         assert!(t.is_cancelled(i) && !t.absorbs(i));
-        t.set_shield(i, true).wake_all();
+        t.set_shield(i, true).run(no_tasks);
         assert!(!t.is_cancelled(i) && !t.absorbs(i), "Trio #1175");
     }
 
@@ -859,22 +1018,32 @@ mod tests {
         let mut t = CancelTree::default();
         let root = t.insert_root(NO_NODE);
         let (w, k) = counter();
-        t.arm(None, root, &k);
+        t.arm(None, root, WakeBy::Waker(&k));
         let (n, wakes) = t.add_cancelling(root, 1);
-        wakes.wake_all();
+        wakes.run(no_tasks);
         assert_eq!((n, count(&w)), (1, 1));
         let (n, wakes) = t.add_cancelling(root, 1);
-        wakes.wake_all();
+        wakes.run(no_tasks);
         assert_eq!((n, count(&w)), (2, 1), "the second cancel changes nothing");
-        assert!(t.absorbs(root));
+        assert!(t.absorbs(root) && t.any_root_cancelled());
         assert_eq!(t.add_cancelling(root, -1).0, 1);
         assert!(t.is_cancelled(root));
         assert_eq!(t.add_cancelling(root, -1).0, 0);
-        assert!(!t.is_cancelled(root));
+        assert!(!t.is_cancelled(root) && !t.any_root_cancelled());
         assert_eq!(t.add_cancelling(root, -1).0, 0);
+        assert!(
+            !t.any_root_cancelled(),
+            "saturating at zero does not count twice"
+        );
+        // A root removed while cancelled is no longer counted.
+        let other = t.insert_root(NO_NODE);
+        let _ = t.add_cancelling(other, 3);
+        assert!(t.any_root_cancelled());
+        t.remove(other).0.run(no_tasks);
+        assert!(!t.any_root_cancelled());
         let (_, child) = scope(&mut t, root);
-        t.remove(child).0.wake_all();
-        t.remove(root).0.wake_all();
+        t.remove(child).0.run(no_tasks);
+        t.remove(root).0.run(no_tasks);
         assert_eq!(t.len(), 0);
     }
 
@@ -884,9 +1053,10 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (_, a) = scope(&mut t, root);
         let (_, b) = scope(&mut t, a);
-        t.cancel_scope(a, CancelReason::Explicit(None)).wake_all();
+        t.cancel_scope(a, CancelReason::Explicit(None))
+            .run(no_tasks);
         assert!(t.is_cancelled(b));
-        t.remove(a).0.wake_all();
+        t.remove(a).0.run(no_tasks);
         assert_eq!(t.n(b).parent, root);
         assert!(!t.is_cancelled(b));
     }
@@ -897,25 +1067,28 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (_, a) = scope(&mut t, root);
         let (w, k) = counter();
-        let (key, old) = t.arm(None, root, &k);
+        let (key, old) = t.arm(None, root, WakeBy::Waker(&k));
         assert!(old.is_none());
-        // Polled again inside `a`: the registration moves there.
-        let (key2, old) = t.arm(Some(key), a, &k);
-        assert_eq!((key2, old.is_none()), (key, true));
+        // Polled again inside `a`: the registration moves there (a new key; the
+        // replaced waker comes back to be dropped outside the borrow).
+        let (key2, old) = t.arm(Some(key), a, WakeBy::Waker(&k));
+        assert!(key2 != key && old.is_some());
+        assert!(t.disarm(key).is_none(), "the old key is stale now");
+        let key = key2;
         // `a` is under the root: it is cancelled too, and the wait is woken once.
         let (_, wakes) = t.add_cancelling(root, 1);
         assert_eq!(count(&w), 0, "wakes are returned, not run");
-        wakes.wake_all();
+        wakes.run(no_tasks);
         assert_eq!(count(&w), 1);
         assert!(t.waiter_cancelled(key));
         assert!(t.disarm(key).is_none(), "fired: its waker was taken");
         assert!(t.disarm(key).is_none(), "a stale key does nothing");
-        let (fresh, _) = t.arm(Some(key), a, &k);
+        let (fresh, _) = t.arm(Some(key), a, WakeBy::Waker(&k));
         assert_ne!(fresh, key, "a stale key is never revived");
         assert_eq!(t.waiter_count(), 1);
-        t.remove(a).0.wake_all();
+        t.remove(a).0.run(no_tasks);
         assert!(!t.waiter_cancelled(fresh), "orphaned by its node's removal");
-        assert!(t.disarm(fresh).is_some());
+        assert!(t.disarm(fresh).is_none(), "it went with the node");
         assert_eq!(t.waiter_count(), 0);
     }
 
@@ -925,9 +1098,49 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (s, a) = scope(&mut t, root);
         let serial = t.serial(a).unwrap();
-        t.deadline_fired(a, serial + 1).wake_all();
+        t.deadline_fired(a, serial + 1).run(no_tasks);
         assert!(!s.cancel_called(), "a stale timer does nothing");
-        t.deadline_fired(a, serial).wake_all();
+        t.deadline_fired(a, serial).run(no_tasks);
         assert_eq!(s.reason(), Some(CancelReason::Deadline));
+    }
+
+    #[test]
+    fn several_waits_at_one_node_inline_and_listed() {
+        let mut t = CancelTree::default();
+        let root = t.insert_root(NO_NODE);
+        let (_, a) = scope(&mut t, root);
+        let counters: Vec<_> = (0..3).map(|_| counter()).collect();
+        let keys: Vec<_> = counters
+            .iter()
+            .map(|(_, w)| t.arm(None, a, WakeBy::Waker(w)).0)
+            .collect();
+        assert_eq!(t.waiter_count(), 3);
+        assert_eq!(t.waiters.len(), 2, "the first is inline, the others listed");
+        // Move the inline one to the root and back: it frees and takes slots.
+        let (moved, old) = t.arm(Some(keys[0]), root, WakeBy::Waker(&counters[0].1));
+        assert!(
+            old.is_some(),
+            "the replaced registration's waker comes back"
+        );
+        assert_eq!(t.waiter_count(), 3);
+        t.cancel_scope(a, CancelReason::Explicit(None))
+            .run(no_tasks);
+        let woken: Vec<_> = counters.iter().map(|(c, _)| count(c)).collect();
+        assert_eq!(woken, [0, 1, 1], "only the waits at `a`");
+        assert!(t.waiter_cancelled(keys[1]) && t.waiter_cancelled(keys[2]));
+        assert!(!t.waiter_cancelled(moved));
+        let (_, wakes) = t.add_cancelling(root, 1);
+        wakes.run(no_tasks);
+        assert_eq!(count(&counters[0].0), 1);
+        for k in [moved, keys[1], keys[2]] {
+            assert!(t.disarm(k).is_none(), "fired: no waker left");
+        }
+        assert_eq!(t.waiter_count(), 0);
+        // An inline registration orphaned by its node's removal stays harmless.
+        let (_, b) = scope(&mut t, root);
+        let (k, _) = t.arm(None, b, WakeBy::Waker(&counters[0].1));
+        t.remove(b).0.run(no_tasks);
+        assert_eq!(t.waiter_count(), 0);
+        assert!(!t.waiter_cancelled(k) && t.disarm(k).is_none());
     }
 }

@@ -28,7 +28,18 @@ use crate::runtime::core::{Core, RuntimeId, try_with_core};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Site {
     runtime: RuntimeId,
-    key: WaiterKey,
+    // A `WaiterKey`'s fields, flat, so the site is 16 bytes (no padding twice).
+    slot: u32,
+    seq: u64,
+}
+
+impl Site {
+    fn key(self) -> WaiterKey {
+        WaiterKey {
+            slot: self.slot,
+            seq: self.seq,
+        }
+    }
 }
 
 /// A blocked operation's registration with the status tree. See the module doc.
@@ -75,12 +86,15 @@ impl CancelWait {
         }
         // A registration made on another runtime (the future moved) cannot be reached
         // from here; it is left to that runtime (its node's removal orphans it).
-        let prev = self.site.filter(|s| s.runtime == core.id()).map(|s| s.key);
-        let (key, old) = core.cancel().tree.borrow_mut().arm(prev, node, waker);
+        let prev = self.site.filter(|s| s.runtime == core.id()).map(Site::key);
+        // The task's own waker is recorded as the task (cheaper to keep and to wake).
+        let by = core.wake_by(waker);
+        let (key, old) = core.cancel().tree.borrow_mut().arm(prev, node, by);
         drop(old);
         let site = Site {
             runtime: core.id(),
-            key,
+            slot: key.slot,
+            seq: key.seq,
         };
         self.site = Some(site);
         Some(site)
@@ -105,7 +119,7 @@ impl CancelWait {
         // Never fails on the runtime's thread (no borrow of the tree is held while a
         // future runs or drops); if it ever did, the node's removal cleans up.
         let old = match core.cancel().tree.try_borrow_mut() {
-            Ok(mut tree) => tree.disarm(site.key),
+            Ok(mut tree) => tree.disarm(site.key()),
             Err(_) => None,
         };
         drop(old);
@@ -137,7 +151,7 @@ pub(crate) fn site_cancelled(site: Option<Site>) -> bool {
                 .cancel()
                 .tree
                 .try_borrow()
-                .is_ok_and(|t| t.waiter_cancelled(site.key))
+                .is_ok_and(|t| t.waiter_cancelled(site.key()))
     })
     .unwrap_or(false)
 }

@@ -18,8 +18,10 @@
 //!   what it was given; the cancellation fails its *next* checkpoint (level-triggered,
 //!   so nothing can block forever). A waiter *dropped* after being served passes the
 //!   value, lock, permits or notification on — nothing is lost or duplicated.
-//! * **The order of events decides.** A cancelled waiter stays queued until its task
-//!   runs again, but a hand-off skips it: *cancel, then send* in the same turn gives
+//! * **A cancel wakes the waiting future itself** (not only its task), so a wait
+//!   polled inside a `futures` combinator fails at once too.
+//! * **The order of events decides.** A cancelled waiter stays queued until it is
+//!   polled again, but a hand-off skips it: *cancel, then send* in the same turn gives
 //!   the message to the next waiter (the cancelled one takes nothing); *send, then
 //!   cancel* hands it to the waiter, which keeps it. This is Trio's behaviour, where a
 //!   cancel takes the task off the wait queue at once. (A hand-off made from another

@@ -698,3 +698,138 @@ async fn x15_body_panic_cancels_and_awaits_children() {
         ]
     );
 }
+
+/// X16 (R4, decided at exit): the inner scope is cancelled and its `Cancelled` is on its
+/// way out when the outer scope is cancelled too (before the inner scope exits). The
+/// outer cancel must come out of the inner scope: the outer scope absorbs it, the inner
+/// does not. Checked against Trio 0.35 (`outer.cancel()` in a `finally:` of the inner
+/// scope: outer caught, inner not).
+#[scope_runtime::test(paused)]
+async fn x16_outer_cancel_while_inner_cancel_travels_comes_out() {
+    let log = Log::new();
+    let outer = CancelScope::new();
+    let inner = CancelScope::new();
+    let (l, o, i) = (log.clone(), outer.clone(), inner.clone());
+    let out = outer
+        .run(async move {
+            let (o2, i2) = (o.clone(), i.clone());
+            let r = i
+                .run(async move {
+                    i2.cancel_with("inner");
+                    let c = checkpoint().await.unwrap_err();
+                    o2.cancel_with("outer"); // while the inner Cancelled travels
+                    Err::<(), _>(c)
+                })
+                .await;
+            l.push(format!(
+                "inner returned {:?}",
+                r.as_ref().map_err(|_| "Cancelled")
+            ));
+            r?;
+            l.push("after the inner scope (must not run)");
+            Ok::<_, Cancelled>(())
+        })
+        .await;
+    assert_eq!(out, Ok(None));
+    assert_eq!(log.events(), [r#"inner returned Err("Cancelled")"#]);
+    assert!(outer.cancelled_caught());
+    assert!(!inner.cancelled_caught());
+}
+
+/// X17 (R4, R7): a group absorbing its own cancel waits for a child's (shielded)
+/// cleanup; during that wait the enclosing scope is cancelled. The group must not
+/// swallow that cancel: it comes out of the group and the outer scope absorbs it.
+/// Checked against Trio 0.35 (nursery cancelled, child's shielded cleanup cancels the
+/// outer scope: outer caught, nursery not).
+#[scope_runtime::test(paused)]
+async fn x17_outer_cancel_while_group_waits_comes_out() {
+    let log = Log::new();
+    let outer = CancelScope::new();
+    let group = TaskGroup::new();
+    let (l, o, g) = (log.clone(), outer.clone(), group.clone());
+    let out = outer
+        .run(async move {
+            let l2 = l.clone();
+            let r = g
+                .run(|tg| async move {
+                    tg.spawn(async move {
+                        let r = sleep(secs(10)).await;
+                        l2.push(format!("child: sleep cancelled={}", r.is_err()));
+                        CancelScope::new()
+                            .with_shield(true)
+                            .run(async {
+                                sleep(secs(1)).await?;
+                                o.cancel_with("outer");
+                                Ok::<_, Cancelled>(())
+                            })
+                            .await?;
+                        r?;
+                        Ok(())
+                    });
+                    yield_now().await;
+                    tg.cancel();
+                    Ok(())
+                })
+                .await;
+            l.push(format!("group: propagates={}", r.is_err()));
+            r?;
+            l.push("after the group (must not run)");
+            Ok::<_, BoxError>(())
+        })
+        .await;
+    assert!(matches!(out, Ok(None)), "{out:?}");
+    assert_eq!(
+        log.timed(),
+        [
+            "0ns child: sleep cancelled=true",
+            "1s group: propagates=true"
+        ]
+    );
+    assert!(outer.cancelled_caught());
+    assert!(!group.cancelled_caught());
+    assert!(group.cancel_called());
+}
+
+/// X18 (R4, R9): the same with a cancel of the task itself. A group absorbing its own
+/// cancel waits for a child's cleanup; meanwhile another task cancels the group's host
+/// task. The task cancel comes out of the group, and the task ends cancelled with its
+/// count still 1. (asyncio: a task cancel during `TaskGroup.__aexit__` propagates and
+/// stays counted, checked on CPython 3.11; it has no group cancel to combine it with.)
+#[scope_runtime::test(paused)]
+async fn x18_task_cancel_while_group_waits_comes_out() {
+    let log = Log::new();
+    let group = TaskGroup::new();
+    let (l, g) = (log.clone(), group.clone());
+    let host = spawn(async move {
+        let r = g
+            .run(|tg| async move {
+                tg.spawn(async move {
+                    let r = sleep(secs(10)).await;
+                    CancelScope::new()
+                        .with_shield(true)
+                        .run(sleep(secs(1)))
+                        .await?;
+                    r?;
+                    Ok(())
+                });
+                yield_now().await;
+                tg.cancel();
+                Ok(())
+            })
+            .await;
+        l.push(format!(
+            "group: propagates={} cancelling={}",
+            r.is_err(),
+            current_task().cancelling()
+        ));
+        r?;
+        l.push("after the group (must not run)");
+        Ok::<_, BoxError>(())
+    });
+    sleep(ms(500)).await.unwrap();
+    assert!(host.cancel());
+    let outcome = host.await.unwrap();
+    assert!(outcome.is_cancelled(), "{outcome:?}");
+    assert_eq!(log.timed(), ["1s group: propagates=true cancelling=1"]);
+    assert!(!group.cancelled_caught());
+}
