@@ -230,22 +230,30 @@ fn spawning_into_a_group_before_entry_or_after_exit_is_an_error() {
     });
 }
 
+/// Polls a group future once (its body spawns children and blocks), then yields so
+/// every child runs and blocks too.
+async fn start_and_let_children_block<F: std::future::Future>(mut group: std::pin::Pin<&mut F>) {
+    poll_fn(|cx| {
+        assert!(group.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    yield_now().await;
+}
+
 #[test]
 fn dropping_a_running_group_future_drops_its_children() {
-    struct Flag(Rc<Cell<u32>>);
-    impl Drop for Flag {
-        fn drop(&mut self) {
-            self.0.set(self.0.get() + 1);
-        }
-    }
     run(async {
         let dropped = Rc::new(Cell::new(0));
         let d2 = dropped.clone();
         let mut group = Box::pin(task_group(move |tg| async move {
             for _ in 0..5 {
-                let f = Flag(d2.clone());
+                let probe = DropProbe {
+                    count: d2.clone(),
+                    bomb: false,
+                };
                 tg.spawn(async move {
-                    let _f = f;
+                    let _probe = probe;
                     std::future::pending::<()>().await;
                     Ok(())
                 });
@@ -253,12 +261,7 @@ fn dropping_a_running_group_future_drops_its_children() {
             std::future::pending::<()>().await;
             Ok(())
         }));
-        poll_fn(|cx| {
-            assert!(group.as_mut().poll(cx).is_pending());
-            Poll::Ready(())
-        })
-        .await;
-        yield_now().await; // children start
+        start_and_let_children_block(group.as_mut()).await;
         assert_eq!(dropped.get(), 0);
         drop(group);
         assert_eq!(dropped.get(), 5, "children dropped in the group's drop");
@@ -448,12 +451,7 @@ fn a_group_drop_survives_panicking_child_destructors() {
             std::future::pending::<()>().await;
             Ok(())
         }));
-        poll_fn(|cx| {
-            assert!(group.as_mut().poll(cx).is_pending());
-            Poll::Ready(())
-        })
-        .await;
-        yield_now().await; // every child runs and blocks in its sleep
+        start_and_let_children_block(group.as_mut()).await;
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(group)));
         let panic = r.expect_err("a child's destructor panicked: the drop reports it");
         assert_eq!(panic_text(&*panic), "DropProbe exploded");
