@@ -488,3 +488,26 @@ fn shutdown_drops_every_task_even_if_destructors_panic() {
     assert_eq!(panic_text(&*panic), "DropProbe exploded");
     assert_eq!(dropped.get(), 5, "every task was dropped");
 }
+
+/// An entered scope knows its runtime: a cancel made on the runtime's thread while no
+/// `block_on` runs reaches the task blocked inside when the runtime runs again.
+#[test]
+fn a_cancel_between_block_on_calls_is_not_lost() {
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let scope = CancelScope::new();
+    let s = scope.clone();
+    // The handle is returned un-awaited on purpose: the next `block_on` awaits it.
+    #[allow(clippy::async_yields_async)]
+    let task = rt.block_on(async move {
+        let h = spawn(async move {
+            let r = s.run(sleep(Duration::from_secs(3600))).await;
+            Ok::<_, Cancelled>(r)
+        });
+        yield_now().await; // the task enters the scope and blocks in its sleep
+        h
+    });
+    scope.cancel(); // no runtime is running here
+    let out = rt.block_on(task).unwrap().unwrap();
+    assert_eq!(out, Ok(None), "the sleep was cancelled, not slept through");
+    assert!(scope.cancelled_caught());
+}
