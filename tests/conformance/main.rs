@@ -17,16 +17,92 @@ mod races;
 mod scopes;
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use scope_runtime::{CancelScope, TaskGroup};
+
 /// Records what happened, in order, with the virtual time of each event.
+///
+/// **Traces for the oracle.** When `CONFORMANCE_TRACE_DIR` is set, every log, when its
+/// last clone is dropped, appends its events as one JSON line to
+/// `$CONFORMANCE_TRACE_DIR/<test name>.jsonl` (the test thread's name, e.g.
+/// `scopes::s01_cancel_before_first_checkpoint`): `{"log": 0, "events": [[ns, "text"],
+/// ...]}`, `log` numbering the logs of a test in creation order. `tests/oracle/oracle.py`
+/// compares these traces with the same scenario run on Trio, AnyIO or asyncio.
 #[derive(Clone)]
 pub struct Log {
     t0: Instant,
-    events: Rc<RefCell<Vec<(Duration, String)>>>,
+    events: Rc<Trace>,
+}
+
+/// The events of one log; written out when the last `Log` clone goes.
+struct Trace {
+    index: usize,
+    events: RefCell<Vec<(Duration, String)>>,
+}
+
+thread_local! {
+    static NEXT_LOG: Cell<usize> = const { Cell::new(0) };
+}
+
+impl std::ops::Deref for Trace {
+    type Target = RefCell<Vec<(Duration, String)>>;
+    fn deref(&self) -> &Self::Target {
+        &self.events
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        let Some(dir) = std::env::var_os("CONFORMANCE_TRACE_DIR") else {
+            return;
+        };
+        let thread = std::thread::current();
+        let Some(test) = thread.name() else { return };
+        let mut line = format!("{{\"log\": {}, \"events\": [", self.index);
+        for (i, (t, e)) in self.events.borrow().iter().enumerate() {
+            if i > 0 {
+                line.push_str(", ");
+            }
+            line.push_str(&format!("[{}, {}]", t.as_nanos(), json_string(e)));
+        }
+        line.push_str("]}\n");
+        let path = std::path::Path::new(&dir).join(format!("{test}.jsonl"));
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?
+                .write_all(line.as_bytes())
+        });
+        if let Err(e) = written {
+            eprintln!(
+                "conformance: cannot write the trace {}: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 impl Default for Log {
@@ -38,10 +114,29 @@ impl Default for Log {
 impl Log {
     /// A new log; times are measured from now (call inside the runtime).
     pub fn new() -> Log {
+        let index = NEXT_LOG.with(|n| n.replace(n.get() + 1));
         Log {
             t0: scope_runtime::now(),
-            events: Rc::default(),
+            events: Rc::new(Trace {
+                index,
+                events: RefCell::default(),
+            }),
         }
+    }
+
+    /// Records a scope's flags: `"<name>: called=<bool> caught=<bool>"` (so the oracle
+    /// compares them too).
+    pub fn flags(&self, name: &str, scope: &CancelScope) {
+        self.push(format!(
+            "{name}: called={} caught={}",
+            scope.cancel_called(),
+            scope.cancelled_caught()
+        ));
+    }
+
+    /// [`flags`](Self::flags) for a task group.
+    pub fn group_flags(&self, name: &str, group: &TaskGroup) {
+        self.flags(name, group.cancel_scope());
     }
 
     /// Records one event at the current virtual time.

@@ -47,6 +47,7 @@ async fn s01_cancel_before_first_checkpoint() {
     assert!(scope.cancelled_caught());
     // The task itself is not cancelled: checkpoints outside the scope succeed.
     assert_eq!(checkpoint().await, Ok(()));
+    log.flags("scope", &scope);
 }
 
 /// S02: cancelled, but no checkpoint afterwards: the body completes normally.
@@ -68,6 +69,7 @@ async fn s02_cancel_without_checkpoint_completes_normally() {
     assert!(scope.cancel_called());
     assert!(!scope.cancelled_caught());
     assert_eq!(checkpoint().await, Ok(()));
+    log.flags("scope", &scope);
 }
 
 /// S03: ignoring one `Cancelled` does not help: the next checkpoint fails again.
@@ -104,6 +106,7 @@ async fn s03_cancel_is_level_triggered() {
         ]
     );
     assert!(scope.cancel_called() && scope.cancelled_caught());
+    log.flags("scope", &scope);
 }
 
 /// S04: cancelling the outer scope fails the inner's checkpoints; the inner does not
@@ -147,6 +150,8 @@ async fn s04_outer_cancel_passes_through_inner() {
     );
     assert!(!inner.cancel_called() && !inner.cancelled_caught());
     assert!(outer.cancel_called() && outer.cancelled_caught());
+    log.flags("inner", &inner);
+    log.flags("outer", &outer);
 }
 
 /// S05: cancelling the inner scope leaves the outer untouched.
@@ -186,6 +191,8 @@ async fn s05_inner_cancel_leaves_outer_untouched() {
     );
     assert!(inner.cancel_called() && inner.cancelled_caught());
     assert!(!outer.cancel_called() && !outer.cancelled_caught());
+    log.flags("inner", &inner);
+    log.flags("outer", &outer);
 }
 
 /// S06: both scopes cancelled (inner first): the `Cancelled` goes to the outermost.
@@ -222,6 +229,8 @@ async fn s06_both_cancelled_outermost_absorbs() {
     );
     assert!(inner.cancel_called() && !inner.cancelled_caught());
     assert!(outer.cancel_called() && outer.cancelled_caught());
+    log.flags("inner", &inner);
+    log.flags("outer", &outer);
 }
 
 /// S07: a shielded scope keeps checkpoints working while the outer is cancelled;
@@ -265,6 +274,8 @@ async fn s07_shield_blocks_outer_cancel() {
     );
     assert!(!shielded.cancel_called() && !shielded.cancelled_caught());
     assert!(outer.cancel_called() && outer.cancelled_caught());
+    log.flags("shielded", &shielded);
+    log.flags("outer", &outer);
 }
 
 /// S08: turning the shield off while the task is blocked wakes it; it fails at once.
@@ -315,6 +326,8 @@ async fn s08_unshield_wakes_blocked_task() {
     assert!(!shielded.shield());
     assert!(!shielded.cancelled_caught());
     assert!(outer.cancelled_caught());
+    log.flags("shielded", &shielded);
+    log.flags("outer", &outer);
 }
 
 /// S09: a shielded scope's own cancel still applies inside it.
@@ -356,6 +369,8 @@ async fn s09_shielded_scope_own_cancel_applies() {
     );
     assert!(shielded.cancel_called() && shielded.cancelled_caught());
     assert!(outer.cancel_called() && outer.cancelled_caught());
+    log.flags("shielded", &shielded);
+    log.flags("outer", &outer);
 }
 
 /// S10: `cancel()` after the scope exited is a no-op with no later effect.
