@@ -15,6 +15,8 @@ mod extra;
 mod groups;
 mod races;
 mod scopes;
+mod suite_libs;
+mod suite_trio;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
