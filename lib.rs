@@ -58,16 +58,17 @@ mod scope;
 pub use runtime::sync;
 
 pub use runtime::cancel::{
-    BoxError, CancelError, CancelHandle, CancelReason, Cancellable, Cancelled, TaskInfo,
-    cancellable, check_cancelled, checkpoint, current_effective_deadline, find_cancelled,
+    BoxError, CancelError, CancelHandle, CancelReason, Cancellable, Cancelled, TaskFailure,
+    TaskGroupError, TaskInfo, cancellable, check_cancelled, checkpoint, current_effective_deadline,
+    find_cancelled,
 };
 pub use runtime::{
     Builder, IO_POLL_INTERVAL, JoinHandle, Outcome, Runtime, Sleep, TaskRef, current_task, now,
     sleep, sleep_until, spawn, spawn_named, yield_now,
 };
 pub use scope::{
-    CancelScope, SpawnError, TaskFailure, TaskGroup, TaskGroupError, TaskHandle, TaskStatus,
-    TimedOut, fail_after, fail_at, move_on_after, move_on_at, task_group,
+    CancelScope, SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut, fail_after, fail_at,
+    move_on_after, move_on_at, task_group,
 };
 pub use scope_runtime_macros::{main, test};
 

@@ -37,7 +37,8 @@ use slab::Slab;
 
 use super::CancelScope;
 use crate::runtime::cancel::{
-    self, BoxError, CancelError, CancelReason, Cancelled, Entered, NodeKey, TaskInfo,
+    self, BoxError, CancelError, CancelReason, Cancelled, Entered, NodeKey, TaskFailure,
+    TaskGroupError, TaskInfo,
 };
 use crate::runtime::{TaskRef, catch_unwind, drop_tasks, spawn_child};
 
@@ -303,6 +304,7 @@ impl TaskGroup {
             finished: RefCell::new(None),
             caller: RefCell::new(None),
             child: Cell::new(None),
+            deferred: RefCell::new(None),
         });
         let status = TaskStatus {
             state: state.clone(),
@@ -359,10 +361,15 @@ impl TaskGroup {
         drop(guard);
         match res {
             Ok(v) => Ok(v),
-            Err(Ok(Ok(()))) => Err(
-                "the task passed to TaskGroup::start returned without calling TaskStatus::started"
-                    .into(),
-            ),
+            Err(Ok(Ok(()))) => match state.deferred.borrow_mut().take() {
+                // `started` was called while the caller was cancelled (see there).
+                Some(v) => Ok(v),
+                None => Err(
+                    "the task passed to TaskGroup::start returned without calling \
+                             TaskStatus::started"
+                        .into(),
+                ),
+            },
             Err(Ok(Err(e))) => Err(e),
             Err(Err(panic)) => std::panic::resume_unwind(panic),
         }
@@ -408,12 +415,7 @@ impl TaskGroup {
             match body_out {
                 Ok(Ok(v)) => value = Some(v),
                 Ok(Err(e)) => match e.as_cancelled() {
-                    Some(c) => {
-                        inner
-                            .cancel_out
-                            .borrow_mut()
-                            .get_or_insert_with(|| c.clone());
-                    }
+                    Some(c) => inner.cancelled_out(c, host()),
                     None => inner.record_failure(TaskFailure {
                         task: host(),
                         body: true,
@@ -451,9 +453,10 @@ impl TaskGroup {
             }
             let failures = std::mem::take(&mut *inner.failures.borrow_mut());
             if !failures.is_empty() {
-                // Errors win over any cancellation (G09).
+                // Errors win over any cancellation (G09); a cancellation the group did
+                // not absorb travels beside them, for the scope it belongs to.
                 return Err(TaskGroupError {
-                    cancelled: None,
+                    cancelled: outward,
                     failures,
                 });
             }
@@ -486,6 +489,16 @@ impl Drop for DropChildren {
 }
 
 impl GroupInner {
+    /// A `Cancelled` (not a child's own business) left the body or a child: keep it for
+    /// the decision at exit, and cancel the group, as a Trio nursery cancels itself for
+    /// any exception leaving a child (`cancel_called()` becomes true).
+    fn cancelled_out(&self, c: &Cancelled, task: TaskInfo) {
+        self.cancel_out
+            .borrow_mut()
+            .get_or_insert_with(|| c.clone());
+        cancel::cancel(&self.scope.state, CancelReason::ChildCancelled(task));
+    }
+
     fn record_failure(&self, failure: TaskFailure) {
         let reason = CancelReason::TaskFailed(failure.task.clone());
         self.failures.borrow_mut().push(failure);
@@ -516,11 +529,7 @@ impl GroupInner {
             Ok(Err(e)) => match e.as_cancelled() {
                 // Cancelled through its own cancel count: the child's business.
                 Some(_) if cancel::current_task_absorbs() => {}
-                Some(c) => {
-                    self.cancel_out
-                        .borrow_mut()
-                        .get_or_insert_with(|| c.clone());
-                }
+                Some(c) => self.cancelled_out(c, me()),
                 None => self.record_failure(TaskFailure {
                     task: me(),
                     body: false,
@@ -550,15 +559,31 @@ struct StartState<V> {
     finished: RefCell<Option<std::thread::Result<Result<(), BoxError>>>>,
     caller: RefCell<Option<Waker>>,
     child: Cell<Option<TaskRef>>,
+    /// The value of a `started` called while the caller was cancelled (not moved).
+    deferred: RefCell<Option<V>>,
 }
 
 impl<V> TaskStatus<V> {
     /// Reports readiness: `value` goes to the caller of `start`, and the task becomes
     /// an ordinary child of the group (its errors go to the group from now on).
     pub fn started(self, value: V) {
-        if self.state.started.replace(true) {
+        if self.state.started.get() || self.state.deferred.borrow().is_some() {
             return;
         }
+        // The caller's code is cancelled already: moving the child into the group would
+        // let it escape that cancellation. As in Trio, the child stays where it is (it
+        // meets the cancellation at its next checkpoint); `start` returns the value only
+        // if the child then ends normally.
+        if self
+            .state
+            .child
+            .get()
+            .is_some_and(|t| cancel::task_cancelled(t.id))
+        {
+            *self.state.deferred.borrow_mut() = Some(value);
+            return;
+        }
+        self.state.started.set(true);
         *self.state.value.borrow_mut() = Some(value);
         if let Some(task) = self.state.child.get() {
             self.group.adopt(task);
@@ -588,127 +613,3 @@ impl std::ops::Deref for TaskHandle {
         &self.0
     }
 }
-
-/// One failure collected by a task group.
-#[derive(Debug)]
-pub struct TaskFailure {
-    task: TaskInfo,
-    body: bool,
-    error: BoxError,
-}
-
-impl TaskFailure {
-    /// The task that failed (for the body: the task running the group).
-    pub fn task(&self) -> &TaskInfo {
-        &self.task
-    }
-
-    /// Whether the error came from the group's body rather than a child.
-    pub fn is_body(&self) -> bool {
-        self.body
-    }
-
-    /// The error.
-    pub fn error(&self) -> &BoxError {
-        &self.error
-    }
-
-    /// Takes the error out.
-    pub fn into_error(self) -> BoxError {
-        self.error
-    }
-}
-
-impl fmt::Display for TaskFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.body {
-            write!(f, "group body: {}", self.error)
-        } else {
-            write!(f, "{}: {}", self.task, self.error)
-        }
-    }
-}
-
-/// The error of a task group: the failures it collected, or a cancellation of an
-/// enclosing scope that travels through it.
-///
-/// A propagating cancellation is recognised by [`CancelError`], so the enclosing scope
-/// absorbs it even after `?` turned it into a [`BoxError`]. Failures never include a
-/// `Cancelled`.
-#[derive(Debug)]
-pub struct TaskGroupError {
-    cancelled: Option<Cancelled>,
-    failures: Vec<TaskFailure>,
-}
-
-impl TaskGroupError {
-    /// The failures, in the order they happened (empty for a propagating cancel).
-    pub fn failures(&self) -> &[TaskFailure] {
-        &self.failures
-    }
-
-    /// Takes the failures out.
-    pub fn into_failures(self) -> Vec<TaskFailure> {
-        self.failures
-    }
-
-    /// Finds the first failure whose error is an `E`.
-    pub fn find<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        self.failures
-            .iter()
-            .find_map(|f| f.error.downcast_ref::<E>())
-    }
-}
-
-impl CancelError for TaskGroupError {
-    fn as_cancelled(&self) -> Option<&Cancelled> {
-        if self.failures.is_empty() {
-            self.cancelled.as_ref()
-        } else {
-            None
-        }
-    }
-}
-
-impl From<Cancelled> for TaskGroupError {
-    fn from(c: Cancelled) -> Self {
-        TaskGroupError {
-            cancelled: Some(c),
-            failures: Vec::new(),
-        }
-    }
-}
-
-impl fmt::Display for TaskGroupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(c) = self.as_cancelled() {
-            return write!(f, "task group {c}");
-        }
-        match self.failures.as_slice() {
-            [one] => write!(f, "a task group failed: {one}"),
-            many => {
-                write!(f, "{} tasks of a task group failed", many.len())?;
-                for (i, fl) in many.iter().enumerate() {
-                    write!(f, "{} {fl}", if i == 0 { ":" } else { ";" })?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for TaskGroupError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self.failures.first() {
-            Some(f) => Some(&*f.error),
-            None => self.cancelled.as_ref().map(|c| c as _),
-        }
-    }
-}
-
-// Errors of groups cross threads inside `BoxError`s: they must stay `Send + Sync`.
-const _: () = {
-    const fn send_sync<T: Send + Sync>() {}
-    send_sync::<TaskGroupError>();
-    send_sync::<Cancelled>();
-};

@@ -140,9 +140,23 @@ impl CancelScope {
         cancel::cancel_handle(&self.state)
     }
 
-    /// Whether a cancel was requested (explicitly or by reaching the deadline).
+    /// Whether a cancel was requested (explicitly or by reaching the deadline). A
+    /// deadline that has passed counts at once — also before the scope is entered — as
+    /// in Trio.
+    ///
+    /// ```
+    /// use scope_runtime::{CancelScope, now};
+    /// use std::time::Duration;
+    ///
+    /// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+    ///     let late = CancelScope::new().with_deadline(now());
+    ///     assert!(late.cancel_called(), "its deadline has passed: it is cancelled already");
+    ///     let relative = CancelScope::new().with_timeout(Duration::ZERO);
+    ///     assert!(!relative.cancel_called(), "a relative timeout starts at entry");
+    /// });
+    /// ```
     pub fn cancel_called(&self) -> bool {
-        self.state.cancel_called()
+        cancel::cancel_called(&self.state)
     }
 
     /// Whether the scope absorbed a cancellation: a `Cancelled` left its body while the
@@ -208,8 +222,13 @@ impl CancelScope {
                 let mut body = pin!(body);
                 poll_fn(|cx| entered.poll_inside(body.as_mut(), cx)).await
             };
-            let cancelled_out = matches!(&out, Err(e) if e.as_cancelled().is_some());
-            if entered.exit(cancelled_out) {
+            let (pure, part) = match &out {
+                Ok(_) => (false, false),
+                Err(e) => (e.as_cancelled().is_some(), e.cancelled_part().is_some()),
+            };
+            // The scope absorbs a `Cancelled` leaving the body (R4). One that travels
+            // beside other errors (a task group's) is caught too, but the errors go on.
+            if entered.exit(part) && pure {
                 return Ok(None);
             }
             out.map(Some)
@@ -317,6 +336,4 @@ where
         .run_or_timeout(body)
 }
 
-pub use group::{
-    SpawnError, TaskFailure, TaskGroup, TaskGroupError, TaskHandle, TaskStatus, task_group,
-};
+pub use group::{SpawnError, TaskGroup, TaskHandle, TaskStatus, task_group};

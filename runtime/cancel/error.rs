@@ -49,6 +49,10 @@ pub enum CancelReason {
     TaskFailed(TaskInfo),
     /// A task of the group panicked; the group cancelled itself.
     TaskPanicked(TaskInfo),
+    /// A `Cancelled` (of an enclosing scope, or a stale one) left a task of the group
+    /// or its body; the group cancelled itself, as a Trio nursery does for any
+    /// exception leaving a child.
+    ChildCancelled(TaskInfo),
     /// The task's own cancel count is above zero (`JoinHandle::cancel`,
     /// `TaskHandle::cancel`).
     TaskCancelled,
@@ -62,6 +66,7 @@ impl fmt::Display for CancelReason {
             CancelReason::Deadline => f.write_str("deadline reached"),
             CancelReason::TaskFailed(t) => write!(f, "{t} failed"),
             CancelReason::TaskPanicked(t) => write!(f, "{t} panicked"),
+            CancelReason::ChildCancelled(t) => write!(f, "a cancellation left {t}"),
             CancelReason::TaskCancelled => f.write_str("the task was cancelled"),
         }
     }
@@ -167,6 +172,16 @@ impl From<Cancelled> for io::Error {
 pub trait CancelError {
     /// The cancellation this error is, or carries; `None` for any other error.
     fn as_cancelled(&self) -> Option<&Cancelled>;
+
+    /// A cancellation that travels *beside* other errors in this one — a
+    /// [`TaskGroupError`](crate::TaskGroupError) whose children failed while a cancel
+    /// of an enclosing scope was leaving it too — or, by default, [`as_cancelled`]'s.
+    /// The scope it belongs to records `cancelled_caught()` while the error goes on.
+    ///
+    /// [`as_cancelled`]: CancelError::as_cancelled
+    fn cancelled_part(&self) -> Option<&Cancelled> {
+        self.as_cancelled()
+    }
 }
 
 impl CancelError for Cancelled {
@@ -179,17 +194,29 @@ impl CancelError for io::Error {
     fn as_cancelled(&self) -> Option<&Cancelled> {
         find_cancelled(self)
     }
+
+    fn cancelled_part(&self) -> Option<&Cancelled> {
+        find_cancelled_part(self)
+    }
 }
 
 impl CancelError for BoxError {
     fn as_cancelled(&self) -> Option<&Cancelled> {
         find_cancelled(&**self)
     }
+
+    fn cancelled_part(&self) -> Option<&Cancelled> {
+        find_cancelled_part(&**self)
+    }
 }
 
 impl CancelError for Box<dyn Error + 'static> {
     fn as_cancelled(&self) -> Option<&Cancelled> {
         find_cancelled(&**self)
+    }
+
+    fn cancelled_part(&self) -> Option<&Cancelled> {
+        find_cancelled_part(&**self)
     }
 }
 
@@ -248,6 +275,164 @@ pub fn find_cancelled<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a Cancelled>
     }
     None
 }
+
+/// [`find_cancelled`], also finding a cancellation that travels beside errors inside
+/// a [`TaskGroupError`] (see [`CancelError::cancelled_part`]).
+pub(crate) fn find_cancelled_part<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a Cancelled> {
+    if let Some(c) = find_cancelled(e) {
+        return Some(c);
+    }
+    let mut cur = Some(e);
+    for _ in 0..MAX_CHAIN {
+        let err = cur?;
+        if let Some(g) = err.downcast_ref::<TaskGroupError>() {
+            return g.cancelled_part();
+        }
+        cur = match err.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// One failure collected by a task group.
+#[derive(Debug)]
+pub struct TaskFailure {
+    pub(crate) task: TaskInfo,
+    pub(crate) body: bool,
+    pub(crate) error: BoxError,
+}
+
+impl TaskFailure {
+    /// The task that failed (for the body: the task running the group).
+    pub fn task(&self) -> &TaskInfo {
+        &self.task
+    }
+
+    /// Whether the error came from the group's body rather than a child.
+    pub fn is_body(&self) -> bool {
+        self.body
+    }
+
+    /// The error.
+    pub fn error(&self) -> &BoxError {
+        &self.error
+    }
+
+    /// Takes the error out.
+    pub fn into_error(self) -> BoxError {
+        self.error
+    }
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.body {
+            write!(f, "group body: {}", self.error)
+        } else {
+            write!(f, "{}: {}", self.task, self.error)
+        }
+    }
+}
+
+/// The error of a task group: the failures it collected, or a cancellation of an
+/// enclosing scope that travels through it.
+///
+/// A propagating cancellation is recognised by [`CancelError`], so the enclosing scope
+/// absorbs it even after `?` turned it into a [`BoxError`]. Failures never include a
+/// `Cancelled`.
+///
+/// When failures and a cancellation leave the group together, the failures win: the
+/// error is not a cancellation (`as_cancelled()` is `None`) and keeps travelling. The
+/// cancellation travels beside it ([`CancelError::cancelled_part`]): the scope it
+/// belongs to reports `cancelled_caught()`, as Trio's scope does when it strips the
+/// `Cancelled` out of a nursery's exception group.
+#[derive(Debug)]
+pub struct TaskGroupError {
+    pub(crate) cancelled: Option<Cancelled>,
+    pub(crate) failures: Vec<TaskFailure>,
+}
+
+impl TaskGroupError {
+    /// The failures, in the order they happened (empty for a propagating cancel).
+    pub fn failures(&self) -> &[TaskFailure] {
+        &self.failures
+    }
+
+    /// Takes the failures out.
+    pub fn into_failures(self) -> Vec<TaskFailure> {
+        self.failures
+    }
+
+    /// Finds the first failure whose error is an `E`.
+    pub fn find<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.failures
+            .iter()
+            .find_map(|f| f.error.downcast_ref::<E>())
+    }
+}
+
+impl CancelError for TaskGroupError {
+    fn as_cancelled(&self) -> Option<&Cancelled> {
+        if self.failures.is_empty() {
+            self.cancelled.as_ref()
+        } else {
+            None
+        }
+    }
+
+    fn cancelled_part(&self) -> Option<&Cancelled> {
+        self.cancelled.as_ref().or_else(|| {
+            self.failures
+                .iter()
+                .find_map(|f| find_cancelled_part(&*f.error))
+        })
+    }
+}
+
+impl From<Cancelled> for TaskGroupError {
+    fn from(c: Cancelled) -> Self {
+        TaskGroupError {
+            cancelled: Some(c),
+            failures: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for TaskGroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(c) = self.as_cancelled() {
+            return write!(f, "task group {c}");
+        }
+        match self.failures.as_slice() {
+            [one] => write!(f, "a task group failed: {one}"),
+            many => {
+                write!(f, "{} tasks of a task group failed", many.len())?;
+                for (i, fl) in many.iter().enumerate() {
+                    write!(f, "{} {fl}", if i == 0 { ":" } else { ";" })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for TaskGroupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.failures.first() {
+            Some(f) => Some(&*f.error),
+            None => self.cancelled.as_ref().map(|c| c as _),
+        }
+    }
+}
+
+// Errors of groups cross threads inside `BoxError`s: they must stay `Send + Sync`.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<TaskGroupError>();
+    send_sync::<Cancelled>();
+};
 
 #[cfg(test)]
 mod tests {

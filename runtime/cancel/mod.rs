@@ -37,7 +37,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use cancellable::{Cancellable, cancellable};
-pub use error::{BoxError, CancelError, CancelReason, Cancelled, TaskInfo, find_cancelled};
+pub use error::{
+    BoxError, CancelError, CancelReason, Cancelled, TaskFailure, TaskGroupError, TaskInfo,
+    find_cancelled,
+};
 pub(crate) use tree::{Deadline, NO_NODE, NodeKey, Phase, ScopeState, Wakes};
 pub(crate) use wait::{CancelWait, Site, site_cancelled};
 
@@ -169,6 +172,11 @@ pub async fn checkpoint() -> Result<(), Cancelled> {
 /// The earliest deadline visible from the calling code: the minimum over the enclosing
 /// scopes up to the first shield. `None` means no deadline. Outside a task, `None`.
 ///
+/// If the calling code is **already cancelled** (explicitly, by a passed deadline, or
+/// through its task's cancel count), the answer is "out of time": an instant no later
+/// than now — the one at which that cancellation took effect — so `deadline - now` is
+/// zero and `deadline <= now` holds. (Trio returns `-inf` there.)
+///
 /// ```
 /// use scope_runtime::{current_effective_deadline, move_on_after, now};
 /// use std::time::Duration;
@@ -182,6 +190,16 @@ pub async fn checkpoint() -> Result<(), Cancelled> {
 ///     })
 ///     .await
 ///     .unwrap();
+///     // Already cancelled: out of time, whatever deadlines are further out.
+///     let scope = scope_runtime::CancelScope::new().with_timeout(Duration::from_secs(60));
+///     scope
+///         .run(async {
+///             scope.cancel();
+///             assert_eq!(current_effective_deadline(), Some(now()));
+///             Ok::<_, scope_runtime::Cancelled>(())
+///         })
+///         .await
+///         .unwrap();
 /// });
 /// ```
 pub fn current_effective_deadline() -> Option<Instant> {
@@ -206,6 +224,27 @@ fn active_core(scope: &ScopeState) -> Option<(NodeKey, Rc<Core>)> {
     }
 }
 
+/// Whether a cancel was requested for `scope`. As in Trio, a deadline that has passed
+/// counts even before the run loop noticed it, and even if the scope was never entered
+/// (reading it then records the cancel, reason `Deadline`).
+pub(crate) fn cancel_called(scope: &Rc<ScopeState>) -> bool {
+    if scope.cancel_called() {
+        return true;
+    }
+    let Some(at) = scope.deadline_at() else {
+        return false;
+    };
+    let now = match (scope.phase(), active_core(scope)) {
+        (_, Some((_, core))) => core.now(),
+        (Phase::Idle, None) => try_with_core(|core| core.now()).unwrap_or_else(Instant::now),
+        _ => return false,
+    };
+    if at <= now {
+        cancel(scope, CancelReason::Deadline);
+    }
+    scope.cancel_called()
+}
+
 /// Requests cancellation of `scope` with `reason` (first reason wins; no-op after
 /// exit; before entry it takes effect on entry). Works from any task of the scope's
 /// runtime, and between `block_on` calls: an entered scope knows its runtime.
@@ -213,10 +252,15 @@ pub(crate) fn cancel(scope: &Rc<ScopeState>, reason: CancelReason) {
     match active_core(scope) {
         Some((node, core)) => {
             disarm_deadline(&core, scope);
-            let wakes = core.cancel().tree.borrow_mut().cancel_scope(node, reason);
+            let now = core.now();
+            let wakes = core
+                .cancel()
+                .tree
+                .borrow_mut()
+                .cancel_scope(node, reason, now);
             wakes.run(|id| core.schedule(id));
         }
-        _ => scope.cancel_idle(reason),
+        _ => scope.cancel_idle(reason, try_with_core(|core| core.now())),
     }
 }
 
@@ -276,7 +320,7 @@ fn arm_deadline(core: &Core, scope: &Rc<ScopeState>, serial: Option<u64>) {
             .cancel()
             .tree
             .borrow_mut()
-            .cancel_scope(node, CancelReason::Deadline);
+            .cancel_scope(node, CancelReason::Deadline, at);
         wakes.run(|id| core.schedule(id));
     } else {
         let serial = serial.or_else(|| core.cancel().tree.borrow().serial(node));
@@ -318,11 +362,12 @@ impl Entered {
                 .expect("a cancel scope must be entered from inside a task");
             let parent = ensure_current_node(core);
             scope.set_deadline_field(resolve(core, scope.configured_deadline()));
-            let (node, serial) =
-                core.cancel()
-                    .tree
-                    .borrow_mut()
-                    .enter_scope(parent, &scope, Rc::downgrade(core));
+            let (node, serial) = core.cancel().tree.borrow_mut().enter_scope(
+                parent,
+                &scope,
+                Rc::downgrade(core),
+                core.now(),
+            );
             arm_deadline(core, &scope, Some(serial));
             Entered {
                 scope: Some(scope),
@@ -411,7 +456,12 @@ impl Drop for Entered {
 /// Adds `delta` to a task's cancel count (R9); `None` if the task has finished.
 pub(crate) fn add_cancelling(core: &Core, task: TaskId, delta: i64) -> Option<u32> {
     let root = core.ensure_root(task)?;
-    let (n, wakes) = core.cancel().tree.borrow_mut().add_cancelling(root, delta);
+    let now = core.now();
+    let (n, wakes) = core
+        .cancel()
+        .tree
+        .borrow_mut()
+        .add_cancelling(root, delta, now);
     wakes.run(|id| core.schedule(id));
     Some(n)
 }
@@ -434,6 +484,16 @@ pub(crate) fn current_task_absorbs() -> bool {
         Some(core.cancel().tree.borrow().absorbs(root))
     })
     .flatten()
+    .unwrap_or(false)
+}
+
+/// Whether the code at a task's root is cancelled (its own count, or a cancelled
+/// scope above it).
+pub(crate) fn task_cancelled(task: TaskId) -> bool {
+    try_with_core(|core| {
+        core.task_root(task)
+            .is_some_and(|r| core.cancel().tree.borrow().is_cancelled(r))
+    })
     .unwrap_or(false)
 }
 

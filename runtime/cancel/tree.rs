@@ -101,6 +101,9 @@ pub(crate) struct ScopeState {
     cancel_called: Cell<bool>,
     /// The first reason given; `None` until cancelled.
     reason: RefCell<Option<CancelReason>>,
+    /// When the cancellation took effect (a deadline: the deadline; a scope cancelled
+    /// before entry: its entry).
+    cancelled_at: Cell<Option<Instant>>,
     /// The scope absorbed a `Cancelled` leaving its body.
     caught: Cell<bool>,
     shield: Cell<bool>,
@@ -181,21 +184,23 @@ impl ScopeState {
         self.timer.set(Some(key));
     }
 
-    /// Records a cancel request; `false` if one was already made (first reason wins)
-    /// or the scope has exited.
-    fn mark_cancelled(&self, reason: CancelReason) -> bool {
+    /// Records a cancel request made at `at` (if known); `false` if one was already
+    /// made (first reason wins) or the scope has exited.
+    fn mark_cancelled(&self, reason: CancelReason, at: Option<Instant>) -> bool {
         if self.phase.get() == Phase::Exited || self.cancel_called.get() {
             return false;
         }
         self.cancel_called.set(true);
         *self.reason.borrow_mut() = Some(reason);
+        self.cancelled_at.set(at);
         true
     }
 
-    /// Cancels a scope that is not in any tree (idle; a no-op once exited).
-    pub(super) fn cancel_idle(&self, reason: CancelReason) {
+    /// Cancels a scope that is not in any tree (idle; a no-op once exited). `at` is
+    /// the time, if a clock is at hand (otherwise the entry counts).
+    pub(super) fn cancel_idle(&self, reason: CancelReason, at: Option<Instant>) {
         if self.phase.get() == Phase::Idle {
-            self.mark_cancelled(reason);
+            self.mark_cancelled(reason, at);
         }
     }
 
@@ -223,8 +228,11 @@ impl Drop for ScopeState {
 
 /// What a node stands for.
 enum Kind {
-    /// A task's root node: cancelled while `cancelling > 0`.
-    Root { cancelling: u32 },
+    /// A task's root node: cancelled while `cancelling > 0`, since `since`.
+    Root {
+        cancelling: u32,
+        since: Option<Instant>,
+    },
     /// An entered cancel scope (or task group).
     Scope(Rc<ScopeState>),
 }
@@ -279,7 +287,7 @@ struct Node {
 impl Node {
     fn own(&self) -> bool {
         match &self.kind {
-            Kind::Root { cancelling } => *cancelling > 0,
+            Kind::Root { cancelling, .. } => *cancelling > 0,
             Kind::Scope(s) => s.cancel_called.get(),
         }
     }
@@ -430,18 +438,28 @@ impl CancelTree {
     /// Adds a task's root node under `parent` (`NO_NODE` for a top-level task). Its
     /// `effective` state is computed; nobody is woken (the task has not run yet).
     pub(crate) fn insert_root(&mut self, parent: NodeKey) -> NodeKey {
-        self.insert(parent, Kind::Root { cancelling: 0 })
+        self.insert(
+            parent,
+            Kind::Root {
+                cancelling: 0,
+                since: None,
+            },
+        )
     }
 
     /// Enters `scope` under `parent`: the scope becomes active in this tree. Nobody is
     /// woken (the task entering is running and finds out at its next checkpoint).
-    /// Returns the node and its serial.
+    /// Returns the node and its serial. `now` is the time of entry.
     pub(crate) fn enter_scope(
         &mut self,
         parent: NodeKey,
         scope: &Rc<ScopeState>,
         core: Weak<Core>,
+        now: Instant,
     ) -> (NodeKey, u64) {
+        if scope.cancel_called.get() && scope.cancelled_at.get().is_none() {
+            scope.cancelled_at.set(Some(now)); // cancelled before entry: from now on
+        }
         let key = self.insert(parent, Kind::Scope(scope.clone()));
         scope.phase.set(Phase::Active { node: key });
         *scope.core.borrow_mut() = core;
@@ -522,7 +540,7 @@ impl CancelTree {
         self.unlink(key);
         let scope = match self.nodes.remove(key as usize).kind {
             Kind::Scope(s) => Some(s),
-            Kind::Root { cancelling } => {
+            Kind::Root { cancelling, .. } => {
                 if cancelling > 0 {
                     self.roots_cancelled -= 1;
                 }
@@ -653,10 +671,16 @@ impl CancelTree {
         (absorbed, wakes, scope)
     }
 
-    /// Requests cancellation of the entered scope at `key` (first reason wins).
-    pub(crate) fn cancel_scope(&mut self, key: NodeKey, reason: CancelReason) -> Wakes {
+    /// Requests cancellation of the entered scope at `key`, at time `at` (first reason
+    /// wins).
+    pub(crate) fn cancel_scope(
+        &mut self,
+        key: NodeKey,
+        reason: CancelReason,
+        at: Instant,
+    ) -> Wakes {
         let changed = match &self.n(key).kind {
-            Kind::Scope(s) => s.mark_cancelled(reason),
+            Kind::Scope(s) => s.mark_cancelled(reason, Some(at)),
             Kind::Root { .. } => false,
         };
         if changed {
@@ -670,10 +694,14 @@ impl CancelTree {
     pub(crate) fn deadline_fired(&mut self, key: NodeKey, serial: u64) -> Wakes {
         match self.node(key) {
             Some(n) if n.serial == serial => {
-                if let Kind::Scope(s) = &n.kind {
-                    s.timer.set(None);
-                }
-                self.cancel_scope(key, CancelReason::Deadline)
+                let Kind::Scope(s) = &n.kind else {
+                    return Wakes::default();
+                };
+                s.timer.set(None);
+                let Some(at) = s.deadline_at() else {
+                    return Wakes::default();
+                };
+                self.cancel_scope(key, CancelReason::Deadline, at)
             }
             _ => Wakes::default(),
         }
@@ -693,12 +721,22 @@ impl CancelTree {
     }
 
     /// Adds `delta` to a root node's `cancelling` count (saturating at zero and at
-    /// `u32::MAX`) and returns the new count (rule R9).
-    pub(crate) fn add_cancelling(&mut self, root: NodeKey, delta: i64) -> (u32, Wakes) {
+    /// `u32::MAX`) at time `now`, and returns the new count (rule R9).
+    pub(crate) fn add_cancelling(
+        &mut self,
+        root: NodeKey,
+        delta: i64,
+        now: Instant,
+    ) -> (u32, Wakes) {
         let (before, count) = match &mut self.n_mut(root).kind {
-            Kind::Root { cancelling } => {
+            Kind::Root { cancelling, since } => {
                 let before = *cancelling;
                 *cancelling = (i64::from(before) + delta).clamp(0, i64::from(u32::MAX)) as u32;
+                match (before > 0, *cancelling > 0) {
+                    (false, true) => *since = Some(now),
+                    (true, false) => *since = None,
+                    _ => {}
+                }
                 (before, *cancelling)
             }
             Kind::Scope(_) => unreachable!("task cancel counts live on root nodes"),
@@ -713,22 +751,39 @@ impl CancelTree {
 
     pub(crate) fn cancelling(&self, root: NodeKey) -> u32 {
         match self.node(root).map(|n| &n.kind) {
-            Some(Kind::Root { cancelling }) => *cancelling,
+            Some(Kind::Root { cancelling, .. }) => *cancelling,
             _ => 0,
         }
     }
 
     /// The earliest deadline of the scopes visible from `key` (up to the first shield).
+    /// If the code at `key` is cancelled, the time left is zero: the result is then no
+    /// later than the instant the cancellation of a visible node took effect (Trio
+    /// returns `-inf` there).
     pub(crate) fn effective_deadline(&self, key: NodeKey) -> Option<Instant> {
+        let cancelled = self.is_cancelled(key);
         let mut k = key;
         let mut best: Option<Instant> = None;
+        let mut earliest = |d: Instant| best = Some(best.map_or(d, |b: Instant| b.min(d)));
         while let Some(n) = self.node(k) {
-            if let Kind::Scope(s) = &n.kind {
-                if let Some(d) = s.deadline_at() {
-                    best = Some(best.map_or(d, |b| b.min(d)));
+            match &n.kind {
+                Kind::Scope(s) => {
+                    if let Some(d) = s.deadline_at() {
+                        earliest(d);
+                    }
+                    if cancelled && n.own() {
+                        if let Some(at) = s.cancelled_at.get() {
+                            earliest(at);
+                        }
+                    }
+                    if s.shield.get() {
+                        break;
+                    }
                 }
-                if s.shield.get() {
-                    break;
+                Kind::Root { since, .. } => {
+                    if let (true, Some(at)) = (cancelled, since) {
+                        earliest(*at);
+                    }
                 }
             }
             k = n.parent;
@@ -916,7 +971,7 @@ mod tests {
 
     fn scope(t: &mut CancelTree, parent: NodeKey) -> (Rc<ScopeState>, NodeKey) {
         let s = Rc::new(ScopeState::default());
-        let (k, _) = t.enter_scope(parent, &s, Weak::new());
+        let (k, _) = t.enter_scope(parent, &s, Weak::new(), Instant::now());
         (s, k)
     }
 
@@ -934,7 +989,7 @@ mod tests {
         t.arm(None, c1, WakeBy::Waker(&k1));
         t.arm(None, inner, WakeBy::Waker(&k2));
         t.arm(None, host, WakeBy::Waker(&kh));
-        t.cancel_scope(group, CancelReason::Explicit(None))
+        t.cancel_scope(group, CancelReason::Explicit(None), Instant::now())
             .run(no_tasks);
         assert_eq!((count(&w1), count(&w2), count(&wh)), (1, 1, 0));
         assert!(t.is_cancelled(c1) && t.is_cancelled(inner) && !t.is_cancelled(host));
@@ -943,7 +998,8 @@ mod tests {
             Some(CancelReason::Explicit(None))
         );
         // A second cancel changes nothing and wakes nobody.
-        t.cancel_scope(group, CancelReason::Deadline).run(no_tasks);
+        t.cancel_scope(group, CancelReason::Deadline, Instant::now())
+            .run(no_tasks);
         assert_eq!((count(&w1), count(&w2)), (1, 1));
     }
 
@@ -959,7 +1015,7 @@ mod tests {
         let (ws, ks) = counter();
         t.arm(None, o, WakeBy::Waker(&ko));
         let (key_s, _) = t.arm(None, s, WakeBy::Waker(&ks));
-        t.cancel_scope(o, CancelReason::Explicit(None))
+        t.cancel_scope(o, CancelReason::Explicit(None), Instant::now())
             .run(no_tasks);
         assert_eq!(
             (count(&wo), count(&ws)),
@@ -979,10 +1035,10 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (outer, o) = scope(&mut t, root);
         let (inner, i) = scope(&mut t, o);
-        t.cancel_scope(i, CancelReason::Explicit(None))
+        t.cancel_scope(i, CancelReason::Explicit(None), Instant::now())
             .run(no_tasks);
         assert!(t.absorbs(i), "own cancel, nothing outside");
-        t.cancel_scope(o, CancelReason::Explicit(None))
+        t.cancel_scope(o, CancelReason::Explicit(None), Instant::now())
             .run(no_tasks);
         assert!(
             !t.absorbs(i),
@@ -1006,7 +1062,7 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (_, o) = scope(&mut t, root);
         let (_, i) = scope(&mut t, o);
-        t.cancel_scope(o, CancelReason::Explicit(None))
+        t.cancel_scope(o, CancelReason::Explicit(None), Instant::now())
             .run(no_tasks);
         assert!(t.is_cancelled(i) && !t.absorbs(i));
         t.set_shield(i, true).run(no_tasks);
@@ -1019,25 +1075,25 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (w, k) = counter();
         t.arm(None, root, WakeBy::Waker(&k));
-        let (n, wakes) = t.add_cancelling(root, 1);
+        let (n, wakes) = t.add_cancelling(root, 1, Instant::now());
         wakes.run(no_tasks);
         assert_eq!((n, count(&w)), (1, 1));
-        let (n, wakes) = t.add_cancelling(root, 1);
+        let (n, wakes) = t.add_cancelling(root, 1, Instant::now());
         wakes.run(no_tasks);
         assert_eq!((n, count(&w)), (2, 1), "the second cancel changes nothing");
         assert!(t.absorbs(root) && t.any_root_cancelled());
-        assert_eq!(t.add_cancelling(root, -1).0, 1);
+        assert_eq!(t.add_cancelling(root, -1, Instant::now()).0, 1);
         assert!(t.is_cancelled(root));
-        assert_eq!(t.add_cancelling(root, -1).0, 0);
+        assert_eq!(t.add_cancelling(root, -1, Instant::now()).0, 0);
         assert!(!t.is_cancelled(root) && !t.any_root_cancelled());
-        assert_eq!(t.add_cancelling(root, -1).0, 0);
+        assert_eq!(t.add_cancelling(root, -1, Instant::now()).0, 0);
         assert!(
             !t.any_root_cancelled(),
             "saturating at zero does not count twice"
         );
         // A root removed while cancelled is no longer counted.
         let other = t.insert_root(NO_NODE);
-        let _ = t.add_cancelling(other, 3);
+        let _ = t.add_cancelling(other, 3, Instant::now());
         assert!(t.any_root_cancelled());
         t.remove(other).0.run(no_tasks);
         assert!(!t.any_root_cancelled());
@@ -1053,7 +1109,7 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (_, a) = scope(&mut t, root);
         let (_, b) = scope(&mut t, a);
-        t.cancel_scope(a, CancelReason::Explicit(None))
+        t.cancel_scope(a, CancelReason::Explicit(None), Instant::now())
             .run(no_tasks);
         assert!(t.is_cancelled(b));
         t.remove(a).0.run(no_tasks);
@@ -1076,7 +1132,7 @@ mod tests {
         assert!(t.disarm(key).is_none(), "the old key is stale now");
         let key = key2;
         // `a` is under the root: it is cancelled too, and the wait is woken once.
-        let (_, wakes) = t.add_cancelling(root, 1);
+        let (_, wakes) = t.add_cancelling(root, 1, Instant::now());
         assert_eq!(count(&w), 0, "wakes are returned, not run");
         wakes.run(no_tasks);
         assert_eq!(count(&w), 1);
@@ -1097,6 +1153,7 @@ mod tests {
         let mut t = CancelTree::default();
         let root = t.insert_root(NO_NODE);
         let (s, a) = scope(&mut t, root);
+        s.set_deadline_field(Deadline::At(Instant::now()));
         let serial = t.serial(a).unwrap();
         t.deadline_fired(a, serial + 1).run(no_tasks);
         assert!(!s.cancel_called(), "a stale timer does nothing");
@@ -1123,13 +1180,13 @@ mod tests {
             "the replaced registration's waker comes back"
         );
         assert_eq!(t.waiter_count(), 3);
-        t.cancel_scope(a, CancelReason::Explicit(None))
+        t.cancel_scope(a, CancelReason::Explicit(None), Instant::now())
             .run(no_tasks);
         let woken: Vec<_> = counters.iter().map(|(c, _)| count(c)).collect();
         assert_eq!(woken, [0, 1, 1], "only the waits at `a`");
         assert!(t.waiter_cancelled(keys[1]) && t.waiter_cancelled(keys[2]));
         assert!(!t.waiter_cancelled(moved));
-        let (_, wakes) = t.add_cancelling(root, 1);
+        let (_, wakes) = t.add_cancelling(root, 1, Instant::now());
         wakes.run(no_tasks);
         assert_eq!(count(&counters[0].0), 1);
         for k in [moved, keys[1], keys[2]] {

@@ -176,9 +176,15 @@ async fn g04_seed_nested_groups() {
             "We DO reach here: outer_tg is unaffected"
         ]
     );
-    assert!(!inner.cancel_called() && !inner.cancelled_caught());
+    // A `Cancelled` left the inner group's body: the inner group cancels itself, as a
+    // Trio nursery does for any exception leaving a child (it does not absorb it: the
+    // middle group's cancel is visible through it).
+    assert!(inner.cancel_called() && !inner.cancelled_caught());
     assert!(middle.cancel_called() && middle.cancelled_caught());
     assert!(!outer.cancel_called() && !outer.cancelled_caught());
+    log.group_flags("inner", &inner);
+    log.group_flags("middle", &middle);
+    log.group_flags("outer", &outer);
 }
 
 /// G05: a child's error cancels its siblings and the body; the group returns that error.
@@ -414,7 +420,9 @@ async fn g08_outer_cancel_during_group_wait_propagates() {
     assert!(matches!(r, Ok(None)), "{r:?}");
     canceller.await.unwrap().unwrap();
     assert!(outer.cancel_called() && outer.cancelled_caught());
-    assert!(!group.cancel_called() && !group.cancelled_caught());
+    // The children's `Cancelled` left them: the group cancelled itself too (as a Trio
+    // nursery does), and passed the cancellation on.
+    assert!(group.cancel_called() && !group.cancelled_caught());
     assert_groups(
         &log.timed(),
         &[
@@ -423,6 +431,8 @@ async fn g08_outer_cancel_during_group_wait_propagates() {
             &["1s group: Err, cancellation=Some(\"cancelled: outer\") failures=0"],
         ],
     );
+    log.flags("outer", &outer);
+    log.group_flags("group", &group);
 }
 
 /// G09: a child's error while the group is already cancelled by `cancel()`: the error
@@ -469,6 +479,7 @@ async fn g09_child_error_wins_over_group_cancel() {
             "1s child: cancelled, cleanup fails"
         ]
     );
+    log.group_flags("group", &group);
 }
 
 /// G10: `cancel_called()` / `cancelled_caught()` on a group, during and after the block.
@@ -713,6 +724,7 @@ async fn g14_start_caller_cancelled_cancels_child() {
             "1s body goes on"
         ]
     );
+    log.group_flags("group", &group);
 }
 
 /// G15: the child fails before `started`: the error goes to the caller of `start()`,
@@ -758,6 +770,7 @@ async fn g15_start_child_error_goes_to_caller() {
             "1s body goes on"
         ]
     );
+    log.group_flags("group", &group);
 }
 
 /// A job of the seed program: works in `period` steps; on its `done_after`-th step it
@@ -860,6 +873,18 @@ fn assert_no_cancelled(e: &TaskGroupError) {
 /// with the nesting visible; `Cancelled` never appears among the collected errors.
 #[scope_runtime::test(paused)]
 async fn g17_nested_group_errors_keep_nesting() {
+    /// `group[...]` for each group error, the message for anything else.
+    fn nesting(e: &TaskGroupError) -> String {
+        let inner: Vec<String> = e
+            .failures()
+            .iter()
+            .map(|f| match f.error().downcast_ref::<TaskGroupError>() {
+                Some(g) => nesting(g),
+                None => f.error().to_string(),
+            })
+            .collect();
+        format!("group[{}]", inner.join(", "))
+    }
     let log = Log::new();
     let l = log.clone();
     // The inner group runs in a child of the outer group.
@@ -890,6 +915,7 @@ async fn g17_nested_group_errors_keep_nesting() {
     })
     .await;
     let e = r.unwrap_err();
+    log.push(format!("child nesting: {}", nesting(&e)));
     assert_no_cancelled(&e);
     assert_eq!(e.failures().len(), 1);
     let f = &e.failures()[0];
@@ -908,12 +934,15 @@ async fn g17_nested_group_errors_keep_nesting() {
     );
     assert_groups(
         &log.timed(),
-        &[&[
-            "1s inner body cancelled",
-            "1s inner sibling cancelled",
-            "1s outer body cancelled",
-            "1s outer sibling cancelled",
-        ]],
+        &[
+            &[
+                "1s inner body cancelled",
+                "1s inner sibling cancelled",
+                "1s outer body cancelled",
+                "1s outer sibling cancelled",
+            ],
+            &["1s child nesting: group[group[my error: leaf]]"],
+        ],
     );
 
     // The inner group runs in the outer group's body.
@@ -930,6 +959,7 @@ async fn g17_nested_group_errors_keep_nesting() {
     })
     .await;
     let e = r.unwrap_err();
+    log.push(format!("body nesting: {}", nesting(&e)));
     assert_no_cancelled(&e);
     assert_eq!(e.failures().len(), 1);
     assert!(e.failures()[0].is_body());
@@ -938,6 +968,10 @@ async fn g17_nested_group_errors_keep_nesting() {
         .downcast_ref::<TaskGroupError>()
         .expect("nesting visible");
     assert_eq!(inner.failures()[0].task().name(), Some("leaf"));
+    assert_eq!(
+        log.events().last().map(String::as_str),
+        Some("body nesting: group[group[my error: leaf]]")
+    );
 }
 
 /// G18: a child may spawn into its own group while the group waits at the end of its

@@ -12,6 +12,7 @@
 mod counts;
 mod deadlines;
 mod extra;
+mod found_by_oracle;
 mod groups;
 mod races;
 mod scopes;
