@@ -52,6 +52,7 @@ async fn g01_block_exit_waits_for_children() {
             "3s after group"
         ]
     );
+    log.push(format!("group returned {r:?}"));
 }
 
 /// G02 (seed): `group.cancel()` from the body: the code after it runs; the next
@@ -237,6 +238,11 @@ async fn g05_child_error_cancels_siblings() {
             &["1s after group"],
         ],
     );
+    let errors: Vec<String> = e.failures().iter().map(|f| f.error().to_string()).collect();
+    log.push(format!(
+        "group failed: cancellation={} failures={errors:?}",
+        e.as_cancelled().is_some()
+    ));
 }
 
 /// G06: two children fail: both errors are returned (at once, or one during the other's
@@ -253,6 +259,9 @@ async fn g06_two_child_errors_both_returned() {
     })
     .await;
     let e = r.unwrap_err();
+    for f in e.failures() {
+        log.push(format!("group 1 failure: {}", f.error()));
+    }
     let got: Vec<_> = e
         .failures()
         .iter()
@@ -298,6 +307,9 @@ async fn g06_two_child_errors_both_returned() {
     })
     .await;
     let e = r.unwrap_err();
+    for f in e.failures() {
+        log.push(format!("group 2 failure: {}", f.error()));
+    }
     let got: Vec<_> = e
         .failures()
         .iter()
@@ -319,7 +331,11 @@ async fn g06_two_child_errors_both_returned() {
         &log.timed(),
         &[
             &["0ns body cancelled"],
+            &["0ns group 1 failure: my error: a"],
+            &["0ns group 1 failure: my error: b"],
             &["1s body cancelled", "1s second: cancelled, cleanup fails"],
+            &["1s group 2 failure: my error: first"],
+            &["1s group 2 failure: my error: second cleanup"],
         ],
     );
 }
@@ -521,6 +537,7 @@ async fn g10_group_flags_during_and_after() {
             "1s after: called=true caught=true"
         ]
     );
+    log.push(format!("group returned {r:?}"));
 
     // Cancelled but never reaching a checkpoint: called, not caught; the value is kept.
     let group = TaskGroup::new();
@@ -532,6 +549,10 @@ async fn g10_group_flags_during_and_after() {
         .await;
     assert!(matches!(r, Ok(Some(5))));
     assert!(group.cancel_called() && !group.cancelled_caught());
+    log.push(format!(
+        "cancelled, no checkpoint: returned {r:?}, {}",
+        flags(&group)
+    ));
 
     // Never cancelled.
     let group = TaskGroup::new();
@@ -543,12 +564,17 @@ async fn g10_group_flags_during_and_after() {
         .await;
     assert!(matches!(r, Ok(Some(6))));
     assert!(!group.cancel_called() && !group.cancelled_caught());
+    log.push(format!(
+        "never cancelled: returned {r:?}, {}",
+        flags(&group)
+    ));
 }
 
 /// G11: spawning into a group whose block has ended (or not begun) is a clear error;
 /// running a group twice is a clear panic.
 #[scope_runtime::test(paused)]
 async fn g11_spawn_into_closed_group_is_error() {
+    let log = Log::new();
     let group = TaskGroup::new();
     assert!(!group.is_closed());
     assert_eq!(
@@ -563,10 +589,9 @@ async fn g11_spawn_into_closed_group_is_error() {
         .await;
     assert!(matches!(r, Ok(Some(()))));
     assert!(group.is_closed());
-    assert_eq!(
-        group.try_spawn(async { Ok(()) }).err(),
-        Some(SpawnError::Closed)
-    );
+    let after = group.try_spawn(async { Ok(()) }).err();
+    assert_eq!(after, Some(SpawnError::Closed));
+    log.push(format!("after the block: try_spawn -> {after:?}"));
     let p = std::panic::catch_unwind(AssertUnwindSafe(|| group.spawn(async { Ok(()) })))
         .expect_err("spawn into a closed group must panic");
     let msg = panic_message(&*p);
@@ -625,6 +650,8 @@ async fn g12_child_of_cancelled_group_starts_cancelled() {
             "child: first checkpoint failed"
         ]
     );
+    log.push(format!("group returned {r:?}"));
+    log.group_flags("group", &group);
 }
 
 /// G13: `start()` returns the started value; the child keeps running in the group
@@ -1020,6 +1047,8 @@ async fn g18_spawn_while_waiting_then_closed() {
             "3s straggler: try_spawn -> Some(Closed)"
         ]
     );
+    log.push(format!("group returned {r:?}"));
+    log.group_flags("group", &group);
 }
 
 /// G19: cancelling one child (its own root scope, or a scope inside it) does not cancel
@@ -1084,4 +1113,6 @@ async fn g19_cancel_one_child_only() {
             &["4s body: still running, a alive=false"],
         ],
     );
+    log.push(format!("group returned {r:?}"));
+    log.group_flags("group", &group);
 }

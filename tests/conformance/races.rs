@@ -241,9 +241,11 @@ async fn r03_cancelled_blocked_sender_sent_nothing() {
     });
     sleep(secs(2)).await.unwrap();
     let _tx = sender.await.unwrap().unwrap();
-    assert_eq!(rx.try_recv(), Ok("first"));
+    let (a, b) = (rx.try_recv(), rx.try_recv());
+    log.push(format!("main: try_recv -> {a:?}, then {b:?}"));
+    assert_eq!(a, Ok("first"));
     assert_eq!(
-        rx.try_recv(),
+        b,
         Err(TryRecvError::Empty),
         "the cancelled send got through"
     );
@@ -251,7 +253,8 @@ async fn r03_cancelled_blocked_sender_sent_nothing() {
         log.timed(),
         [
             "1s sender: cancelled, got back \"second\"",
-            "1s sender: scope returned Ok(None)"
+            "1s sender: scope returned Ok(None)",
+            "2s main: try_recv -> Ok(\"first\"), then Err(Empty)"
         ]
     );
 }
@@ -281,14 +284,25 @@ async fn r03_sender_cancelled_then_room_made_same_tick() {
     });
     sleep(secs(1)).await.unwrap(); // the sender is blocked on the full channel
     scope.cancel();
-    assert_eq!(rx.try_recv(), Ok("first"));
+    let a = rx.try_recv();
+    log.push(format!("main: cancelled, then try_recv -> {a:?}"));
+    assert_eq!(a, Ok("first"));
     let _tx = sender.await.unwrap().unwrap();
+    let b = rx.try_recv();
+    log.push(format!("main: try_recv -> {b:?}"));
     assert_eq!(
-        rx.try_recv(),
+        b,
         Err(TryRecvError::Empty),
         "the cancelled send got through"
     );
-    assert_eq!(log.timed(), ["1s sender: Ok(None)"]);
+    assert_eq!(
+        log.timed(),
+        [
+            "1s main: cancelled, then try_recv -> Ok(\"first\")",
+            "1s sender: Ok(None)",
+            "1s main: try_recv -> Err(Empty)"
+        ]
+    );
 }
 
 /// R04: a read cancelled before data arrived consumes no bytes from the socket: the
@@ -362,6 +376,7 @@ async fn r04_cancelled_read_consumes_no_bytes() {
             "2s read 3: \"hello\""
         ]
     );
+    log.flags("read 2 scope", &scope);
 }
 
 /// R05: a lock waiter cancelled before the grant does not hold the lock (the next
@@ -398,6 +413,7 @@ async fn r05_lock_waiter_cancel_vs_grant() {
     drop(held);
     early.await.unwrap().unwrap();
     next.await.unwrap().unwrap();
+    log.push(format!("lock holds {:?}", *mutex.lock().await.unwrap()));
     assert_eq!(*mutex.lock().await.unwrap(), ["next"]);
 
     // Granted, then cancelled before it ran again: it keeps the lock; the next
@@ -426,14 +442,21 @@ async fn r05_lock_waiter_cancel_vs_grant() {
         other => panic!("{other:?}"),
     }
     assert!(!mutex.is_locked());
+    log.push(format!(
+        "locked={}, lock holds {:?}",
+        mutex.is_locked(),
+        *mutex.lock().await.unwrap()
+    ));
     assert_eq!(*mutex.lock().await.unwrap(), ["next", "granted"]);
     assert_eq!(
         log.timed(),
         [
             "1s early waiter: Ok(None)",
             "2s next waiter: got the lock",
+            "2s lock holds [\"next\"]",
             "3s granted waiter: got the lock despite the cancel",
-            "3s granted waiter: next checkpoint failed"
+            "3s granted waiter: next checkpoint failed",
+            "3s locked=false, lock holds [\"next\", \"granted\"]"
         ]
     );
 }
@@ -471,13 +494,17 @@ async fn r05_waiter_cancelled_then_release_same_tick() {
     drop(held);
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();
+    log.push(format!("lock holds {:?}", *mutex.lock().await.unwrap()));
     assert_eq!(*mutex.lock().await.unwrap(), ["second"]);
     assert_groups(
         &log.timed(),
-        &[&[
-            "1s first waiter: Ok(None)",
-            "1s second waiter: got the lock",
-        ]],
+        &[
+            &[
+                "1s first waiter: Ok(None)",
+                "1s second waiter: got the lock",
+            ],
+            &["1s lock holds [\"second\"]"],
+        ],
     );
 }
 
