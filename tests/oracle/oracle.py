@@ -126,7 +126,7 @@ def main() -> int:
             continue
         row_tests = tests_of(rows[id][1][1])
         matched: list[str] = []
-        declared: list[tuple[str, str]] = []
+        declared: list[tuple[str, str, str]] = []  # (label, test, why)
         notes: list[str] = []
         for c in cases:
             test = c.rust or (row_tests[0] if len(row_tests) == 1 else None)
@@ -155,15 +155,21 @@ def main() -> int:
                 elif same:
                     matched.append(label)
                 elif c.differs:
-                    declared.append((label, c.differs))
+                    declared.append((label, test, c.differs))
                 else:
                     problems.append(f"{id} [{label}]: differs from {test} and is not declared")
-        if declared:
-            why = "; ".join(dict.fromkeys(w for _, w in declared))
-            checked = describe([l for l, _ in declared] + matched, versions)
-            results[id] = f"differs on purpose (checked on {checked}): {why}"
-        elif matched:
-            results[id] = f"match ({describe(matched, versions)})"
+        several_tests = len({c.rust or "" for c in cases}) > 1
+        parts = []
+        if matched:
+            parts.append(f"match ({describe(matched, versions)})")
+        for why in dict.fromkeys(w for _, _, w in declared):
+            where = [(l, t) for l, t, w in declared if w == why]
+            libs = describe([l for l, _ in where], versions)
+            tests = ", ".join(dict.fromkeys(f"`{t.split('::')[1]}`" for _, t in where))
+            scope = f"{tests} on {libs}" if several_tests else libs
+            parts.append(f"differs on purpose ({scope}): {why}")
+        if parts:
+            results[id] = "; ".join(parts)
 
     # Rows anchored on a Python library need a twin; the others are this project's
     # own rules (their Rust tests are the check).
