@@ -15,6 +15,15 @@
 //!
 //! Sequence numbers also order timers with equal deadlines by creation.
 //!
+//! Deadlines are kept as `u64` nanoseconds from the runtime's start (8 bytes, not an
+//! `Instant`'s 16) — about 584 years. A deadline later than that is not rounded down:
+//! it goes to a second heap, `far`, keyed by its exact `Instant`. Every far deadline is
+//! later than every near one, so the near heap is always asked first. (A paused clock
+//! can jump 2^40 s; the sleep ends then, not 584 years in.)
+//!
+//! When the last timer goes and the store had grown past [`SHRINK_MIN`] slots, its
+//! memory is given back: a burst of a million timers does not stay resident.
+//!
 //! A timer either wakes a `Waker` (sleeps, and anything else that waits for a time) or
 //! tells the status tree that a scope's deadline has come (see `runtime/cancel`).
 
@@ -30,6 +39,9 @@ use super::wake_list::{Target, WakeBy};
 
 /// Below this many stale heap entries the heap is never rebuilt.
 const COMPACT_MIN: usize = 1024;
+
+/// Capacity (slots) above which an emptied store frees its memory.
+const SHRINK_MIN: usize = 1024;
 
 /// Identifies one pending timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +68,8 @@ struct Slot {
 /// All pending timers of one runtime.
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    /// Deadlines beyond `u64::MAX - 1` nanoseconds from `base` (see the module doc).
+    far: BinaryHeap<Reverse<(Instant, u64, usize)>>,
     slots: Slab<Slot>,
     seq: u64,
     /// Time zero of the heap's deadlines.
@@ -73,21 +87,32 @@ impl Timers {
     pub(crate) fn new(base: Instant) -> Timers {
         Timers {
             heap: BinaryHeap::new(),
+            far: BinaryHeap::new(),
             slots: Slab::new(),
             seq: 0,
             base,
         }
     }
 
+    /// `at` in the near heap's unit; `u64::MAX` stands for "at or after the near
+    /// heap's end" (a deadline there goes to `far`, a `now` there has passed every
+    /// near deadline).
     fn nanos(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn live(&self, seq: u64, slot: usize) -> bool {
+        self.slots.get(slot).is_some_and(|s| s.seq == seq)
     }
 
     pub(crate) fn insert(&mut self, at: Instant, entry: TimerEntry) -> TimerKey {
         self.seq += 1;
         let seq = self.seq;
         let slot = self.slots.insert(Slot { seq, entry });
-        self.heap.push(Reverse((self.nanos(at), seq, slot)));
+        match self.nanos(at) {
+            u64::MAX => self.far.push(Reverse((at, seq, slot))),
+            ns => self.heap.push(Reverse((ns, seq, slot))),
+        }
         TimerKey {
             slot: u32::try_from(slot).expect("scope_runtime: more than 4 billion timers"),
             seq: NonZeroU64::new(seq).expect("timer sequence numbers start at 1"),
@@ -99,8 +124,7 @@ impl Timers {
             Some(s) if s.seq == key.seq.get() => {
                 let entry = self.slots.remove(key.slot as usize).entry;
                 if self.slots.is_empty() {
-                    // Every heap entry is stale: drop them all at once.
-                    self.heap.clear();
+                    self.emptied();
                 } else {
                     self.maybe_compact();
                 }
@@ -110,16 +134,32 @@ impl Timers {
         }
     }
 
+    /// No timer is left: every heap entry is stale. Drop them all at once, and give
+    /// the memory of a past burst back.
+    fn emptied(&mut self) {
+        if self.slots.capacity() > SHRINK_MIN {
+            self.heap = BinaryHeap::new();
+            self.far = BinaryHeap::new();
+            self.slots = Slab::new();
+        } else {
+            self.heap.clear();
+            self.far.clear();
+        }
+    }
+
     fn stale(&self) -> usize {
-        self.heap.len() - self.slots.len()
+        self.heap.len() + self.far.len() - self.slots.len()
     }
 
     fn maybe_compact(&mut self) {
         let stale = self.stale();
         if stale > COMPACT_MIN && stale > self.slots.len() {
             let slots = &self.slots;
+            let live = |seq: u64, slot: usize| slots.get(slot).is_some_and(|s| s.seq == seq);
             self.heap
-                .retain(|Reverse((_, seq, slot))| slots.get(*slot).is_some_and(|s| s.seq == *seq));
+                .retain(|Reverse((_, seq, slot))| live(*seq, *slot));
+            self.far.retain(|Reverse((_, seq, slot))| live(*seq, *slot));
+            self.heap.shrink_to(2 * self.heap.len());
         }
     }
 
@@ -138,38 +178,64 @@ impl Timers {
         None
     }
 
-    /// Drops stale triples from the top of the heap.
+    /// Drops stale triples from the tops of the heaps.
     fn skip_stale(&mut self) {
-        while let Some(Reverse((_, seq, slot))) = self.heap.peek() {
-            if self.slots.get(*slot).is_some_and(|s| s.seq == *seq) {
-                return;
+        while let Some(&Reverse((_, seq, slot))) = self.heap.peek() {
+            if self.live(seq, slot) {
+                break;
             }
             self.heap.pop();
+        }
+        if self.heap.is_empty() {
+            while let Some(&Reverse((_, seq, slot))) = self.far.peek() {
+                if self.live(seq, slot) {
+                    break;
+                }
+                self.far.pop();
+            }
         }
     }
 
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         self.skip_stale();
-        self.heap
-            .peek()
-            .map(|Reverse((ns, _, _))| self.base + std::time::Duration::from_nanos(*ns))
+        match self.heap.peek() {
+            Some(Reverse((ns, _, _))) => Some(self.base + std::time::Duration::from_nanos(*ns)),
+            None => self.far.peek().map(|Reverse((at, _, _))| *at),
+        }
     }
 
     /// Removes and returns the earliest timer if it is due at `now`. Stale entries are
     /// only popped once they are due too: a heap whose top is a cancelled timer far in
     /// the future costs nothing here.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<TimerEntry> {
-        let now = self.nanos(now);
-        loop {
-            let Reverse((at, seq, slot)) = *self.heap.peek()?;
-            if at > now {
-                return None;
+        let near_now = self.nanos(now);
+        let (seq, slot) = loop {
+            if let Some(&Reverse((at, seq, slot))) = self.heap.peek() {
+                if at > near_now {
+                    return None;
+                }
+                self.heap.pop();
+                if self.live(seq, slot) {
+                    break (seq, slot);
+                }
+            } else {
+                // Only far deadlines are left (every one later than any near one).
+                let &Reverse((at, seq, slot)) = self.far.peek()?;
+                if at > now {
+                    return None;
+                }
+                self.far.pop();
+                if self.live(seq, slot) {
+                    break (seq, slot);
+                }
             }
-            self.heap.pop();
-            if self.slots.get(slot).is_some_and(|s| s.seq == seq) {
-                return Some(self.slots.remove(slot).entry);
-            }
+        };
+        debug_assert!(self.live(seq, slot));
+        let entry = self.slots.remove(slot).entry;
+        if self.slots.is_empty() {
+            self.emptied();
         }
+        Some(entry)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -179,6 +245,7 @@ impl Timers {
     /// Takes every timer out (used at shutdown so their wakers drop outside borrows).
     pub(crate) fn take_all(&mut self) -> Vec<TimerEntry> {
         self.heap.clear();
+        self.far.clear();
         self.slots.drain().map(|s| s.entry).collect()
     }
 }
@@ -244,5 +311,54 @@ mod tests {
             fired += 1;
         }
         assert_eq!(fired, 10);
+    }
+
+    #[test]
+    fn deadlines_past_584_years_are_kept_exactly() {
+        let mut t = Timers::default();
+        let base = t.base;
+        let far = base + Duration::from_secs(1 << 40);
+        let farther = far + Duration::from_secs(1);
+        let near = base + Duration::from_secs(1);
+        let b = t.insert(farther, noop());
+        let a = t.insert(far, noop());
+        let n = t.insert(near, noop());
+        assert_eq!(t.next_deadline(), Some(near));
+        assert!(t.pop_expired(near).is_some());
+        assert_eq!(
+            t.next_deadline(),
+            Some(far),
+            "not rounded down to ~584 years"
+        );
+        // 584 years and a bit: nothing far is due yet.
+        assert!(t.pop_expired(base + Duration::from_secs(1 << 35)).is_none());
+        assert!(t.pop_expired(far).is_some());
+        assert!(t.remove(a).is_none(), "a fired");
+        assert_eq!(t.next_deadline(), Some(farther));
+        assert!(t.remove(b).is_some());
+        assert!(t.remove(n).is_none());
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_emptied_store_gives_its_memory_back() {
+        let mut t = Timers::default();
+        let base = Instant::now();
+        let keys: Vec<_> = (0..10_000u64)
+            .map(|i| t.insert(base + Duration::from_millis(i), noop()))
+            .collect();
+        assert!(t.slots.capacity() >= 10_000);
+        // Half expire, half are removed: either path empties the store.
+        for k in &keys[5_000..] {
+            assert!(t.remove(*k).is_some());
+        }
+        while t.pop_expired(base + Duration::from_secs(60)).is_some() {}
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.slots.capacity(), 0);
+        assert_eq!(t.heap.capacity(), 0);
+        // A small store keeps its (small) allocation for reuse.
+        let k = t.insert(base, noop());
+        assert!(t.remove(k).is_some());
+        assert!(t.slots.capacity() > 0);
     }
 }
