@@ -582,3 +582,29 @@ impl UnixDatagram {
         self.io.get_ref().peer_addr()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Runtime;
+
+    /// Sockets dropped outside `block_on` could not deregister; the reactor sweeps
+    /// their entries on later registrations, so the table stays proportional to the
+    /// live sources.
+    #[test]
+    fn sockets_dropped_outside_block_on_do_not_accumulate() {
+        let rt = Runtime::new().unwrap();
+        let keep = rt.block_on(async { super::UnixDatagram::pair().unwrap() });
+        for _ in 0..500 {
+            let pair = rt.block_on(async { super::UnixDatagram::pair().unwrap() });
+            drop(pair); // no runtime current: the reactor entries are orphaned
+        }
+        let count = rt.reactor_sources();
+        assert!(count <= 130, "{count} reactor entries for 2 live sockets");
+        // The sockets kept across all of it still work.
+        rt.block_on(async {
+            keep.0.send(b"ok").await.unwrap();
+            let mut buf = [0; 2];
+            assert_eq!(keep.1.recv(&mut buf).await.unwrap(), 2);
+        });
+    }
+}

@@ -58,7 +58,7 @@ pub(crate) struct RuntimeId(NonZeroU32);
 static NEXT_RUNTIME: AtomicU32 = AtomicU32::new(1);
 
 impl RuntimeId {
-    fn next() -> RuntimeId {
+    pub(crate) fn next() -> RuntimeId {
         let n = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed);
         RuntimeId(NonZeroU32::new(n).expect("scope_runtime: more than 4 billion runtimes"))
     }
@@ -227,12 +227,13 @@ impl Core {
     pub(crate) fn new(paused: bool) -> std::io::Result<Core> {
         let (reactor, mio_waker) = Reactor::new()?;
         let clock = Clock::new(paused);
+        let id = RuntimeId::next();
         Ok(Core {
-            id: RuntimeId::next(),
+            id,
             tasks: RefCell::new(Slab::new()),
             ready: RefCell::new(VecDeque::new()),
             cancel: Cancellation::new(),
-            timers: RefCell::new(Timers::new(clock.now())),
+            timers: RefCell::new(Timers::new(clock.now(), id)),
             clock,
             shared: Arc::new(Shared::new(mio_waker)),
             reactor,
@@ -354,10 +355,7 @@ impl Core {
         self.next_seq.set(seq);
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let id = TaskId {
-            key: entry.key(),
-            seq,
-        };
+        let id = TaskId::new(self.id, entry.key(), seq);
         let root = parent.map_or(NO_NODE, |p| self.cancel.insert_root(p));
         if let Some(name) = name {
             self.names.borrow_mut().insert(seq, name);
@@ -399,7 +397,7 @@ impl Core {
     /// Wakes a task by id (no-op for a stale id).
     pub(crate) fn schedule(&self, id: TaskId) {
         let tasks = self.tasks.borrow();
-        let Some(slot) = tasks.get(id.key).filter(|s| s.id == id) else {
+        let Some(slot) = tasks.get(id.slot()).filter(|s| s.id == id) else {
             return;
         };
         if !slot.handle.scheduled.swap(true, Ordering::AcqRel) {
@@ -409,14 +407,17 @@ impl Core {
 
     /// Whether the task `id` has not finished.
     pub(crate) fn task_alive(&self, id: TaskId) -> bool {
-        self.tasks.borrow().get(id.key).is_some_and(|s| s.id == id)
+        self.tasks
+            .borrow()
+            .get(id.slot())
+            .is_some_and(|s| s.id == id)
     }
 
     /// The task's root node, if it has one yet.
     pub(crate) fn task_root(&self, id: TaskId) -> Option<NodeKey> {
         let tasks = self.tasks.borrow();
         tasks
-            .get(id.key)
+            .get(id.slot())
             .filter(|s| s.id == id && s.root != NO_NODE)
             .map(|s| s.root)
     }
@@ -424,7 +425,7 @@ impl Core {
     /// The task's root node, created now if it has none. `None` for a finished task.
     pub(crate) fn ensure_root(&self, id: TaskId) -> Option<NodeKey> {
         let mut tasks = self.tasks.borrow_mut();
-        let slot = tasks.get_mut(id.key).filter(|s| s.id == id)?;
+        let slot = tasks.get_mut(id.slot()).filter(|s| s.id == id)?;
         if slot.root == NO_NODE {
             slot.root = self.cancel.insert_root(NO_NODE);
         }
@@ -440,7 +441,7 @@ impl Core {
     fn poll_task(&self, id: TaskId) -> bool {
         let (task, waker, root) = {
             let tasks = self.tasks.borrow();
-            let Some(slot) = tasks.get(id.key).filter(|s| s.id == id) else {
+            let Some(slot) = tasks.get(id.slot()).filter(|s| s.id == id) else {
                 return false;
             };
             let Some(task) = &slot.task else {
@@ -469,8 +470,8 @@ impl Core {
     pub(crate) fn finish_task(&self, id: TaskId) {
         let slot = {
             let mut tasks = self.tasks.borrow_mut();
-            match tasks.get(id.key) {
-                Some(s) if s.id == id => tasks.remove(id.key),
+            match tasks.get(id.slot()) {
+                Some(s) if s.id == id => tasks.remove(id.slot()),
                 _ => return,
             }
         };
@@ -506,7 +507,7 @@ impl Core {
     pub(crate) fn drop_task(&self, id: TaskId) -> Option<Box<dyn Any + Send>> {
         let (task, root) = {
             let tasks = self.tasks.borrow();
-            match tasks.get(id.key) {
+            match tasks.get(id.slot()) {
                 Some(s) if s.id == id => (s.task.clone(), s.root),
                 _ => return None,
             }
@@ -613,7 +614,7 @@ impl Core {
                         let slot_ok = self
                             .tasks
                             .borrow()
-                            .get(main.key)
+                            .get(main.slot())
                             .is_some_and(|s| s.id == main);
                         if slot_ok {
                             return;
@@ -632,7 +633,7 @@ impl Core {
     pub(crate) fn task_waker(&self, id: TaskId) -> Option<(Waker, Arc<TaskWaker>)> {
         let tasks = self.tasks.borrow();
         tasks
-            .get(id.key)
+            .get(id.slot())
             .filter(|s| s.id == id)
             .map(|s| (Waker::from(s.handle.clone()), s.handle.clone()))
     }
@@ -658,7 +659,10 @@ impl Core {
         let timers = self.timers.borrow_mut().take_all();
         drop(timers);
         self.ready.borrow_mut().clear();
+        // From now on wakes and `CancelHandle`s of other threads queue nothing.
+        self.shared.close();
         while self.shared.pop_injected().is_some() {}
+        while self.shared.pop_remote_cancel().is_some() {}
         first
     }
 }

@@ -331,10 +331,25 @@ pub(crate) fn drop_tasks(tasks: Vec<TaskRef>) -> Option<Box<dyn Any + Send>> {
     try_with_core(|core| core.drop_tasks(tasks.into_iter().map(|t| t.id))).flatten()
 }
 
-/// A reference to a task of the current runtime: its cancel count and identity.
+/// A reference to a task: its cancel count and identity.
 ///
 /// Obtained from [`current_task`], a [`JoinHandle`] or a [`TaskHandle`](crate::TaskHandle).
-/// Operations on a finished task are no-ops.
+/// It is `Copy` and `Send`, but it is used on the thread of the task's runtime.
+/// Operations on a finished task are no-ops; outside any runtime they are no-ops too
+/// (`is_alive()` is `false`, `cancel()` returns `false`).
+///
+/// # Panics
+///
+/// Every method panics when called inside a *different* runtime than the task's (a
+/// `TaskRef` names a task of one runtime only; it never touches another's tasks).
+///
+/// ```should_panic
+/// use scope_runtime::{Runtime, current_task};
+/// let a = Runtime::new().unwrap().block_on(async { current_task() });
+/// Runtime::new().unwrap().block_on(async move {
+///     a.cancel(); // panics: `a` belongs to the first runtime
+/// });
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TaskRef {
     pub(crate) id: TaskId,
@@ -362,35 +377,66 @@ impl TaskRef {
         }
     }
 
+    /// Runs `f` with the task's runtime: `None` outside any runtime; a panic (at the
+    /// caller) inside another one.
+    #[track_caller]
+    fn with_own_core<R>(&self, f: impl FnOnce(&Core) -> R) -> Option<R> {
+        let r = try_with_core(|core| (core.id() == self.id.runtime).then(|| f(core)))?;
+        if r.is_none() {
+            panic!(
+                "TaskRef(#{}) belongs to another scope_runtime runtime than the one running \
+                 here; a task can only be inspected or cancelled from its own runtime",
+                self.id.seq
+            );
+        }
+        r
+    }
+
     /// The task's number and name.
+    ///
+    /// # Panics
+    ///
+    /// Outside the task's runtime.
+    #[track_caller]
     pub fn info(&self) -> TaskInfo {
-        with_core(|core| self.info_in(core))
+        match self.with_own_core(|core| self.info_in(core)) {
+            Some(info) => info,
+            None => with_core(|core| self.info_in(core)), // panics: no runtime
+        }
     }
 
     /// Whether the task has not finished yet.
+    #[track_caller]
     pub fn is_alive(&self) -> bool {
-        try_with_core(|core| core.task_alive(self.id)).unwrap_or(false)
+        self.with_own_core(|core| core.task_alive(self.id))
+            .unwrap_or(false)
     }
 
     /// Adds one cancel request: while `cancelling() > 0` the task's root scope is
     /// cancelled and its checkpoints fail (R9). Returns `false` (and does nothing) if
     /// the task has finished.
+    #[track_caller]
     pub fn cancel(&self) -> bool {
         self.add_cancelling(1).is_some()
     }
 
     /// Withdraws one cancel request; returns how many remain. At zero the task runs on.
+    #[track_caller]
     pub fn uncancel(&self) -> u32 {
         self.add_cancelling(-1).unwrap_or(0)
     }
 
     /// The number of cancel requests not withdrawn.
+    #[track_caller]
     pub fn cancelling(&self) -> u32 {
-        try_with_core(|core| cancel::cancelling(core, self.id)).unwrap_or(0)
+        self.with_own_core(|core| cancel::cancelling(core, self.id))
+            .unwrap_or(0)
     }
 
+    #[track_caller]
     fn add_cancelling(&self, delta: i64) -> Option<u32> {
-        try_with_core(|core| cancel::add_cancelling(core, self.id, delta)).flatten()
+        self.with_own_core(|core| cancel::add_cancelling(core, self.id, delta))
+            .flatten()
     }
 }
 

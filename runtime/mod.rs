@@ -101,6 +101,12 @@ impl Builder {
 }
 
 impl Runtime {
+    /// How many reactor sources are registered (tests outside `runtime/`).
+    #[cfg(test)]
+    pub(crate) fn reactor_sources(&self) -> usize {
+        self.core.reactor().source_count()
+    }
+
     /// A runtime on the real clock.
     pub fn new() -> io::Result<Runtime> {
         Builder::default().build()

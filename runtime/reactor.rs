@@ -166,12 +166,18 @@ impl IoState {
     }
 }
 
+/// The smallest source table that is swept for orphans.
+const SWEEP_MIN: usize = 64;
+
 pub(crate) struct Reactor {
     /// Identifies this reactor in its registrations.
     id: u64,
     poll: RefCell<mio::Poll>,
     events: RefCell<Events>,
     sources: RefCell<Slab<Rc<IoState>>>,
+    /// At this many sources, the next registration first sweeps out the orphans (see
+    /// [`Reactor::sweep_orphans`]).
+    sweep_at: Cell<usize>,
     /// Reused buffer of wakers to wake after a poll (no borrow is held while waking).
     to_wake: RefCell<Vec<Waker>>,
 }
@@ -186,10 +192,38 @@ impl Reactor {
                 poll: RefCell::new(poll),
                 events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
                 sources: RefCell::new(Slab::new()),
+                sweep_at: Cell::new(SWEEP_MIN),
                 to_wake: RefCell::new(Vec::new()),
             },
             waker,
         ))
+    }
+
+    /// Removes the entries of sources dropped while no runtime (or another one) was
+    /// current on their thread: their `Registration` could not reach this reactor, so
+    /// only the reactor's own `Rc` is left. Their fd is already closed (the kernel took
+    /// it out of the poll set). Called from [`Registration::new`] once the table has
+    /// doubled since the last sweep, so it costs O(1) amortized and orphans never
+    /// outnumber live sources for long.
+    fn sweep_orphans(&self) {
+        let orphans: Vec<Rc<IoState>> = {
+            let mut sources = self.sources.borrow_mut();
+            let keys: Vec<usize> = sources
+                .iter()
+                .filter(|(_, s)| Rc::strong_count(s) == 1)
+                .map(|(k, _)| k)
+                .collect();
+            keys.into_iter().map(|k| sources.remove(k)).collect()
+        };
+        let live = self.sources.borrow().len();
+        self.sweep_at.set((2 * live).max(SWEEP_MIN));
+        drop(orphans); // their wakers drop outside the borrow
+    }
+
+    /// How many sources are registered (orphans not yet swept included).
+    #[cfg(test)]
+    pub(crate) fn source_count(&self) -> usize {
+        self.sources.borrow().len()
     }
 
     /// Waits for events for at most `timeout` (`None`: until one arrives) and wakes the
@@ -265,6 +299,9 @@ impl Registration {
     pub(crate) fn new(source: &mut impl Source, interest: Interest) -> io::Result<Registration> {
         crate::runtime::with_core(|core| {
             let reactor = core.reactor();
+            if reactor.sources.borrow().len() >= reactor.sweep_at.get() {
+                reactor.sweep_orphans();
+            }
             let state = Rc::new(IoState::new());
             let key = reactor.sources.borrow_mut().insert(state.clone());
             let res = reactor

@@ -45,12 +45,31 @@ use std::task::{Context, Poll, Wake};
 use crossbeam_queue::SegQueue;
 
 use super::cancel::NodeKey;
+use super::core::RuntimeId;
 
-/// Identifies a task: its slab key plus a never-reused sequence number.
+/// Identifies a task: its runtime, its slab key, and a sequence number that runtime
+/// never reuses. Comparing whole ids (as every lookup does) makes an id of another
+/// runtime, or of a finished task whose slot was reused, a miss. 16 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct TaskId {
-    pub(crate) key: usize,
+    key: u32,
+    pub(crate) runtime: RuntimeId,
     pub(crate) seq: u64,
+}
+
+impl TaskId {
+    pub(crate) fn new(runtime: RuntimeId, key: usize, seq: u64) -> TaskId {
+        TaskId {
+            key: u32::try_from(key).expect("scope_runtime: more than 4 billion live tasks"),
+            runtime,
+            seq,
+        }
+    }
+
+    /// The task's slot in its runtime's slab.
+    pub(crate) fn slot(self) -> usize {
+        self.key as usize
+    }
 }
 
 /// State shared with other threads: how to reach this runtime from outside.
@@ -62,6 +81,9 @@ pub(crate) struct Shared {
     /// Cancel requests from [`CancelHandle`](crate::CancelHandle)s: (scope's remote
     /// id, reason). Drained by the run loop.
     remote_cancels: SegQueue<(u64, Option<Arc<str>>)>,
+    /// The runtime has shut down: nothing is queued any more (a `CancelHandle` or a
+    /// waker that outlives its runtime costs nothing per call).
+    closed: AtomicBool,
 }
 
 impl Shared {
@@ -70,11 +92,24 @@ impl Shared {
             injector: SegQueue::new(),
             mio_waker,
             remote_cancels: SegQueue::new(),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the runtime gone (at shutdown, before the queues are drained).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Queues a wake from another thread and interrupts the reactor.
     fn inject(&self, id: TaskId) {
+        if self.is_closed() {
+            return;
+        }
         self.injector.push(id);
         // A failed wake means the poll is gone (runtime dropped): nothing to do.
         let _ = self.mio_waker.wake();
@@ -86,6 +121,9 @@ impl Shared {
 
     /// Queues a cancel request for the scope with remote id `remote`.
     pub(crate) fn push_remote_cancel(&self, remote: u64, reason: Option<Arc<str>>) {
+        if self.is_closed() {
+            return;
+        }
         self.remote_cancels.push((remote, reason));
         // A failed wake means the runtime is gone; the scope is gone with it.
         let _ = self.mio_waker.wake();

@@ -67,7 +67,8 @@ impl Sleep {
         self.deadline
     }
 
-    /// Forgets the timer and the cancel registration.
+    /// Forgets the timer and the cancel registration (of `core`: a timer of another
+    /// runtime stays in that runtime's store until it fires, a stale wake).
     fn disarm(&mut self, core: &Core) {
         if let Some(k) = self.timer.take() {
             core.remove_timer(k);
@@ -91,12 +92,14 @@ impl Future for Sleep {
                 return Poll::Ready(Ok(()));
             }
             match (this.timer, this.deadline) {
-                (Some(k), _) => core.update_timer_waker(k, cx.waker()),
-                (None, Some(at)) => {
+                (Some(k), _) if k.runtime() == core.id() => core.update_timer_waker(k, cx.waker()),
+                // No timer yet, or one of another runtime this sleep was polled on
+                // first (that store keeps it until it fires: a stale wake there).
+                (_, Some(at)) => {
                     let target = core.wake_by(cx.waker()).to_target();
                     this.timer = Some(core.insert_timer(at, TimerEntry::Wake(target)));
                 }
-                (None, None) => {}
+                (_, None) => {}
             }
             this.wait.arm_in(core, cx.waker());
             Poll::Pending

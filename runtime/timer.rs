@@ -35,6 +35,7 @@ use std::time::Instant;
 use slab::Slab;
 
 use super::cancel::NodeKey;
+use super::core::RuntimeId;
 use super::wake_list::{Target, WakeBy};
 
 /// Below this many stale heap entries the heap is never rebuilt.
@@ -43,12 +44,21 @@ const COMPACT_MIN: usize = 1024;
 /// Capacity (slots) above which an emptied store frees its memory.
 const SHRINK_MIN: usize = 1024;
 
-/// Identifies one pending timer.
+/// Identifies one pending timer, of one runtime: a key of another runtime's store
+/// removes nothing here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerKey {
     slot: u32,
+    runtime: RuntimeId,
     /// Never zero, so `Option<TimerKey>` (held by every `Sleep`) is 16 bytes.
     seq: NonZeroU64,
+}
+
+impl TimerKey {
+    /// The runtime whose store holds this timer.
+    pub(crate) fn runtime(self) -> RuntimeId {
+        self.runtime
+    }
 }
 
 /// What happens when a timer fires.
@@ -74,23 +84,20 @@ pub(crate) struct Timers {
     seq: u64,
     /// Time zero of the heap's deadlines.
     base: Instant,
-}
-
-impl Default for Timers {
-    fn default() -> Self {
-        Timers::new(Instant::now())
-    }
+    runtime: RuntimeId,
 }
 
 impl Timers {
-    /// A store whose deadlines count from `base` (earlier deadlines count as `base`).
-    pub(crate) fn new(base: Instant) -> Timers {
+    /// The store of runtime `runtime`, whose deadlines count from `base` (earlier
+    /// deadlines count as `base`).
+    pub(crate) fn new(base: Instant, runtime: RuntimeId) -> Timers {
         Timers {
             heap: BinaryHeap::new(),
             far: BinaryHeap::new(),
             slots: Slab::new(),
             seq: 0,
             base,
+            runtime,
         }
     }
 
@@ -115,23 +122,27 @@ impl Timers {
         }
         TimerKey {
             slot: u32::try_from(slot).expect("scope_runtime: more than 4 billion timers"),
+            runtime: self.runtime,
             seq: NonZeroU64::new(seq).expect("timer sequence numbers start at 1"),
         }
     }
 
+    /// Whether `key` names a pending timer of this store.
+    fn holds(&self, key: TimerKey) -> bool {
+        key.runtime == self.runtime && self.live(key.seq.get(), key.slot as usize)
+    }
+
     pub(crate) fn remove(&mut self, key: TimerKey) -> Option<TimerEntry> {
-        match self.slots.get(key.slot as usize) {
-            Some(s) if s.seq == key.seq.get() => {
-                let entry = self.slots.remove(key.slot as usize).entry;
-                if self.slots.is_empty() {
-                    self.emptied();
-                } else {
-                    self.maybe_compact();
-                }
-                Some(entry)
-            }
-            _ => None,
+        if !self.holds(key) {
+            return None;
         }
+        let entry = self.slots.remove(key.slot as usize).entry;
+        if self.slots.is_empty() {
+            self.emptied();
+        } else {
+            self.maybe_compact();
+        }
+        Some(entry)
     }
 
     /// No timer is left: every heap entry is stale. Drop them all at once, and give
@@ -166,6 +177,9 @@ impl Timers {
     /// Replaces whom a pending `Wake` timer wakes (a future polled with a new waker).
     /// Returns the replaced target, to drop after the borrow.
     pub(crate) fn update_target(&mut self, key: TimerKey, by: WakeBy<'_>) -> Option<Target> {
+        if key.runtime != self.runtime {
+            return None;
+        }
         if let Some(Slot {
             seq,
             entry: TimerEntry::Wake(t),
@@ -256,13 +270,17 @@ mod tests {
     use std::task::Waker;
     use std::time::Duration;
 
+    fn store() -> Timers {
+        Timers::new(Instant::now(), RuntimeId::next())
+    }
+
     fn noop() -> TimerEntry {
         TimerEntry::Wake(Target::Waker(Waker::noop().clone()))
     }
 
     #[test]
     fn pops_in_deadline_then_creation_order() {
-        let mut t = Timers::default();
+        let mut t = store();
         let base = Instant::now();
         let late = t.insert(base + Duration::from_millis(20), noop());
         let early = t.insert(base + Duration::from_millis(10), noop());
@@ -281,7 +299,7 @@ mod tests {
 
     #[test]
     fn removal_by_key_removes_exactly_one_even_after_slot_reuse() {
-        let mut t = Timers::default();
+        let mut t = store();
         let at = Instant::now();
         let a = t.insert(at, noop());
         assert!(t.remove(a).is_some());
@@ -295,7 +313,7 @@ mod tests {
 
     #[test]
     fn stale_entries_are_skipped_and_compacted() {
-        let mut t = Timers::default();
+        let mut t = store();
         let base = Instant::now();
         let keys: Vec<_> = (0..5000u64)
             .map(|i| t.insert(base + Duration::from_millis(i), noop()))
@@ -315,7 +333,7 @@ mod tests {
 
     #[test]
     fn deadlines_past_584_years_are_kept_exactly() {
-        let mut t = Timers::default();
+        let mut t = store();
         let base = t.base;
         let far = base + Duration::from_secs(1 << 40);
         let farther = far + Duration::from_secs(1);
@@ -342,7 +360,7 @@ mod tests {
 
     #[test]
     fn an_emptied_store_gives_its_memory_back() {
-        let mut t = Timers::default();
+        let mut t = store();
         let base = Instant::now();
         let keys: Vec<_> = (0..10_000u64)
             .map(|i| t.insert(base + Duration::from_millis(i), noop()))
@@ -360,5 +378,26 @@ mod tests {
         let k = t.insert(base, noop());
         assert!(t.remove(k).is_some());
         assert!(t.slots.capacity() > 0);
+    }
+
+    #[test]
+    fn a_key_of_another_runtime_removes_nothing() {
+        let mut a = store();
+        let mut b = store();
+        let at = Instant::now();
+        let ka = a.insert(at, noop());
+        let kb = b.insert(at, noop());
+        // Same slot, same sequence number, different runtimes.
+        assert_eq!((ka.slot, ka.seq), (kb.slot, kb.seq));
+        assert!(b.remove(ka).is_none());
+        assert!(b.update_target(ka, WakeBy::Waker(Waker::noop())).is_none());
+        assert_eq!(b.len(), 1);
+        assert!(b.remove(kb).is_some());
+        assert!(a.remove(ka).is_some());
+    }
+
+    #[test]
+    fn keys_stay_small() {
+        assert_eq!(std::mem::size_of::<Option<TimerKey>>(), 16);
     }
 }

@@ -451,3 +451,87 @@ fn a_million_pending_timers_insert_cancel_and_fire() {
     let dbg = format!("{rt:?}");
     assert!(dbg.contains("timers: 0"), "timers left behind: {dbg}");
 }
+
+/// Objects of one runtime used while another runs (issue 16): they never change the
+/// other runtime's state.
+mod two_runtimes {
+    use super::*;
+    use scope_runtime::{check_cancelled, current_task, move_on_after};
+    use std::future::Future;
+    use std::pin::Pin;
+
+    /// A sleep created on `rt` and polled once there (its timer is in `rt`'s store).
+    fn armed_on(rt: &Runtime, d: Duration) -> Pin<Box<scope_runtime::Sleep>> {
+        // `sleep` reads the runtime's clock, so it is created inside; handing the
+        // future out unawaited is the point.
+        #[allow(clippy::async_yields_async)]
+        let mut s = rt.block_on(async { Box::pin(sleep(d)) });
+        rt.block_on(std::future::poll_fn(|cx| {
+            assert!(s.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        }));
+        s
+    }
+
+    /// A's sleep, registered with A's timers, is dropped while B runs. B's own timer
+    /// (same slot, same sequence number in B's store) must still fire.
+    #[test]
+    fn dropping_a_sleep_of_another_runtime_leaves_this_ones_timers() {
+        let a = paused();
+        let a_sleep = armed_on(&a, Duration::from_secs(10));
+        let b = paused();
+        let woke = b.block_on(async move {
+            let t0 = now();
+            let sleeper = spawn(async move {
+                sleep(Duration::from_secs(1)).await?;
+                Ok::<_, Cancelled>(now() - t0)
+            });
+            yield_now().await; // the sleeper arms B's first timer
+            drop(a_sleep);
+            move_on_after(Duration::from_secs(2), sleeper)
+                .await
+                .unwrap()
+        });
+        assert!(
+            matches!(woke, Some(Outcome::Ok(d)) if d == Duration::from_secs(1)),
+            "B's timer was removed by A's sleep: {woke:?}"
+        );
+        // A's store is unharmed too: its sleep's timer fires later as a stale wake.
+        a.block_on(async { sleep(Duration::from_secs(20)).await.unwrap() });
+    }
+
+    /// A sleep first polled on A and then awaited on B arms a timer on B.
+    #[test]
+    fn a_sleep_moved_to_another_runtime_still_ends() {
+        let a = paused();
+        let s = armed_on(&a, Duration::from_secs(10));
+        let b = paused();
+        b.block_on(async move {
+            let t0 = now();
+            s.await.unwrap();
+            assert!(now() > t0, "B's clock moved to the sleep's deadline");
+        });
+    }
+
+    /// A `TaskRef` of A (the main task: key 0, sequence 1, like B's) used inside B
+    /// panics and cancels nothing of B.
+    #[test]
+    fn a_task_ref_of_another_runtime_panics_and_cancels_nothing() {
+        let a_main = paused().block_on(async { current_task() });
+        paused().block_on(async move {
+            let r = std::panic::catch_unwind(|| a_main.cancel());
+            let msg = r.unwrap_err();
+            let msg = msg.downcast_ref::<String>().unwrap();
+            assert!(
+                msg.contains("belongs to another scope_runtime runtime"),
+                "{msg}"
+            );
+            assert!(std::panic::catch_unwind(|| a_main.is_alive()).is_err());
+            assert_eq!(current_task().cancelling(), 0);
+            assert!(check_cancelled().is_ok());
+        });
+        // Outside any runtime it is a no-op, as documented.
+        assert!(!a_main.cancel());
+        assert!(!a_main.is_alive());
+    }
+}

@@ -62,6 +62,10 @@ pub(crate) struct Cancellation {
     /// level without a root node yet, or no task).
     current: Cell<NodeKey>,
     remote: RefCell<HashMap<u64, Weak<ScopeState>>>,
+    /// At this many `remote` entries the next insertion first drops the dead ones:
+    /// scopes dropped where this runtime was not current could not remove theirs.
+    /// (Doubling after each sweep keeps it O(1) amortized.)
+    remote_sweep_at: Cell<usize>,
 }
 
 impl Cancellation {
@@ -559,10 +563,14 @@ pub(crate) fn cancel_handle(scope: &Rc<ScopeState>) -> CancelHandle {
             Some(id) => id,
             None => {
                 let id = NEXT_REMOTE.fetch_add(1, Ordering::Relaxed);
-                core.cancel()
-                    .remote
-                    .borrow_mut()
-                    .insert(id, Rc::downgrade(scope));
+                let cancellation = core.cancel();
+                let mut map = cancellation.remote.borrow_mut();
+                if map.len() >= cancellation.remote_sweep_at.get() {
+                    map.retain(|_, scope| scope.strong_count() > 0);
+                    cancellation.remote_sweep_at.set((2 * map.len()).max(64));
+                }
+                map.insert(id, Rc::downgrade(scope));
+                drop(map);
                 scope.set_remote(id);
                 id
             }
@@ -669,5 +677,39 @@ mod tests {
             drop(pending);
         });
         assert_eq!(waits(&rt), 0, "a registration leaked");
+    }
+
+    /// A `CancelHandle` that outlives its runtime queues nothing.
+    #[test]
+    fn a_handle_of_a_dropped_runtime_holds_nothing() {
+        let rt = Runtime::new().unwrap();
+        let scope = crate::CancelScope::new();
+        let handle = rt.block_on(async { scope.cancel_handle() });
+        drop(rt);
+        for _ in 0..1000 {
+            handle.cancel();
+        }
+        assert!(handle.shared.pop_remote_cancel().is_none());
+    }
+
+    /// Scopes with a `CancelHandle` dropped outside `block_on` could not remove their
+    /// entry; later registrations sweep them.
+    #[test]
+    fn remote_entries_of_scopes_dropped_outside_do_not_accumulate() {
+        let rt = Runtime::new().unwrap();
+        let kept = crate::CancelScope::new();
+        let kept_handle = rt.block_on(async { kept.cancel_handle() });
+        for _ in 0..500 {
+            let scope = crate::CancelScope::new();
+            rt.block_on(async { drop(scope.cancel_handle()) });
+            drop(scope); // no runtime current
+        }
+        let n = rt.core.cancel().remote.borrow().len();
+        assert!(n <= 130, "{n} remote entries for 1 live scope");
+        kept_handle.cancel();
+        rt.block_on(async {
+            crate::sleep(std::time::Duration::from_millis(1)).await.ok();
+        });
+        assert!(kept.cancel_called(), "the kept scope's handle still works");
     }
 }
