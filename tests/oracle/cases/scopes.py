@@ -366,6 +366,81 @@ async def s14_sleep_and_join(env):
         sleeper_scope.cancel()
 
 
+@case("S14", "trio", rust="races::s14_cancel_wakes_blocked_io_channel_and_lock", order="tick")
+async def s14_io_channel_and_lock(env):
+    # The Rust test is in races.rs; its trace already has everything compared here. The
+    # four waits are concurrent children woken by one cancel: compared per instant.
+    log = env.log()
+    tx, rx = trio.open_memory_channel(1)
+    lock = trio.Lock()
+    await lock.acquire()
+    tx.send_nowait("fills the channel")
+    scope = trio.CancelScope()
+
+    async def canceller():
+        await trio.sleep(1)
+        scope.cancel()
+
+    _peer, sock = trio.socket.socketpair()
+    async with trio.open_nursery() as top:  # hosts the spawned canceller
+        top.start_soon(canceller)
+        with scope:
+            async with trio.open_nursery() as tg:
+                keep_tx, rx2 = trio.open_memory_channel(1)
+
+                async def receiver():
+                    try:
+                        v = await rx2.receive()
+                    except trio.Cancelled as c:
+                        log.push(f"recv -> Err(Cancelled {{ reason: {debug_reason(c)}, .. }})")
+                        raise
+                    log.push(f"recv -> Ok({v!r})")
+
+                async def sender():
+                    try:
+                        await tx.send("blocked")
+                    except trio.Cancelled:
+                        # The value stays the sender's if the channel holds only the filler.
+                        back = tx.statistics().current_buffer_used == 1
+                        log.push(f"send -> cancelled=true value back=Some({b(back)})")
+                        raise
+                    log.push("send -> cancelled=false value back=None")
+
+                async def reader():
+                    try:
+                        await sock.recv(8)
+                    except trio.Cancelled:
+                        log.push("socket read -> cancelled=true")
+                        raise
+                    log.push("socket read -> cancelled=false")
+
+                async def locker():
+                    try:
+                        await lock.acquire()
+                    except trio.Cancelled:
+                        log.push("lock -> cancelled=true")
+                        raise
+                    log.push("lock -> cancelled=false")
+
+                for f in (receiver, sender, reader, locker):
+                    tg.start_soon(f)
+    left = []
+    while True:
+        try:
+            left.append(rx.receive_nowait())
+        except trio.WouldBlock:
+            break
+    assert left == ["fills the channel"], left  # as the Rust test asserts
+    assert lock.locked() and lock.statistics().owner is trio.lowlevel.current_task()
+    _peer.close()
+    sock.close()
+    del keep_tx
+
+
+def b(v) -> str:
+    return "true" if v else "false"
+
+
 @case("S16", "trio", order="tick")
 async def s16(env):
     # Every event is at 0 s; "tick" because the group body and its child are concurrent
