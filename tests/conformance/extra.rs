@@ -7,11 +7,20 @@ use std::rc::Rc;
 
 use scope_runtime::sync::Event;
 use scope_runtime::{
-    BoxError, CancelReason, CancelScope, Cancelled, SpawnError, TaskGroup, check_cancelled,
-    checkpoint, current_effective_deadline, current_task, now, sleep, spawn, task_group, yield_now,
+    BoxError, CancelError, CancelReason, CancelScope, Cancelled, SpawnError, TaskGroup,
+    check_cancelled, checkpoint, current_effective_deadline, current_task, now, sleep, spawn,
+    task_group, yield_now,
 };
 
 use crate::{Log, MyError, assert_groups, ms, secs};
+
+/// A scope's or group's result for the log: `Ok(..)` with its value, or `Err(..)`.
+fn result_text<T: std::fmt::Debug, E>(r: &Result<T, E>) -> String {
+    match r {
+        Ok(v) => format!("Ok({v:?})"),
+        Err(_) => "Err(..)".to_string(),
+    }
+}
 
 /// Runs `f` when dropped.
 struct OnDrop<F: FnMut()>(F);
@@ -233,6 +242,9 @@ async fn x04_group_in_shield_in_cancelled_group() {
             &["1s outer body: checkpoint after the shield failed"],
         ],
     );
+    log.push(format!("outer returned {}", result_text(&r)));
+    log.group_flags("outer", &outer);
+    log.group_flags("inner", &inner);
 }
 
 /// X05: deadlines and shields combined: a shield hides the outer deadline but not its
@@ -269,6 +281,9 @@ async fn x05_deadlines_and_shields_combined() {
         .await;
     assert_eq!(r, Ok(None));
     assert!(shielded.cancelled_caught() && outer.cancelled_caught());
+    log.push(format!("outer returned {r:?}"));
+    log.flags("shielded", &shielded);
+    log.flags("outer", &outer);
 
     // Unshield after the outer deadline passed.
     let t1 = now();
@@ -302,9 +317,15 @@ async fn x05_deadlines_and_shields_combined() {
             "3s shielded: sleep failed (deadline reached)",
             "3s shielded returned Ok(None)",
             "3s outer: checkpoint failed (deadline reached)",
+            "3s outer returned Ok(None)",
+            "3s shielded: called=true caught=true",
+            "3s outer: called=true caught=true",
             "5s unshielded: scope returned Ok? false"
         ]
     );
+    log.push(format!("outer returned {r:?}"));
+    log.flags("unshielded", &shielded);
+    log.flags("outer", &outer);
 }
 
 /// X06: a shield turned on while the task is blocked protects it from an outer cancel
@@ -348,6 +369,9 @@ async fn x06_shield_turned_on_while_blocked() {
             "5s outer: checkpoint failed"
         ]
     );
+    log.push(format!("outer returned {r:?}"));
+    log.flags("inner", &inner);
+    log.flags("outer", &outer);
 }
 
 /// X07: after a child's error, the group reports `cancelled_caught()` when the body
@@ -355,6 +379,7 @@ async fn x06_shield_turned_on_while_blocked() {
 /// (Trio: the nursery's scope caught the `Cancelled` and then raised the errors).
 #[scope_runtime::test(paused)]
 async fn x07_group_caught_flag_after_error_body_only() {
+    let log = Log::new();
     let group = TaskGroup::new();
     let r = group
         .run(|tg| async move {
@@ -366,12 +391,19 @@ async fn x07_group_caught_flag_after_error_body_only() {
             Ok(())
         })
         .await;
-    assert_eq!(r.unwrap_err().find::<MyError>(), Some(&MyError("bad")));
+    let e = r.unwrap_err();
+    assert_eq!(e.find::<MyError>(), Some(&MyError("bad")));
     assert!(group.cancel_called());
     assert!(
         group.cancelled_caught(),
         "the body's Cancelled was absorbed by the group"
     );
+    let errors: Vec<String> = e.failures().iter().map(|f| f.error().to_string()).collect();
+    log.push(format!(
+        "group failed: cancellation={} failures={errors:?}",
+        e.as_cancelled().is_some()
+    ));
+    log.group_flags("group", &group);
 }
 
 /// X08: dropping a `JoinHandle` detaches the task: it keeps running (R11).
@@ -437,6 +469,7 @@ async fn x09_yield_now_is_not_a_checkpoint() {
 /// `CancelScope` sets its `cancelled_caught`; inside an uncancelled one it propagates.
 #[scope_runtime::test(paused)]
 async fn x10_cancelled_absorbed_by_the_cancelled_scope_it_leaves() {
+    let log = Log::new();
     let stash: Rc<RefCell<Option<Cancelled>>> = Rc::default();
     let first = CancelScope::new();
     let (f, st) = (first.clone(), stash.clone());
@@ -449,6 +482,7 @@ async fn x10_cancelled_absorbed_by_the_cancelled_scope_it_leaves() {
         })
         .await;
     assert_eq!(r, Ok(None));
+    log.push(format!("first returned {r:?}"));
     let stale = stash.borrow_mut().take().unwrap();
     let second = CancelScope::new();
     second.cancel();
@@ -460,11 +494,19 @@ async fn x10_cancelled_absorbed_by_the_cancelled_scope_it_leaves() {
         "a cancelled scope absorbs the Cancelled leaving it"
     );
     assert!(second.cancel_called() && second.cancelled_caught());
+    log.push(format!("second returned {r:?}"));
+    log.flags("second", &second);
     let third = CancelScope::new();
     let s3 = stale.clone();
     let r = third.run(async move { Err::<(), _>(s3) }).await;
     assert_eq!(r, Err(stale), "an uncancelled scope passes it on");
     assert!(!third.cancelled_caught());
+    log.push(format!(
+        "third returned {}",
+        r.as_ref()
+            .map_or("Err(Cancelled)".to_string(), |v| format!("Ok({v:?})"))
+    ));
+    log.flags("third", &third);
 }
 
 /// X11: a task group's own deadline cancels the body and the children; the group
@@ -499,6 +541,8 @@ async fn x11_group_deadline() {
         &log.timed(),
         &[&["2s body: Err(Deadline)", "2s child: Err(Deadline)"]],
     );
+    log.push(format!("group returned {}", result_text(&r)));
+    log.group_flags("group", &group);
 }
 
 /// X12: a task cancel (`JoinHandle::cancel`) is hidden by a shield inside the task, like
@@ -527,12 +571,15 @@ async fn x12_task_cancel_hidden_by_shield() {
     });
     sleep(secs(1)).await.unwrap();
     assert!(h.cancel());
-    assert!(h.await.unwrap().is_cancelled());
+    let outcome = h.await.unwrap();
+    assert!(outcome.is_cancelled());
+    log.push(format!("task ended cancelled={}", outcome.is_cancelled()));
     assert_eq!(
         log.timed(),
         [
             "3s shielded: slept 3s, cancelling=1",
-            "3s after shield: checkpoint failed=true"
+            "3s after shield: checkpoint failed=true",
+            "3s task ended cancelled=true"
         ]
     );
 }
@@ -563,9 +610,13 @@ async fn x13_uncancel_cannot_lift_scope_cancel() {
     })
     .await;
     assert!(matches!(r, Ok(Some(()))), "{r:?}");
+    log.push(format!("group returned {}", result_text(&r)));
     assert_eq!(
         log.timed(),
-        ["10ms child: uncancel -> 0, checkpoint failed=true"]
+        [
+            "10ms child: uncancel -> 0, checkpoint failed=true",
+            "10ms group returned Ok(Some(()))"
+        ]
     );
 }
 
@@ -734,6 +785,9 @@ async fn x16_outer_cancel_while_inner_cancel_travels_comes_out() {
     assert_eq!(log.events(), [r#"inner returned Err("Cancelled")"#]);
     assert!(outer.cancelled_caught());
     assert!(!inner.cancelled_caught());
+    log.push(format!("outer returned {out:?}"));
+    log.flags("inner", &inner);
+    log.flags("outer", &outer);
 }
 
 /// X17 (R4, R7): a group absorbing its own cancel waits for a child's (shielded)
@@ -788,6 +842,9 @@ async fn x17_outer_cancel_while_group_waits_comes_out() {
     assert!(outer.cancelled_caught());
     assert!(!group.cancelled_caught());
     assert!(group.cancel_called());
+    log.push(format!("outer returned {}", result_text(&out)));
+    log.flags("outer", &outer);
+    log.group_flags("group", &group);
 }
 
 /// X18 (R4, R9): the same with a cancel of the task itself. A group absorbing its own
@@ -830,6 +887,13 @@ async fn x18_task_cancel_while_group_waits_comes_out() {
     assert!(host.cancel());
     let outcome = host.await.unwrap();
     assert!(outcome.is_cancelled(), "{outcome:?}");
-    assert_eq!(log.timed(), ["1s group: propagates=true cancelling=1"]);
+    log.push(format!("host ended cancelled={}", outcome.is_cancelled()));
+    assert_eq!(
+        log.timed(),
+        [
+            "1s group: propagates=true cancelling=1",
+            "1s host ended cancelled=true"
+        ]
+    );
     assert!(!group.cancelled_caught());
 }

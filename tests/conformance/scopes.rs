@@ -383,11 +383,13 @@ async fn s10_cancel_after_exit_is_noop() {
     let scope = CancelScope::new();
     let out = scope.run(sleep(secs(1))).await;
     assert_eq!(out, Ok(Some(())));
+    log.push(format!("scope returned {out:?}"));
     scope.cancel();
     scope.cancel_with("late");
     assert!(!scope.cancel_called());
     assert!(!scope.cancelled_caught());
     assert_eq!(scope.cancel_reason(), None);
+    log.flags("scope after late cancel", &scope);
     // The task that ran the scope is not affected.
     assert_eq!(checkpoint().await, Ok(()));
     sleep(secs(1)).await.unwrap();
@@ -397,7 +399,18 @@ async fn s10_cancel_after_exit_is_noop() {
     let r = later.run(sleep(secs(1))).await;
     assert_eq!(r, Ok(Some(())));
     assert!(!later.cancel_called());
-    assert_eq!(log.timed(), ["2s slept after late cancel"]);
+    log.push(format!("later returned {r:?}"));
+    log.flags("later", &later);
+    assert_eq!(
+        log.timed(),
+        [
+            "1s scope returned Ok(Some(()))",
+            "1s scope after late cancel: called=false caught=false",
+            "2s slept after late cancel",
+            "3s later returned Ok(Some(()))",
+            "3s later: called=false caught=false"
+        ]
+    );
     assert_eq!(log.elapsed(), secs(3));
 }
 
@@ -423,6 +436,8 @@ async fn s11_cancel_is_idempotent() {
                 Err(c)
             })
             .await;
+        log.push(format!("scope returned {out:?}"));
+        log.flags("scope", &scope);
         (log.events(), out, scope)
     }
     let (once_log, once_out, once) = run_with(1).await;
@@ -432,7 +447,9 @@ async fn s11_cancel_is_idempotent() {
         [
             "after cancel",
             "1st checkpoint failed",
-            "2nd checkpoint failed"
+            "2nd checkpoint failed",
+            "scope returned Ok(None)",
+            "scope: called=true caught=true"
         ]
     );
     assert_eq!(twice_log, once_log);
@@ -456,11 +473,11 @@ async fn s11_cancel_is_idempotent() {
 /// S12: a scope object cannot be entered twice (sequentially or nested): a clear panic.
 #[scope_runtime::test(paused)]
 async fn s12_scope_cannot_be_entered_twice() {
+    let log = Log::new();
     let scope = CancelScope::new();
-    assert_eq!(
-        scope.run(async { Ok::<_, Cancelled>(1) }).await,
-        Ok(Some(1))
-    );
+    let first = scope.run(async { Ok::<_, Cancelled>(1) }).await;
+    assert_eq!(first, Ok(Some(1)));
+    log.push(format!("first entry returned {first:?}"));
 
     let s = scope.clone();
     let again = spawn(async move { s.run(async { Ok::<_, Cancelled>(2) }).await });
@@ -468,6 +485,7 @@ async fn s12_scope_cannot_be_entered_twice() {
         Outcome::Panicked(p) => {
             let msg = panic_message(&*p);
             assert!(msg.contains("entered twice"), "unclear message: {msg}");
+            log.push("second entry: misuse reported");
         }
         other => panic!("second entry was accepted: {other:?}"),
     }
@@ -484,11 +502,23 @@ async fn s12_scope_cannot_be_entered_twice() {
         Outcome::Panicked(p) => {
             let msg = panic_message(&*p);
             assert!(msg.contains("entered twice"), "unclear message: {msg}");
+            log.push("nested entry: misuse reported");
         }
         other => panic!("nested re-entry was accepted: {other:?}"),
     }
     // The runtime is unaffected.
-    assert_eq!(checkpoint().await, Ok(()));
+    let after = checkpoint().await;
+    assert_eq!(after, Ok(()));
+    log.push(format!("then checkpoint -> {after:?}"));
+    assert_eq!(
+        log.events(),
+        [
+            "first entry returned Ok(Some(1))",
+            "second entry: misuse reported",
+            "nested entry: misuse reported",
+            "then checkpoint -> Ok(())"
+        ]
+    );
 }
 
 /// S13: `checkpoint()` yields to other ready tasks even when not cancelled.
@@ -580,6 +610,11 @@ async fn s14_cancel_wakes_blocked_sleep_and_join() {
     // Cancelling the waiter does not cancel the task it waited for.
     assert!(sleeper_ref.is_alive());
     assert_eq!(sleeper_ref.cancelling(), 0);
+    log.push(format!(
+        "sleeper: alive={} cancelled={}",
+        sleeper_ref.is_alive(),
+        sleeper_ref.cancelling() > 0
+    ));
     assert!(sleeper_ref.cancel());
     checkpoint().await.unwrap();
     assert!(!sleeper_ref.is_alive());
@@ -654,6 +689,7 @@ async fn s16_cancel_before_entry_applies_on_entry() {
     let scope = CancelScope::new();
     scope.cancel();
     assert!(scope.cancel_called() && !scope.cancelled_caught());
+    log.flags("scope before entry", &scope);
     let l = log.clone();
     let out = scope
         .run(async move {
@@ -696,6 +732,7 @@ async fn s16_cancel_before_entry_applies_on_entry() {
     assert_eq!(
         log.events(),
         [
+            "scope before entry: called=true caught=false",
             "body starts",
             "first checkpoint failed",
             "group body starts",
@@ -704,6 +741,8 @@ async fn s16_cancel_before_entry_applies_on_entry() {
             "child: first checkpoint failed"
         ]
     );
+    log.flags("scope", &scope);
+    log.group_flags("group", &group);
 }
 
 type ScopeFut = Pin<Box<dyn Future<Output = Result<Option<()>, Cancelled>>>>;
@@ -737,7 +776,7 @@ async fn s17_misnested_scopes_are_reported() {
     match task_b.await.unwrap() {
         Outcome::Panicked(p) => {
             let msg = panic_message(&*p);
-            log.push("task B panicked");
+            log.push("task B: misuse reported");
             assert!(msg.contains("different task"), "unclear message: {msg}");
         }
         other => panic!("moving a scope future to another task was accepted: {other:?}"),
@@ -772,7 +811,7 @@ async fn s17_misnested_scopes_are_reported() {
     match task_c.await.unwrap() {
         Outcome::Panicked(p) => {
             let msg = panic_message(&*p);
-            log.push("task C panicked");
+            log.push("task C: misuse reported");
             assert!(msg.contains("out of order"), "unclear message: {msg}");
         }
         other => panic!("out-of-order scope exit was accepted: {other:?}"),
@@ -781,9 +820,9 @@ async fn s17_misnested_scopes_are_reported() {
     assert_eq!(
         log.timed(),
         [
-            "1s task B panicked",
+            "1s task B: misuse reported",
             "2s task A goes on",
-            "2s task C panicked",
+            "2s task C: misuse reported",
             "3s bystander goes on"
         ]
     );
@@ -821,9 +860,27 @@ fn s18_cancelled_has_no_public_constructor() {
         .build()
         .unwrap()
         .block_on(async {
-            assert_eq!(checkpoint().await, Ok(()));
-            assert_eq!(check_cancelled(), Ok(()));
-            assert_eq!(sleep(secs(1)).await, Ok(()));
+            let log = Log::new();
+            // Reached only if the checks above compile.
+            log.push("Cancelled: no public constructor");
+            let r = checkpoint().await;
+            assert_eq!(r, Ok(()));
+            log.push(format!("checkpoint -> {r:?}"));
+            let r = check_cancelled();
+            assert_eq!(r, Ok(()));
+            log.push(format!("check_cancelled -> {r:?}"));
+            let r = sleep(secs(1)).await;
+            assert_eq!(r, Ok(()));
+            log.push(format!("sleep(1s) -> {r:?}"));
+            assert_eq!(
+                log.timed(),
+                [
+                    "0ns Cancelled: no public constructor",
+                    "0ns checkpoint -> Ok(())",
+                    "0ns check_cancelled -> Ok(())",
+                    "1s sleep(1s) -> Ok(())"
+                ]
+            );
         });
 }
 
@@ -878,9 +935,22 @@ async fn s19_cancel_reason_first_wins_and_is_reported() {
                 Err(MyError("boom").into())
             });
             let c = sleep(secs(10)).await.unwrap_err();
-            l.push(format!("child error: {}", c.reason()));
+            // The reason's text without the task's number (`#n`), which only this
+            // runtime has.
             match c.reason() {
-                CancelReason::TaskFailed(t) => assert_eq!(t.name(), Some("failing worker")),
+                CancelReason::TaskFailed(t) => {
+                    assert_eq!(t.name(), Some("failing worker"));
+                    let shown = c.reason().to_string();
+                    assert!(
+                        shown.starts_with("task `failing worker` (#")
+                            && shown.ends_with(") failed"),
+                        "{shown}"
+                    );
+                    l.push(format!(
+                        "child error: task `{}` failed",
+                        t.name().unwrap_or("?")
+                    ));
+                }
                 r => panic!("wrong reason {r:?}"),
             }
             Err::<(), _>(c.into())
@@ -888,20 +958,20 @@ async fn s19_cancel_reason_first_wins_and_is_reported() {
         .await;
     let err = out.unwrap_err();
     assert_eq!(err.failures().len(), 1);
+    log.push(format!("group failures: {}", err.failures().len()));
     assert_eq!(err.failures()[0].task().name(), Some("failing worker"));
     match group.cancel_scope().cancel_reason() {
         Some(CancelReason::TaskFailed(t)) => assert_eq!(t.name(), Some("failing worker")),
         r => panic!("wrong group reason {r:?}"),
     }
-    let ev = log.timed();
-    assert_eq!(ev.len(), 3);
-    assert_eq!(ev[0], "0ns explicit: cancelled: first");
-    assert_eq!(ev[1], "1s deadline: deadline reached");
-    assert!(
-        ev[2].starts_with("2s child error: task `failing worker` (#")
-            && ev[2].ends_with(") failed"),
-        "{}",
-        ev[2]
+    assert_eq!(
+        log.timed(),
+        [
+            "0ns explicit: cancelled: first",
+            "1s deadline: deadline reached",
+            "2s child error: task `failing worker` failed",
+            "2s group failures: 1"
+        ]
     );
 }
 
@@ -946,6 +1016,8 @@ async fn s20_shield_set_while_cancel_travels_does_not_capture() {
     );
     assert!(!inner.cancelled_caught());
     assert!(outer.cancelled_caught());
+    log.flags("inner", &inner);
+    log.flags("outer", &outer);
 }
 
 /// S20b, where S20 meets the exit-time rule (R4): if the inner scope is shielded *and
@@ -956,31 +1028,50 @@ async fn s20_shield_set_while_cancel_travels_does_not_capture() {
 /// and fails the next checkpoint after the inner scope.
 #[scope_runtime::test(paused)]
 async fn s20b_shielded_and_cancelled_while_travelling_absorbs() {
+    let log = Log::new();
     let outer = CancelScope::new();
     let inner = CancelScope::new();
-    let (o, i) = (outer.clone(), inner.clone());
+    let (l, o, i) = (log.clone(), outer.clone(), inner.clone());
     let out = outer
         .run(async move {
-            let i2 = i.clone();
+            let (l2, i2) = (l.clone(), i.clone());
             let r = i
                 .run(async move {
                     o.cancel_with("outer");
                     let c = checkpoint().await.unwrap_err();
+                    l2.push(format!("inner: checkpoint failed ({})", c.reason()));
                     i2.set_shield(true);
                     i2.cancel_with("inner");
                     Err::<(), _>(c)
                 })
                 .await;
             assert_eq!(r, Ok(None), "the inner scope absorbed it");
+            l.push(format!("inner returned {r:?}"));
             let again = checkpoint().await.unwrap_err();
             assert_eq!(
                 again.reason(),
                 &CancelReason::Explicit(Some("outer".into()))
             );
+            l.push(format!(
+                "outer: next checkpoint failed ({})",
+                again.reason()
+            ));
             Err::<(), _>(again)
         })
         .await;
     assert_eq!(out, Ok(None));
     assert!(inner.cancelled_caught());
     assert!(outer.cancelled_caught());
+    log.push(format!("outer returned {out:?}"));
+    assert_eq!(
+        log.events(),
+        [
+            "inner: checkpoint failed (cancelled: outer)",
+            "inner returned Ok(None)",
+            "outer: next checkpoint failed (cancelled: outer)",
+            "outer returned Ok(None)"
+        ]
+    );
+    log.flags("inner", &inner);
+    log.flags("outer", &outer);
 }
