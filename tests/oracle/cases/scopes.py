@@ -5,6 +5,8 @@ import re
 
 import anyio
 import anyio.lowlevel
+import asyncio
+
 import trio
 
 from harness import case, reason
@@ -686,3 +688,27 @@ async def s20b(env):
     log.push(f"outer returned {scope_result(outer, completed)}")
     log.flags("inner", inner)
     log.flags("outer", outer)
+
+
+# ---- S13 ---------------------------------------------------------------------------
+# Trio randomizes the order of each scheduling batch (`_run.py`: a batch is reversed
+# with probability 1/2), so whether a ready task runs before `checkpoint()` returns is
+# not fixed there (checked: 201 / 199 of 400 runs on MockClock). asyncio fixes it:
+# `await asyncio.sleep(0)` runs every task that was ready first, FIFO. The twin is
+# asyncio's; a plain call that does not await plays `check_cancelled()`.
+
+
+@case("S13", "asyncio")
+async def s13(env):
+    log = env.log()
+
+    async def other():
+        log.push("other task runs")
+
+    task = asyncio.create_task(other())
+    log.push("main: before check_cancelled")
+    asyncio.current_task().cancelling()  # reads the cancel state; does not yield
+    log.push("main: before checkpoint")
+    await asyncio.sleep(0)
+    log.push("main: after checkpoint")
+    await task
