@@ -1,12 +1,11 @@
-"""Twins of the S cases (cancel scopes), on Trio. Each mirrors the test of the same id
+"""Twins of the S cases (cancel scopes), on Trio (S13 on asyncio). Each mirrors the test of the same id
 in ``tests/conformance/scopes.rs``, event for event."""
 
+import asyncio
 import re
 
 import anyio
 import anyio.lowlevel
-import asyncio
-
 import trio
 
 from harness import case, reason
