@@ -153,8 +153,15 @@ impl Pool {
                 }
             };
             match job {
-                // Jobs catch their own panics (see `spawn_on`).
-                Some(job) => job(),
+                // Jobs catch the panics of their closure (see `spawn_on`); this also
+                // contains what they cannot: a detached job's result whose destructor
+                // panics (dropped here when the handle is gone). The thread lives on and
+                // the pool's count stays true.
+                Some(job) => {
+                    if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(job)) {
+                        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(payload)));
+                    }
+                }
                 None => return,
             }
         }
@@ -421,5 +428,35 @@ mod tests {
         let good = spawn_on(&pool, || 1);
         wait_until("both jobs ran", || bad.is_finished() && good.is_finished());
         assert_eq!(pool.threads(), 1);
+    }
+
+    /// A detached job whose *result* panics when dropped (on the pool thread, as the
+    /// handle is gone) neither kills the thread uncounted nor stops the pool.
+    #[test]
+    fn a_detached_result_that_panics_on_drop_does_not_kill_the_pool() {
+        struct PanicsOnDrop;
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("result dropped");
+            }
+        }
+        let pool = Pool::new(1, Duration::from_secs(60));
+        let ran = Arc::new(AtomicUsize::new(0));
+        // Each job finishes only after its handle is gone, so its result is dropped on
+        // the pool thread (not here).
+        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for _ in 0..3 {
+            let (ran, released) = (ran.clone(), released.clone());
+            drop(spawn_on(&pool, move || {
+                wait_until("the handle is dropped", || released.load(Ordering::SeqCst));
+                ran.fetch_add(1, Ordering::SeqCst);
+                PanicsOnDrop
+            }));
+        }
+        released.store(true, Ordering::SeqCst);
+        wait_until("the jobs ran", || ran.load(Ordering::SeqCst) == 3);
+        let good = spawn_on(&pool, || 1);
+        wait_until("a later job ran", || good.is_finished());
+        assert_eq!(pool.threads(), 1, "the one thread survived and is counted");
     }
 }

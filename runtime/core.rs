@@ -334,7 +334,7 @@ impl Core {
     pub(crate) fn wake_target(&self, target: Target) {
         match target {
             Target::Task(id) => self.schedule(id),
-            Target::Waker(w) => w.wake(),
+            Target::Waker(w) => super::wake_list::wake_contained(w),
         }
     }
 

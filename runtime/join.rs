@@ -139,12 +139,26 @@ where
             },
             Err(p) => Outcome::Panicked(p),
         };
+        // Drop the finished future in place (the assignment writes `Gone` even if the
+        // destructor unwinds). A panic there is the task's panic, unless its poll
+        // panicked first: it must not unwind out of the run loop.
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| *stage = Stage::Gone)) {
+            Ok(()) => outcome,
+            Err(p) => match outcome {
+                Outcome::Panicked(first) => Outcome::Panicked(first),
+                value => {
+                    // The value the task returned goes too (its destructor contained).
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(value)));
+                    Outcome::Panicked(p)
+                }
+            },
+        };
         *stage = Stage::Done(outcome);
         self.running.set(false);
         drop(stage);
         let waiter = self.waiter.borrow_mut().take();
         if let Some(w) = waiter {
-            w.wake();
+            super::wake_list::wake_contained(w);
         }
         Poll::Ready(())
     }

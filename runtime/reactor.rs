@@ -272,7 +272,7 @@ impl Reactor {
         }
         drop(events);
         for w in to_wake.drain(..) {
-            w.wake();
+            super::wake_list::wake_contained(w);
         }
         *self.to_wake.borrow_mut() = to_wake;
         Ok(delivered)

@@ -6,6 +6,18 @@ use std::task::Waker;
 
 use super::task::TaskId;
 
+/// Wakes `w` for the run loop (a timer, the reactor, a cancellation, a finished task's
+/// joiner). A `wake` that panics — a waker of other code than this runtime's — is
+/// contained: the panic hook has reported it, and the run loop goes on with its other
+/// wakes instead of unwinding out of `block_on`.
+pub(crate) fn wake_contained(w: Waker) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake())) {
+        // A payload whose own destructor panics would unwind from here: drop it
+        // contained too.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload)));
+    }
+}
+
 /// Whom to wake for a blocked operation (a cancel registration, a sleep's timer).
 ///
 /// An operation awaited directly by its task is polled with the task's own waker;

@@ -535,3 +535,73 @@ mod two_runtimes {
         assert!(!a_main.is_alive());
     }
 }
+
+/// Panics at the runtime's boundaries stay contained (issue 16).
+mod contained_panics {
+    use super::*;
+    use std::future::Future;
+    use std::task::{Context, Wake};
+
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("future dropped");
+        }
+    }
+
+    /// The task finished with `Ok`, then its future's destructor panicked: that is the
+    /// task's panic (its outcome), not an unwind out of `block_on`.
+    #[test]
+    fn a_panic_dropping_a_finished_task_future_is_its_outcome() {
+        /// Ready at once, and keeps its guard until the future itself is dropped
+        /// (an `async` block would drop it inside the poll).
+        struct Finishes(#[allow(dead_code)] PanicsOnDrop);
+        impl Future for Finishes {
+            type Output = Result<u32, Cancelled>;
+            fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+                Poll::Ready(Ok(5))
+            }
+        }
+        let r = paused().block_on(async {
+            let h = spawn(Finishes(PanicsOnDrop));
+            let outcome = h.await.unwrap();
+            let Outcome::Panicked(p) = outcome else {
+                panic!("expected the destructor's panic as the outcome: {outcome:?}");
+            };
+            assert_eq!(p.downcast_ref::<&str>(), Some(&"future dropped"));
+            sleep(Duration::from_secs(1)).await.unwrap();
+            7
+        });
+        assert_eq!(r, 7);
+    }
+
+    struct PanickingWaker(AtomicUsize);
+    impl Wake for PanickingWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            panic!("wake panicked");
+        }
+    }
+
+    /// A waker of other code whose `wake` panics, kept by a timer: the run loop calls
+    /// it when the timer fires and goes on.
+    #[test]
+    fn a_panicking_waker_kept_by_a_timer_does_not_unwind_the_run_loop() {
+        let calls = Arc::new(PanickingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(calls.clone());
+        let r = paused().block_on(async move {
+            let mut s = Box::pin(sleep(Duration::from_secs(1)));
+            let mut cx = Context::from_waker(&waker);
+            assert!(s.as_mut().poll(&mut cx).is_pending());
+            // The main task sleeps past the timer of `s`, which wakes `waker`.
+            sleep(Duration::from_secs(2)).await.unwrap();
+            drop(s);
+            "went on"
+        });
+        assert_eq!(r, "went on");
+        assert_eq!(calls.0.load(Ordering::SeqCst), 1);
+    }
+}

@@ -338,7 +338,7 @@ impl Wakes {
         for t in self.wake {
             match t {
                 Target::Task(id) => schedule(id),
-                Target::Waker(w) => w.wake(),
+                Target::Waker(w) => crate::runtime::wake_list::wake_contained(w),
             }
         }
     }
