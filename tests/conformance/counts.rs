@@ -1,5 +1,6 @@
 //! C: task cancel counts (rule R9), asyncio's `cancel()` / `cancelling()` / `uncancel()`.
 
+use std::fmt;
 use std::io;
 
 use scope_runtime::{
@@ -8,6 +9,17 @@ use scope_runtime::{
 };
 
 use crate::{Log, MyError, ms, secs};
+
+/// A task's outcome in words the oracle's twins write too: `Ok(<value:?>)`,
+/// `Err(<error>)`, `Cancelled(<reason>)`, `Panicked`.
+fn outcome<T: fmt::Debug, E: fmt::Display>(o: &Outcome<T, E>) -> String {
+    match o {
+        Outcome::Ok(v) => format!("Ok({v:?})"),
+        Outcome::Err(e) => format!("Err({e})"),
+        Outcome::Cancelled(c) => format!("Cancelled({})", c.reason()),
+        Outcome::Panicked(_) => "Panicked".to_string(),
+    }
+}
 
 /// C01: `cancel()` on a task: `cancelling() == 1`; its next checkpoint fails.
 #[scope_runtime::test(paused)]
@@ -26,20 +38,27 @@ async fn c01_task_cancel_counts_one_and_fails_checkpoint() {
         Ok::<_, Cancelled>(1)
     });
     assert_eq!(h.cancelling(), 0);
+    log.push(format!("main: cancelling={}", h.cancelling()));
     sleep(secs(1)).await.unwrap();
     assert!(h.cancel());
     assert_eq!(h.cancelling(), 1);
     log.push("main: cancelled the task");
-    match h.await.unwrap() {
+    log.push(format!("main: cancelling={}", h.cancelling()));
+    let o = h.await.unwrap();
+    log.push(format!("main: outcome {}", outcome(&o)));
+    match o {
         Outcome::Cancelled(c) => assert_eq!(c.reason(), &CancelReason::TaskCancelled),
         other => panic!("{other:?}"),
     }
     assert_eq!(
         log.timed(),
         [
+            "0ns main: cancelling=0",
             "0ns task: started",
             "1s main: cancelled the task",
-            "1s task: sleep -> Err(TaskCancelled), cancelling=1"
+            "1s main: cancelling=1",
+            "1s task: sleep -> Err(TaskCancelled), cancelling=1",
+            "1s main: outcome Cancelled(the task was cancelled)"
         ]
     );
 }
@@ -63,17 +82,27 @@ async fn c02_two_cancels_uncancel_once_still_cancelled() {
         Ok::<_, Cancelled>(())
     });
     sleep(secs(1)).await.unwrap();
-    assert!(h.cancel());
-    assert!(h.cancel());
-    assert_eq!(h.cancelling(), 2);
-    assert_eq!(h.uncancel(), 1);
+    let (first, second) = (h.cancel(), h.cancel());
+    assert!(first && second);
+    let two = h.cancelling();
+    assert_eq!(two, 2);
+    let left = h.uncancel();
+    assert_eq!(left, 1);
     assert_eq!(h.cancelling(), 1);
-    assert!(h.await.unwrap().is_cancelled());
+    log.push(format!(
+        "main: cancel() -> {first} {second}, cancelling={two}, uncancel -> {left}, cancelling={}",
+        h.cancelling()
+    ));
+    let o = h.await.unwrap();
+    log.push(format!("main: outcome cancelled={}", o.is_cancelled()));
+    assert!(o.is_cancelled());
     assert_eq!(
         log.timed(),
         [
+            "1s main: cancel() -> true true, cancelling=2, uncancel -> 1, cancelling=1",
             "1s task: sleep failed=true cancelling=1",
-            "1s task: next checkpoint failed=true"
+            "1s task: next checkpoint failed=true",
+            "1s main: outcome cancelled=true"
         ]
     );
 }
@@ -90,9 +119,16 @@ async fn c03_uncancel_to_zero_runs_on() {
         Ok::<_, Cancelled>("outside done")
     });
     sleep(secs(1)).await.unwrap();
-    assert!(outside.cancel());
-    assert_eq!(outside.uncancel(), 0);
-    assert_eq!(outside.await.unwrap().unwrap(), "outside done");
+    let cancelled = outside.cancel();
+    assert!(cancelled);
+    let left = outside.uncancel();
+    assert_eq!(left, 0);
+    log.push(format!(
+        "main: outside cancel() -> {cancelled}, uncancel -> {left}"
+    ));
+    let o = outside.await.unwrap();
+    log.push(format!("main: outside outcome {}", outcome(&o)));
+    assert_eq!(o.unwrap(), "outside done");
 
     let l = log.clone();
     let inside = spawn(async move {
@@ -109,14 +145,19 @@ async fn c03_uncancel_to_zero_runs_on() {
     });
     sleep(secs(1)).await.unwrap();
     assert!(inside.cancel());
-    assert_eq!(inside.await.unwrap().unwrap(), "recovered");
+    let o = inside.await.unwrap();
+    log.push(format!("main: inside outcome {}", outcome(&o)));
+    assert_eq!(o.unwrap(), "recovered");
     assert_eq!(
         log.timed(),
         [
+            "1s main: outside cancel() -> true, uncancel -> 0",
             "5s outside: slept 5s undisturbed",
+            "5s main: outside outcome Ok(\"outside done\")",
             "6s inside: cancelled (the task was cancelled)",
             "6s inside: uncancel -> 0",
-            "7s inside: runs on"
+            "7s inside: runs on",
+            "7s main: inside outcome Ok(\"recovered\")"
         ]
     );
 }
@@ -170,8 +211,14 @@ async fn c04_group_cancel_leaves_task_count_alone() {
     });
     sleep(ms(500)).await.unwrap();
     log.push(format!("main: task cancelling={}", h.cancelling()));
-    assert!(h.await.unwrap().into_result().is_ok());
+    let o = h.await.unwrap();
+    log.push(format!("main: outcome {}", outcome(&o)));
+    assert!(o.into_result().is_ok());
     assert_eq!(current_task().cancelling(), 0);
+    log.push(format!(
+        "main: own cancelling={}",
+        current_task().cancelling()
+    ));
     assert_eq!(
         log.timed(),
         [
@@ -179,7 +226,9 @@ async fn c04_group_cancel_leaves_task_count_alone() {
             "1s body: after tg.cancel() task cancelling=0",
             "1s child: cancelled=true own cancelling=0",
             "1s after group: task cancelling=0",
-            "2s after scope and timeout: task cancelling=0"
+            "2s after scope and timeout: task cancelling=0",
+            "3s main: outcome Ok(())",
+            "3s main: own cancelling=0"
         ]
     );
 }
@@ -219,7 +268,9 @@ async fn c05_task_cancel_during_group_exit_propagates() {
     });
     sleep(secs(1)).await.unwrap();
     assert!(h.cancel());
-    match h.await.unwrap() {
+    let o = h.await.unwrap();
+    log.push(format!("main: outcome {}", outcome(&o)));
+    match o {
         Outcome::Cancelled(c) => assert_eq!(c.reason(), &CancelReason::TaskCancelled),
         other => panic!("{other:?}"),
     }
@@ -228,7 +279,8 @@ async fn c05_task_cancel_during_group_exit_propagates() {
         [
             "0ns body done, group waiting",
             "1s child: cancelled (the task was cancelled)",
-            "1s group returned: cancellation=true failures=0 task cancelling=1"
+            "1s group returned: cancellation=true failures=0 task cancelling=1",
+            "1s main: outcome Cancelled(the task was cancelled)"
         ]
     );
 }
@@ -236,28 +288,55 @@ async fn c05_task_cancel_during_group_exit_propagates() {
 /// C06: cancelling a finished task is a no-op and reports `false`.
 #[scope_runtime::test(paused)]
 async fn c06_cancel_finished_task_is_noop() {
+    let log = Log::new();
     let mut h = spawn(async { Ok::<_, Cancelled>(5) });
-    assert_eq!((&mut h).await.unwrap().unwrap(), 5);
-    assert!(!h.is_alive());
-    assert!(!h.cancel());
-    assert_eq!(h.cancelling(), 0);
-    assert_eq!(h.uncancel(), 0);
+    let o = (&mut h).await.unwrap();
+    log.push(format!("awaited: outcome {}", outcome(&o)));
+    assert_eq!(o.unwrap(), 5);
+    let alive = h.is_alive();
+    assert!(!alive);
+    let cancelled = h.cancel();
+    assert!(!cancelled);
+    let cancelling = h.cancelling();
+    assert_eq!(cancelling, 0);
+    let left = h.uncancel();
+    assert_eq!(left, 0);
+    log.push(format!(
+        "finished: alive={alive} cancel() -> {cancelled}, cancelling={cancelling}, uncancel -> {left}"
+    ));
 
     // Finished but not yet awaited: the outcome stays what it was.
     let h = spawn(async { Ok::<_, Cancelled>(6) });
     checkpoint().await.unwrap();
-    assert!(!h.is_alive());
-    assert!(!h.cancel());
-    match h.await.unwrap() {
+    let alive = h.is_alive();
+    assert!(!alive);
+    let cancelled = h.cancel();
+    assert!(!cancelled);
+    log.push(format!(
+        "finished, not awaited: alive={alive} cancel() -> {cancelled}"
+    ));
+    let o = h.await.unwrap();
+    log.push(format!("then awaited: outcome {}", outcome(&o)));
+    match o {
         Outcome::Ok(v) => assert_eq!(v, 6),
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        log.events(),
+        [
+            "awaited: outcome Ok(5)",
+            "finished: alive=false cancel() -> false, cancelling=0, uncancel -> 0",
+            "finished, not awaited: alive=false cancel() -> false",
+            "then awaited: outcome Ok(6)"
+        ]
+    );
 }
 
 /// C07: awaiting the `JoinHandle` of a cancelled task gives a "cancelled" outcome,
 /// distinct from an error (also when the `Cancelled` travelled inside an `io::Error`).
 #[scope_runtime::test(paused)]
 async fn c07_join_cancelled_task_outcome_is_distinct() {
+    let log = Log::new();
     let cancelled = spawn(async {
         sleep(secs(100)).await?;
         Ok::<u8, io::Error>(1)
@@ -265,15 +344,27 @@ async fn c07_join_cancelled_task_outcome_is_distinct() {
     let failed = spawn(async { Err::<u8, io::Error>(io::Error::other(MyError("x"))) });
     let fine = spawn(async { Ok::<u8, io::Error>(3) });
     checkpoint().await.unwrap();
-    assert!(cancelled.cancel());
+    let c = cancelled.cancel();
+    assert!(c);
+    log.push(format!("cancelled: cancel() -> {c}"));
     let o = cancelled.await.unwrap();
     assert!(o.is_cancelled() && !o.is_panic());
+    log.push(format!(
+        "cancelled: outcome {} is_cancelled={}",
+        outcome(&o),
+        o.is_cancelled()
+    ));
     match o {
         Outcome::Cancelled(c) => assert_eq!(c.reason(), &CancelReason::TaskCancelled),
         other => panic!("{other:?}"),
     }
     let o = failed.await.unwrap();
     assert!(!o.is_cancelled());
+    log.push(format!(
+        "failed: outcome {} is_cancelled={}",
+        outcome(&o),
+        o.is_cancelled()
+    ));
     match o {
         Outcome::Err(e) => {
             assert!(e.as_cancelled().is_none());
@@ -281,7 +372,18 @@ async fn c07_join_cancelled_task_outcome_is_distinct() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(fine.await.unwrap(), Outcome::Ok(3)));
+    let o = fine.await.unwrap();
+    log.push(format!("fine: outcome {}", outcome(&o)));
+    assert!(matches!(o, Outcome::Ok(3)));
+    assert_eq!(
+        log.events(),
+        [
+            "cancelled: cancel() -> true",
+            "cancelled: outcome Cancelled(the task was cancelled) is_cancelled=true",
+            "failed: outcome Err(my error: x) is_cancelled=false",
+            "fine: outcome Ok(3)"
+        ]
+    );
 }
 
 /// C08: a task that cancels itself and returns without another checkpoint ends as it
@@ -310,12 +412,15 @@ async fn c08_self_cancel_then_return_keeps_result() {
         checkpoint().await?;
         Ok::<_, Cancelled>("not reached")
     });
-    assert!(h.await.unwrap().is_cancelled());
+    let o = h.await.unwrap();
+    log.push(format!("with a checkpoint: outcome {}", outcome(&o)));
+    assert!(o.is_cancelled());
     assert_eq!(
         log.events(),
         [
             "task: cancelled itself, cancelling=1",
-            "outcome: Ok(returned anyway)"
+            "outcome: Ok(returned anyway)",
+            "with a checkpoint: outcome Cancelled(the task was cancelled)"
         ]
     );
 }

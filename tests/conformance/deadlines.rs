@@ -33,6 +33,7 @@ async fn d01_move_on_after_expires() {
     })
     .await;
     log.push("after move_on_after");
+    log.push(format!("move_on_after returned {r:?}"));
     assert_eq!(r, Ok(None));
 
     // The same through a scope handle, to read its flags.
@@ -53,9 +54,11 @@ async fn d01_move_on_after_expires() {
             "0ns body: sleeping 5s",
             "1s body: sleep failed (deadline reached)",
             "1s after move_on_after",
+            "1s move_on_after returned Ok(None)",
             "2s after scope"
         ]
     );
+    log.flags("scope", &scope);
 }
 
 /// D02: `move_on_after` not reached: the body's value is returned; no cancel, and none
@@ -92,6 +95,7 @@ async fn d02_move_on_after_not_reached() {
             "12s slept past the old deadlines"
         ]
     );
+    log.flags("scope", &scope);
 }
 
 /// D03: `fail_after` expires: the caller gets a `TimedOut` error, not `Cancelled`.
@@ -128,11 +132,13 @@ async fn d03_fail_after_reports_timed_out() {
     ));
     // The caller itself is not cancelled.
     checkpoint().await.unwrap();
+    log.push("caller: checkpoint ok");
     assert_eq!(
         log.timed(),
         [
             "1s io: kind=TimedOut cancelled=false",
-            "2s box: timed_out=true cancelled=false"
+            "2s box: timed_out=true cancelled=false",
+            "2s caller: checkpoint ok"
         ]
     );
 }
@@ -171,6 +177,11 @@ async fn d04_deadline_moved_earlier_wakes_sleeper() {
             "3s body: sleep failed (deadline reached)"
         ]
     );
+    log.push(format!(
+        "scope returned {r:?}; deadline at {:?}",
+        scope.deadline().map(|d| d - t0)
+    ));
+    log.flags("scope", &scope);
 }
 
 /// D05: the deadline moved later while the task sleeps: it keeps sleeping; removing
@@ -200,6 +211,7 @@ async fn d05_deadline_moved_later_keeps_sleeping() {
         })
         .await;
     assert_eq!(r, Ok(None));
+    let r1 = format!("{r:?}");
     mover.await.unwrap().unwrap();
 
     // Removed altogether.
@@ -234,6 +246,11 @@ async fn d05_deadline_moved_later_keeps_sleeping() {
             "15s body: slept 10s"
         ]
     );
+    log.push(format!(
+        "scopes returned {r1} and {r:?}; deadline {:?}",
+        scope.deadline().map(|d| d - t1)
+    ));
+    log.flags("scope", &scope);
 }
 
 /// D06: a deadline already past at entry: the first checkpoint fails.
@@ -256,6 +273,7 @@ async fn d06_deadline_in_past_fails_first_checkpoint() {
     assert_eq!(r, Ok(None));
     assert!(scope.cancel_called() && scope.cancelled_caught());
     assert_eq!(scope.cancel_reason(), Some(CancelReason::Deadline));
+    log.flags("scope", &scope);
 
     // A deadline exactly "now" has passed too.
     let r = move_on_at(now(), async {
@@ -264,17 +282,23 @@ async fn d06_deadline_in_past_fails_first_checkpoint() {
     })
     .await;
     assert_eq!(r, Ok(None));
+    log.push(format!("move_on_at(now) returned {r:?}"));
     let r: io::Result<()> = fail_at(t0 - secs(1), async {
         checkpoint().await?;
         Ok(())
     })
     .await;
-    assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    let kind = r.unwrap_err().kind();
+    assert_eq!(kind, io::ErrorKind::TimedOut);
+    log.push(format!("fail_at(past) failed: kind={kind:?}"));
     assert_eq!(
         log.timed(),
         [
             "0ns body runs",
-            "0ns first checkpoint failed (deadline reached)"
+            "0ns first checkpoint failed (deadline reached)",
+            "0ns scope: called=true caught=true",
+            "0ns move_on_at(now) returned Ok(None)",
+            "0ns fail_at(past) failed: kind=TimedOut"
         ]
     );
     assert_eq!(log.elapsed(), Duration::ZERO);
@@ -435,6 +459,9 @@ async fn d08_outer_timeout_fires_inner_pending() {
         ]
     );
     assert_eq!(log.elapsed(), secs(2));
+    log.push(format!("nested move_on_after returned {r:?}"));
+    log.flags("outer", &outer);
+    log.flags("inner", &inner);
 }
 
 /// D09: a deadline that passes while the body runs without checkpoints is noticed at
@@ -472,6 +499,7 @@ async fn d09_deadline_noticed_at_next_checkpoint() {
             "2s next checkpoint failed (deadline reached)"
         ]
     );
+    log.flags("scope", &scope);
 }
 
 /// D10: a shielded `move_on_after` still fires at its own deadline; a shielded
@@ -523,6 +551,8 @@ async fn d10_shielded_timeouts_still_fire() {
             "2s outer: checkpoint failed"
         ]
     );
+    log.flags("shielded", &shielded);
+    log.flags("outer", &outer);
 }
 
 /// D11: `fail_after` inside an outer scope that is cancelled first: the outer absorbs,
@@ -561,6 +591,7 @@ async fn d11_fail_after_inside_cancelled_outer_no_timeout() {
         .await;
     assert!(matches!(r, Ok(None)), "{r:?}");
     assert!(outer.cancelled_caught());
+    log.flags("explicit outer", &outer);
     canceller.await.unwrap().unwrap();
 
     // Same instant; the outer's timer was armed first.
@@ -586,6 +617,7 @@ async fn d11_fail_after_inside_cancelled_outer_no_timeout() {
         .await;
     assert!(matches!(r, Ok(None)), "{r:?}");
     assert!(outer.cancelled_caught());
+    log.flags("outer armed first", &outer);
 
     // Same instant; the inner's timer was armed first.
     let t = now() + secs(2);
@@ -612,12 +644,16 @@ async fn d11_fail_after_inside_cancelled_outer_no_timeout() {
         .await;
     assert!(matches!(r, Ok(None)), "{r:?}");
     assert!(outer.cancelled_caught());
+    log.flags("inner armed first", &outer);
     assert_eq!(
         log.timed(),
         [
             "1s explicit: fail_after err kind=Other cancelled=true",
+            "1s explicit outer: called=true caught=true",
             "3s same instant, outer first: kind=Other cancelled=true",
-            "5s same instant, inner first: kind=Other cancelled=true"
+            "3s outer armed first: called=true caught=true",
+            "5s same instant, inner first: kind=Other cancelled=true",
+            "5s inner armed first: called=true caught=true"
         ]
     );
 }
@@ -636,23 +672,28 @@ async fn d12_extreme_durations() {
     })
     .await;
     assert_eq!(r, Ok(Some("slept 1000 days")));
+    log.push(format!("MAX: move_on_after returned {r:?}"));
     let r: io::Result<u8> = fail_after(Duration::MAX, async {
         sleep(secs(1)).await?;
         Ok(1)
     })
     .await;
-    assert_eq!(r.unwrap(), 1);
+    let r = r.map_err(|e| e.kind());
+    assert_eq!(r, Ok(1));
+    log.push(format!("MAX: fail_after returned {r:?}"));
     let scope = CancelScope::new().with_timeout(Duration::MAX);
-    let s = scope.clone();
+    let (s, l) = (scope.clone(), log.clone());
     let r = scope
         .run(async move {
             assert_eq!(s.deadline(), None);
+            l.push(format!("MAX scope: deadline {:?}", s.deadline()));
             checkpoint().await?;
             Ok::<_, Cancelled>(())
         })
         .await;
     assert_eq!(r, Ok(Some(())));
     assert!(!scope.cancel_called());
+    log.flags("MAX scope", &scope);
     // sleep(MAX) is "forever" and still cancellable.
     let r = move_on_after(secs(1), async {
         sleep(Duration::MAX).await?;
@@ -660,6 +701,7 @@ async fn d12_extreme_durations() {
     })
     .await;
     assert_eq!(r, Ok(None));
+    log.push(format!("sleep(MAX) in move_on_after(1s): {r:?}"));
     let t1 = now() - t0;
 
     // Zero.
@@ -674,22 +716,37 @@ async fn d12_extreme_durations() {
     })
     .await;
     assert_eq!(r, Ok(None));
+    log.push(format!("ZERO: move_on_after returned {r:?}"));
     // fail_after(0) with no checkpoint: the body's value (nothing was caught).
     let r: io::Result<u8> = fail_after(Duration::ZERO, async { Ok(5) }).await;
-    assert_eq!(r.unwrap(), 5);
+    let r = r.map_err(|e| e.kind());
+    assert_eq!(r, Ok(5));
+    log.push(format!(
+        "ZERO: fail_after without checkpoint returned {r:?}"
+    ));
     let r: io::Result<u8> = fail_after(Duration::ZERO, async {
         checkpoint().await?;
         Ok(5)
     })
     .await;
-    assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    let r = r.map_err(|e| e.kind());
+    assert_eq!(r, Err(io::ErrorKind::TimedOut));
+    log.push(format!("ZERO: fail_after with checkpoint returned {r:?}"));
     assert_eq!(now() - t0, t1, "zero timeouts take no time");
     assert_eq!(
         log.timed(),
         [
             "0ns MAX: effective deadline None",
+            "86400000s MAX: move_on_after returned Ok(Some(\"slept 1000 days\"))",
+            "86400001s MAX: fail_after returned Ok(1)",
+            "86400001s MAX scope: deadline None",
+            "86400001s MAX scope: called=false caught=false",
+            "86400002s sleep(MAX) in move_on_after(1s): Ok(None)",
             "86400002s ZERO: body runs",
-            "86400002s ZERO: first checkpoint failed (deadline reached)"
+            "86400002s ZERO: first checkpoint failed (deadline reached)",
+            "86400002s ZERO: move_on_after returned Ok(None)",
+            "86400002s ZERO: fail_after without checkpoint returned Ok(5)",
+            "86400002s ZERO: fail_after with checkpoint returned Err(TimedOut)"
         ]
     );
 }
@@ -705,6 +762,10 @@ async fn d13_relative_timeout_counts_from_entry() {
         None,
         "not entered: no absolute deadline yet"
     );
+    log.push(format!(
+        "not entered: deadline {:?}",
+        scope.deadline().map(|d| d - t0)
+    ));
     sleep(secs(5)).await.unwrap();
     let (l, s) = (log.clone(), scope.clone());
     let r = scope
@@ -743,6 +804,7 @@ async fn d13_relative_timeout_counts_from_entry() {
     assert_eq!(
         log.timed(),
         [
+            "0ns not entered: deadline None",
             "5s entered; deadline at Some(7s)",
             "7s sleep failed (deadline reached)",
             "14s move_on_after built 5s before entry fired",
