@@ -1157,3 +1157,126 @@ async fn g29_start_waits_for_started_then_group_waits_for_child() {
         ]
     );
 }
+
+/// The child of S25: enters `scope` with a `fail_after(1 s)` inside and sleeps.
+async fn sleep_until_cancelled(
+    log: Log,
+    name: &'static str,
+    scope: CancelScope,
+) -> Result<(), BoxError> {
+    let r = scope
+        .run(scope_runtime::fail_after(secs(1), async {
+            sleep(secs(1000)).await?;
+            Ok::<_, BoxError>(())
+        }))
+        .await;
+    log.push(format!(
+        "{name}: scope returned {}",
+        match &r {
+            Ok(None) => "Ok(None)".to_string(),
+            Ok(Some(())) => "Ok(Some(()))".to_string(),
+            Err(e) if e.is::<scope_runtime::TimedOut>() => "TimedOut".to_string(),
+            Err(e) => format!("Err({e})"),
+        }
+    ));
+    log.flags(name, &scope);
+    r.map(drop)
+}
+
+/// S25: a scope cancelled before it is entered (by a child, with a `fail_after(1 s)`
+/// inside), or while the child sleeps in it (at 0.5 s): the scope absorbs, no timeout;
+/// a shield set before entry applies on entry, and turning it off lets the outer cancel
+/// in. From Trio `test_run.py::test_cancel_unbound`.
+#[scope_runtime::test(paused)]
+async fn s25_unbound_scope_cancel_and_shield_before_entry() {
+    let log = Log::new();
+    let scope = CancelScope::new();
+    scope.cancel();
+    let (l, s) = (log.clone(), scope.clone());
+    task_group(|tg| async move {
+        tg.spawn(sleep_until_cancelled(l, "cancelled before entry", s));
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    let scope = CancelScope::new();
+    let (l, s) = (log.clone(), scope.clone());
+    task_group(|tg| async move {
+        tg.spawn(sleep_until_cancelled(l, "cancelled after entry", s.clone()));
+        sleep(ms(500)).await?;
+        s.cancel();
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    let scope = CancelScope::new();
+    scope.set_shield(true);
+    let outer = CancelScope::new();
+    let r = outer
+        .run(async {
+            scope
+                .run(async {
+                    outer.cancel();
+                    log.push(format!("shielded: checkpoint failed={}", cp_failed().await));
+                    scope.set_shield(false);
+                    let r = checkpoint().await;
+                    log.push(format!("unshielded: checkpoint failed={}", r.is_err()));
+                    r
+                })
+                .await
+        })
+        .await;
+    log.push(format!("outer returned {r:?}"));
+    log.flags("shield before entry", &scope);
+    log.flags("outer", &outer);
+    assert_eq!(
+        log.timed(),
+        [
+            "0ns cancelled before entry: scope returned Ok(None)",
+            "0ns cancelled before entry: called=true caught=true",
+            "500ms cancelled after entry: scope returned Ok(None)",
+            "500ms cancelled after entry: called=true caught=true",
+            "500ms shielded: checkpoint failed=false",
+            "500ms unshielded: checkpoint failed=true",
+            "500ms outer returned Ok(None)",
+            "500ms shield before entry: called=false caught=false",
+            "500ms outer: called=true caught=true"
+        ]
+    );
+}
+
+/// D19: a never-entered scope whose deadline is moved to now and back before anything
+/// reads `cancel_called()` is not cancelled (nothing observed the passed deadline);
+/// entered, it runs its body with the new deadline. Variant of Trio
+/// `test_run.py::test_cancel_unbound` (its last part).
+#[scope_runtime::test(paused)]
+async fn d19_unentered_deadline_moved_to_now_and_back_unobserved() {
+    let log = Log::new();
+    let t0 = now();
+    let scope = CancelScope::new().with_deadline(t0 + secs(1));
+    scope.set_deadline(Some(t0));
+    scope.set_deadline(Some(t0 + secs(1)));
+    log.flags("moved to now and back", &scope);
+    let r = scope
+        .run(async {
+            log.push(format!("entered: checkpoint failed={}", cp_failed().await));
+            let r = sleep(secs(10)).await;
+            log.push(format!("sleep failed={}", r.is_err()));
+            r
+        })
+        .await;
+    log.push(format!("scope returned {r:?}"));
+    log.flags("after", &scope);
+    assert_eq!(
+        log.timed(),
+        [
+            "0ns moved to now and back: called=false caught=false",
+            "0ns entered: checkpoint failed=false",
+            "1s sleep failed=true",
+            "1s scope returned Ok(None)",
+            "1s after: called=true caught=true"
+        ]
+    );
+}

@@ -270,6 +270,61 @@ async def s24(env):
     log.flags("scope2", scope2)
 
 
+
+async def _sleep_until_cancelled(log, name, scope):
+    """The child of S25: enters ``scope`` with a ``fail_after(1)`` inside and sleeps."""
+    res = "Ok(Some(()))"
+    try:
+        with scope, trio.fail_after(1):
+            await trio.sleep_forever()
+    except trio.TooSlowError:
+        res = "TimedOut"
+    except trio.Cancelled:
+        res = "Err(Cancelled)"
+        raise
+    else:
+        if scope.cancelled_caught:
+            res = "Ok(None)"
+    finally:
+        log.push(f"{name}: scope returned {res}")
+    log.flags(name, scope)
+
+
+@case("S25", "trio")
+async def s25(env):
+    log = env.log()
+    scope = trio.CancelScope()
+    scope.cancel()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_sleep_until_cancelled, log, "cancelled before entry", scope)
+
+    scope = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_sleep_until_cancelled, log, "cancelled after entry", scope)
+        await trio.sleep(0.5)
+        scope.cancel()
+
+    scope = trio.CancelScope()
+    scope.shield = True
+    completed = False
+    with trio.CancelScope() as outer:
+        with scope:
+            outer.cancel()
+            log.push(f"shielded: checkpoint failed={await cp_failed()}")
+            scope.shield = False
+            try:
+                await trio.lowlevel.checkpoint()
+            except trio.Cancelled:
+                log.push("unshielded: checkpoint failed=true")
+                raise
+            log.push("unshielded: checkpoint failed=false")
+        completed = True
+    log.push("outer returned Ok(None)" if not completed and outer.cancelled_caught
+             else "outer returned Ok(Some(..))")
+    log.flags("shield before entry", scope)
+    log.flags("outer", outer)
+
+
 # ---- D -------------------------------------------------------------------------------
 
 
@@ -444,6 +499,31 @@ async def d18(env):
              else "outer returned Ok(Some(()))")
     log.flags("shielded", rcs)
     log.flags("outer", outer)
+
+
+@case("D19", "trio")
+async def d19(env):
+    log = env.log()
+    t0 = trio.current_time()
+    scope = trio.CancelScope(deadline=t0 + 1)
+    scope.deadline = t0
+    scope.deadline = t0 + 1
+    log.flags("moved to now and back", scope)
+    completed = False
+    with scope:
+        log.push(f"entered: checkpoint failed={await cp_failed()}")
+        failed = False
+        try:
+            await trio.sleep(10)
+        except trio.Cancelled:
+            failed = True
+            raise
+        finally:
+            log.push(f"sleep failed={b(failed)}")
+        completed = True
+    log.push("scope returned Ok(None)" if not completed and scope.cancelled_caught
+             else "scope returned Ok(Some(()))")
+    log.flags("after", scope)
 
 
 # ---- G -------------------------------------------------------------------------------
