@@ -1,7 +1,7 @@
 //! New conformance cases taken from the anchors' own test suites (issue 10); see the
 //! module doc of each test for the test it comes from.
 //!
-//! S21–S24, D14–D18, G20–G29: cases from Trio's `_core/_tests/test_run.py` and
+//! S21–S25, D14–D19, G20–G29: cases from Trio's `_core/_tests/test_run.py` and
 //! `_tests/test_timeouts.py`. Each has a twin in `tests/oracle/cases/suite_trio.py`.
 
 use std::io;
@@ -15,7 +15,7 @@ use scope_runtime::{
 #[allow(unused_imports)]
 use crate::{Log, MyError, assert_groups, ms, panic_message, secs};
 
-/// `"true"` when a checkpoint failed.
+/// Whether a checkpoint failed (the `Cancelled` is ignored, as the Trio tests do).
 async fn cp_failed() -> bool {
     checkpoint().await.is_err()
 }

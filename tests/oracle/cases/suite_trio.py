@@ -1,4 +1,4 @@
-"""Twins of S21–S24, D14–D18, G20–G29 (``tests/conformance/suite_trio.rs``): cases
+"""Twins of S21–S25, D14–D19, G20–G29 (``tests/conformance/suite_trio.rs``): cases
 taken from Trio's own test suite (``_core/_tests/test_run.py``,
 ``_tests/test_timeouts.py``), played on Trio.
 
