@@ -1,0 +1,540 @@
+"""Twins of the cases taken from the anchors' own test suites (issue 10): AnyIO's
+``tests/test_taskgroups.py`` (run on both AnyIO backends) and CPython 3.11's
+``test_asyncio/test_taskgroups.py`` and ``test_timeouts.py``. Each mirrors the test of
+the same id in ``tests/conformance/suite_libs.rs``, event for event.
+
+Words shared with the Rust side (helpers of ``suite_libs.rs``): a group's failures are
+written ``[e1, e2]`` (a nested group in brackets, a timeout as ``TimedOut``, a
+cancellation as ``Cancelled``); a group that absorbed its cancel returned ``None``, one
+whose body ended returned ``Some(())``, one a cancellation went through returned
+``Err(Cancelled)``."""
+
+import asyncio
+import math
+
+import anyio
+from anyio.abc import TaskStatus
+
+from harness import case
+
+
+class MyError(Exception):
+    """``MyError`` of ``tests/conformance/main.rs``: displays as ``my error: <what>``."""
+
+    def __str__(self):
+        return f"my error: {self.args[0]}"
+
+
+def tf(b: bool) -> str:
+    return "true" if b else "false"
+
+
+def rust_debug(v) -> str:
+    """A value as Rust's ``{:?}`` writes it (``()``, numbers, ASCII strings)."""
+    if v is None:
+        return "()"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(v)
+
+
+def error_text(e: BaseException, cancelled=()) -> str:
+    """An exception in the words of ``error_text`` in ``suite_libs.rs``."""
+    if isinstance(e, BaseExceptionGroup):
+        return "[" + ", ".join(error_text(x, cancelled) for x in e.exceptions) + "]"
+    if isinstance(e, TimeoutError):
+        return "TimedOut"
+    if isinstance(e, (asyncio.CancelledError, *cancelled)):
+        return "Cancelled"
+    return str(e)
+
+
+def budget(d, now) -> str:
+    if d == math.inf:
+        return "none"
+    if d <= now:
+        return "expired"
+    left = d - now
+    return f"{int(left)}s left" if left == int(left) else f"{left}s left"
+
+
+# ---- AnyIO tests/test_taskgroups.py ------------------------------------------------
+
+
+@case("G30", "anyio")
+async def g30(env):
+    log = env.log()
+
+    async def taskfunc(*, task_status):
+        task_status.started(2)
+        raise MyError("foo")
+
+    try:
+        async with anyio.create_task_group() as tg:
+            try:
+                v = await tg.start(taskfunc)
+                log.push(f"start returned Ok({rust_debug(v)})")
+            except BaseException as e:
+                log.push(f"start returned Err({error_text(e, (anyio.get_cancelled_exc_class(),))})")
+                raise
+        log.push("group returned Some(())")
+    except BaseExceptionGroup as eg:
+        log.push(f"group returned Err(failures={error_text(eg)})")
+
+
+@case("G31", "anyio")
+async def g31(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+
+    async def waiter():
+        failed = False
+        try:
+            await anyio.sleep(5)
+        except cancelled:
+            failed = True
+            raise
+        finally:
+            log.push(f"waiter: sleep cancelled={tf(failed)}")
+
+    async def subgroup():
+        try:
+            async with anyio.create_task_group() as tg2:
+                tg2.start_soon(waiter)
+        except cancelled:
+            log.push("subgroup: inner group returned Err(Cancelled)")
+            raise
+        log.push("subgroup: inner group returned Some(())")
+        log.push("subgroup: after the inner group")
+
+    completed = False
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(subgroup)
+        await anyio.sleep(1)
+        tg.cancel_scope.cancel()
+        log.push("body: cancelled the group")
+        completed = True
+    log.push(f"group returned {'Some(())' if completed else 'None'}")
+    log.flags("group", tg.cancel_scope)
+
+
+@case("G32", "anyio")
+async def g32(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+
+    async def taskfunc(*, task_status):
+        log.push("child: started running")
+        failed = False
+        try:
+            await anyio.sleep(2)
+        except cancelled:
+            failed = True
+            raise
+        finally:
+            log.push(f"child: sleep cancelled={tf(failed)}")
+        log.push("child: finished")
+
+    completed = False
+    async with anyio.create_task_group() as tg:
+        tg.cancel_scope.cancel()
+        try:
+            v = await tg.start(taskfunc)
+            log.push(f"start returned Ok({rust_debug(v)})")
+        except BaseException as e:
+            log.push(f"start returned Err({error_text(e, (cancelled,))})")
+            raise
+        log.push("body: after start")
+        completed = True
+    log.push(f"group returned {'Some(())' if completed else 'None'}")
+    log.flags("group", tg.cancel_scope)
+
+
+# The child (its checkpoint after `started`) and the caller of `start()` (resumed by
+# `started`) are two tasks running at the same instant: their order is not fixed.
+@case("G33", "anyio", order="tick")
+async def g33(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+    ev = anyio.Event()
+
+    async def group_task(*, task_status):
+        completed = False
+        async with anyio.create_task_group() as b:
+            task_status.started(b)
+            await anyio.sleep(1000)
+            completed = True
+        log.push(f"group B returned {'Some(())' if completed else 'None'}")
+
+    completed = False
+    async with anyio.create_task_group() as tg:
+        inner = await tg.start(group_task)
+
+        async def just_wait(*, task_status):
+            await ev.wait()
+            failed = False
+            try:
+                await anyio.lowlevel.checkpoint()
+            except cancelled:
+                failed = True
+                raise
+            finally:
+                log.push(f"child: checkpoint before started failed={tf(failed)}")
+            task_status.started("started")
+            failed = False
+            try:
+                await anyio.lowlevel.checkpoint()
+            except cancelled:
+                failed = True
+                raise
+            finally:
+                log.push(f"child: checkpoint after started failed={tf(failed)}")
+            log.push("child: not reached")
+
+        async def outside_task():
+            try:
+                v = await inner.start(just_wait)
+                log.push(f"outside task: start returned Ok({rust_debug(v)})")
+            except BaseException as e:
+                log.push(f"outside task: start returned Err({error_text(e, (cancelled,))})")
+                raise
+
+        tg.start_soon(outside_task)
+        await anyio.sleep(1)
+        inner.cancel_scope.cancel()
+        ev.set()
+        log.push("body: cancelled group B, set the event")
+        completed = True
+    log.push(f"group returned {'Some(())' if completed else 'None'}")
+
+
+@case("G34", "anyio")
+async def g34(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+    ev = anyio.Event()
+
+    async def taskfunc(*, task_status):
+        failed = False
+        with anyio.CancelScope(shield=True):
+            try:
+                await ev.wait()
+            except cancelled:
+                failed = True
+                raise
+            finally:
+                log.push(f"child: shielded wait failed={tf(failed)}")
+        failed = False
+        try:
+            await anyio.lowlevel.checkpoint()
+        except cancelled:
+            failed = True
+            raise
+        finally:
+            log.push(f"child: checkpoint after shield failed={tf(failed)}")
+
+    result = "None"
+    with anyio.CancelScope() as outer:
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def helper():
+                    try:
+                        v = await tg.start(taskfunc)
+                        log.push(f"helper: start returned Ok({rust_debug(v)})")
+                    except BaseException as e:
+                        log.push(f"helper: start returned Err({error_text(e, (cancelled,))})")
+                        raise
+
+                tg.start_soon(helper)
+                await anyio.sleep(1)
+                outer.cancel()
+                ev.set()
+                log.push("body: cancelled the outer scope, set the event")
+        except cancelled:
+            log.push("group returned Err(Cancelled)")
+            raise
+        log.push("group returned Some(())")
+        log.push("after the group")
+        result = "Some(())"
+    log.push(f"outer returned {result}")
+    log.flags("outer", outer)
+
+
+@case("G35", "anyio")
+async def g35(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+
+    async def sleep_and_raise():
+        await anyio.sleep(1)
+        log.push("child: fails")
+        raise MyError("boom")
+
+    async def sleep_only(*, task_status):
+        failed = False
+        try:
+            await anyio.sleep(2)
+        except cancelled:
+            failed = True
+            raise
+        finally:
+            log.push(f"start child: sleep cancelled={tf(failed)}")
+        log.push("start child: sleep completed")
+        task_status.started()
+
+    try:
+        async with anyio.create_task_group() as outer_tg:
+            async with anyio.create_task_group() as inner_tg:
+                inner_tg.start_soon(sleep_and_raise)
+                try:
+                    v = await outer_tg.start(sleep_only)
+                    log.push(f"inner body: start returned Ok({rust_debug(v)})")
+                except BaseException as e:
+                    log.push(f"inner body: start returned Err({error_text(e, (cancelled,))})")
+                    raise
+            log.push("outer body: after the inner group")
+        log.push("outer group returned Some(())")
+    except BaseExceptionGroup as eg:
+        log.push(f"outer group returned Err(failures={error_text(eg)})")
+
+
+# AnyIO's two backends disagree here. On Trio (AnyIO's trio backend, registered as a
+# "trio" twin: the same AnyIO code run by `trio.run`) the child's `Cancelled` for the
+# parent scope leaves the group and the parent absorbs it, as here (R7). AnyIO's asyncio
+# backend (registered as an "asyncio" twin: the same code run by asyncio) lets the group
+# end normally. The harness runs an "anyio" twin on both backends with one `differs`,
+# so the two backends are registered separately.
+@case("G36", "trio")
+@case("G36", "asyncio", differs="on its asyncio backend AnyIO 4.16 lets the group end normally "
+      "(the child's cancellation for the parent scope stays inside the group, and the parent "
+      "scope reports not caught); here, as on AnyIO's trio backend and in Trio, that "
+      "`Cancelled` leaves the group and the parent scope absorbs it (R7)")
+async def g36(env):
+    log = env.log()
+    cancelled_exc = anyio.get_cancelled_exc_class()
+    cancelled = anyio.Event()
+
+    async def wait_cancel():
+        try:
+            await anyio.sleep(1000)
+        except cancelled_exc:
+            log.push("child: cancelled")
+            cancelled.set()
+            raise
+
+    result = "Ok(None)"
+    with anyio.CancelScope() as parent:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait_cancel)
+                await anyio.sleep(1)
+                ok = False
+                try:
+                    with anyio.CancelScope(shield=True), anyio.fail_after(1):
+                        parent.cancel()
+                        await cancelled.wait()
+                        log.push("host: saw the child's cancellation")
+                    ok = True
+                finally:
+                    log.push(f"host: shielded block returned {'Some(())' if ok else 'Err(..)'}")
+        except cancelled_exc:
+            log.push("group returned Err(Cancelled)")
+            raise
+        log.push("group returned Some(())")
+        result = "Ok(Some(()))"
+    log.push(f"parent returned {result}")
+    log.flags("parent", parent)
+
+
+@case("S41", "anyio")
+async def s41(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+    result = "Ok(None)"
+    with anyio.CancelScope() as outer:
+        with anyio.CancelScope(shield=True) as inner:
+            inner.cancel()
+            failed = False
+            try:
+                await anyio.lowlevel.checkpoint()
+            except cancelled:
+                failed = True
+                raise
+            finally:
+                outer.cancel()
+                log.push(f"inner: checkpoint failed={tf(failed)}")
+            log.push("inner: not reached")
+        log.push(f"between the scopes: inner returned "
+                 f"{'Ok(None)' if inner.cancelled_caught else 'Ok(Some(()))'}")
+        result = "Ok(Some(()))"
+    log.push(f"outer returned {result}")
+    log.flags("inner", inner)
+    log.flags("outer", outer)
+
+
+@case("S42", "anyio")
+async def s42(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+
+    async def task(*, task_status):
+        ok = False
+        try:
+            with anyio.CancelScope() as scope:
+                await anyio.sleep(0.1)
+                scope.shield = True
+                task_status.started()
+                await anyio.sleep(0.1)
+                log.push("child: shielded sleep completed")
+                scope.shield = False
+                failed = False
+                try:
+                    await anyio.sleep(1)
+                except cancelled:
+                    failed = True
+                    raise
+                finally:
+                    log.push(f"child: unshielded sleep failed={tf(failed)}")
+                log.push("child: not reached")
+            ok = True
+        finally:
+            if ok:
+                log.push(f"child: scope returned "
+                         f"{'Ok(None)' if scope.cancelled_caught else 'Ok(Some(()))'}")
+            else:
+                log.push("child: scope returned Err(Cancelled)")
+            log.flags("child scope", scope)
+
+    completed = False
+    async with anyio.create_task_group() as tg:
+        await tg.start(task)
+        tg.cancel_scope.cancel()
+        log.push("body: started, cancelled the group")
+        completed = True
+    log.push(f"group returned {'Some(())' if completed else 'None'}")
+    log.flags("group", tg.cancel_scope)
+
+
+@case("S43", "anyio")
+async def s43(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+    completed = False
+    async with anyio.create_task_group() as tg:
+        with anyio.CancelScope(shield=True):
+            tg.cancel_scope.cancel()
+            log.push(f"shielded: {budget(anyio.current_effective_deadline(), env.now())}")
+            failed = False
+            try:
+                await anyio.lowlevel.checkpoint()
+            except cancelled:
+                failed = True
+            log.push(f"shielded: checkpoint failed={tf(failed)}")
+        log.push(f"after the shield: {budget(anyio.current_effective_deadline(), env.now())}")
+        failed = False
+        try:
+            await anyio.sleep(0.01)
+        except cancelled:
+            failed = True
+        log.push(f"after the shield: 1st sleep failed={tf(failed)}")
+        failed = False
+        try:
+            await anyio.sleep(0.01)
+        except cancelled:
+            failed = True
+            raise
+        finally:
+            log.push(f"after the shield: 2nd sleep failed={tf(failed)}")
+        completed = True
+    log.push(f"group returned {'Some(())' if completed else 'None'}")
+    log.flags("group", tg.cancel_scope)
+
+
+@case("D30", "anyio")
+async def d30(env):
+    log = env.log()
+    try:
+        async with anyio.create_task_group() as tg:
+            with anyio.CancelScope() as scope:
+
+                async def killer():
+                    await anyio.sleep(0.1)
+                    scope.cancel()
+                    log.push("killer: cancelled the scope")
+
+                try:
+                    with anyio.CancelScope(shield=True):
+                        tg.start_soon(killer)
+                        with anyio.fail_after(0.2):
+                            await anyio.sleep(2)
+                except BaseException as e:
+                    log.push(f"scope returned Err({error_text(e)})")
+                    raise
+            log.push(f"scope returned {'Ok(None)' if scope.cancelled_caught else 'Ok(Some(()))'}")
+        log.push("group returned Some(())")
+    except BaseExceptionGroup as eg:
+        log.push(f"group returned Err(failures={error_text(eg)})")
+    log.flags("scope", scope)
+
+
+@case("D31", "anyio")
+async def d31(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+
+    async def child():
+        failed = False
+        try:
+            await anyio.sleep(2)
+        except cancelled:
+            failed = True
+            raise
+        finally:
+            log.push(f"child: sleep failed={tf(failed)}")
+
+    try:
+        with anyio.fail_after(0.1):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(child)
+                await anyio.sleep(2)
+        log.push("fail_after returned Ok(())")
+    except BaseException as e:
+        log.push(f"fail_after returned Err({error_text(e, (cancelled,))})")
+
+
+@case("D32", "anyio")
+async def d32(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+    event = anyio.Event()
+    completed = False
+    async with anyio.create_task_group() as tg:
+        tg.cancel_scope.cancel()
+        await event.wait()
+        completed = True
+    log.push(f"group returned {'Some(())' if completed else 'None'}")
+    try:
+        with anyio.fail_after(0.1):
+            await anyio.sleep(0.5)
+            log.push("block complete")
+        log.push("fail_after returned Ok(())")
+    except BaseException as e:
+        log.push(f"fail_after returned Err({error_text(e, (cancelled,))})")
+
+
+@case("D33", "anyio", differs="AnyIO's `fail_after` raises `TimeoutError` only if its deadline "
+      "has passed, so an explicit `cancel()` of its scope is swallowed silently; here, as in "
+      "Trio's `fail_after`, any cancellation the scope absorbs becomes `TimedOut` (with the "
+      "reason, here `cancelled explicitly`)")
+async def d33(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+    try:
+        with anyio.fail_after(1) as scope:
+            scope.cancel()
+            await anyio.lowlevel.checkpoint()
+        log.push("fail_after returned Ok(())")
+    except BaseException as e:
+        log.push(f"fail_after returned Err({error_text(e, (cancelled,))})")
+    log.flags("scope", scope)
