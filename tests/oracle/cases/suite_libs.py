@@ -538,3 +538,451 @@ async def d33(env):
     except BaseException as e:
         log.push(f"fail_after returned Err({error_text(e, (cancelled,))})")
     log.flags("scope", scope)
+
+
+# ---- CPython 3.11 test_asyncio/test_timeouts.py ---------------------------------------
+
+
+def result_text(e: BaseException | None) -> str:
+    """A ``Result<(), BoxError>`` in the words of ``result`` in ``suite_libs.rs``."""
+    return "Ok(())" if e is None else f"Err({error_text(e)})"
+
+
+def task_end(task: asyncio.Task) -> str:
+    """How a task ended, in the words of ``outcome`` in ``suite_libs.rs``."""
+    if task.cancelled():
+        return "Cancelled"
+    e = task.exception()
+    if e is None:
+        return f"Ok({rust_debug(task.result())})"
+    return f"Err({error_text(e)})"
+
+
+async def settle(task: asyncio.Task) -> None:
+    """Awaits a task, whatever it raises (its outcome is read with ``task_end``)."""
+    try:
+        await task
+    except BaseException:
+        pass
+
+
+@case("D34", "asyncio")
+async def d34(env):
+    log = env.log()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 0.01
+    outer_exc = None
+    try:
+        async with asyncio.timeout_at(deadline) as cm1:
+            inner_exc = None
+            try:
+                async with asyncio.timeout_at(deadline) as cm2:
+                    await asyncio.sleep(10)
+            except BaseException as e:
+                inner_exc = e
+                raise
+            finally:
+                log.push(f"inner returned {result_text(inner_exc)}")
+    except BaseException as e:
+        outer_exc = e
+    log.push(f"outer returned {result_text(outer_exc)}")
+    log.push(f"inner expired={tf(cm2.expired())} outer expired={tf(cm1.expired())}")
+
+
+@case("D35", "asyncio")
+async def d35(env):
+    log = env.log()
+
+    async def crash():
+        failed = False
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            failed = True
+            raise
+        finally:
+            log.push(f"crash: sleep failed={tf(failed)}")
+            raise MyError("crash")
+
+    exc = None
+    try:
+        async with asyncio.timeout(0.01):
+            await crash()
+    except BaseException as e:
+        exc = e
+    log.push(f"timeout returned {result_text(exc)}")
+
+
+@case("D36", "asyncio")
+async def d36(env):
+    log = env.log()
+
+    async def body():
+        exc = None
+        try:
+            async with asyncio.timeout(10) as cm:
+                asyncio.current_task().cancel()
+                await asyncio.sleep(10)
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            log.push(f"timeout returned {result_text(exc)}")
+            log.push(f"timeout expired={tf(cm.expired())}")
+
+    task = asyncio.create_task(body())
+    await settle(task)
+    log.push(f"task ended {task_end(task)}")
+
+
+@case("D37", "asyncio")
+async def d37(env):
+    log = env.log()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    fut = loop.create_future()
+
+    def when(cm):
+        w = cm.when()
+        if w is None:
+            return "None"
+        d = w - t0
+        return f"{int(d)}s" if d == int(d) else f"{d}s"
+
+    async def f():
+        exc = None
+        try:
+            async with asyncio.timeout_at(t0 + 10) as cm:
+                fut.set_result(cm)
+                await asyncio.sleep(50)
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            log.push(f"task: timeout returned {result_text(exc)}")
+
+    task = asyncio.create_task(f())
+    await asyncio.sleep(1)
+    cm = await fut
+    log.push(f"when={when(cm)}")
+    cm.reschedule(t0 + 30)
+    log.push(f"when={when(cm)}")
+    cm.reschedule(None)
+    log.push(f"when={when(cm)}")
+    await asyncio.sleep(34)
+    log.push(f"task running={tf(not task.done())}")
+    task.cancel()
+    await settle(task)
+    log.push(f"task ended {task_end(task)}")
+    log.push(f"expired={tf(cm.expired())}")
+
+
+@case("D38", "asyncio", differs="asyncio delivers a cancel once, so the cleanup's sleep runs "
+      "and its own 10 ms timeout fires (both timeouts raise `TimeoutError`, at 20 ms); here "
+      "the outer timeout's cancel stays in force (level-triggered, R2): the cleanup's sleep "
+      "fails at once and that cancellation passes the inner timeout, at 10 ms")
+async def d38(env):
+    log = env.log()
+    exc = None
+    try:
+        async with asyncio.timeout(0.01):
+            failed = False
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                failed = True
+                raise
+            finally:
+                log.push(f"body: sleep failed={tf(failed)}")
+                inner = None
+                try:
+                    async with asyncio.timeout(0.01):
+                        await asyncio.sleep(10)
+                except BaseException as e:
+                    inner = e
+                log.push(f"cleanup: inner timeout returned {result_text(inner)}")
+    except BaseException as e:
+        exc = e
+    log.push(f"outer timeout returned {result_text(exc)}")
+
+
+@case("C09", "asyncio", differs="asyncio delivers the task's cancel once and `timeout()` "
+      "compares cancel counts, so after the swallowed `CancelledError` the cleanup's "
+      "`timeout(0)` raises `TimeoutError`; here the task's cancel request stays in force until "
+      "`uncancel()` (R2, R9), so the cleanup's sleep fails with it and it passes the timeout")
+async def c09(env):
+    log = env.log()
+
+    async def body():
+        asyncio.current_task().cancel()
+        failed = False
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            failed = True
+        log.push(f"work: sleep failed={tf(failed)}, swallowed; "
+                 f"cancelling={asyncio.current_task().cancelling()}")
+        exc = None
+        try:
+            async with asyncio.timeout(0):
+                await asyncio.sleep(1)
+        except BaseException as e:
+            exc = e
+        log.push(f"cleanup: timeout(0) returned {result_text(exc)}")
+
+    task = asyncio.create_task(body())
+    await settle(task)
+    log.push(f"task ended {task_end(task)}")
+
+
+@case("C10", "asyncio")
+async def c10(env):
+    log = env.log()
+
+    async def body():
+        asyncio.current_task().cancel()
+        failed = False
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            failed = True
+        log.push(f"work: sleep failed={tf(failed)}, swallowed; "
+                 f"cancelling={asyncio.current_task().cancelling()}")
+        exc = None
+        try:
+            async with asyncio.timeout(1.0):
+                asyncio.current_task().cancel()
+                log.push(f"cleanup: cancelled again; "
+                         f"cancelling={asyncio.current_task().cancelling()}")
+                await asyncio.sleep(2)
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            log.push(f"cleanup: timeout returned {result_text(exc)}; "
+                     f"cancelling={asyncio.current_task().cancelling()}")
+
+    task = asyncio.create_task(body())
+    await settle(task)
+    log.push(f"task ended {task_end(task)}")
+
+
+# ---- CPython 3.11 test_asyncio/test_taskgroups.py -------------------------------------
+
+
+def group_text(exc: BaseException | None, completed: bool) -> str:
+    """What a group returned, in the words of ``group_result`` in ``suite_libs.rs``."""
+    if exc is None:
+        return "Some(())" if completed else "None"
+    if isinstance(exc, asyncio.CancelledError):
+        return "Err(Cancelled)"
+    return f"Err(failures={error_text(exc)})"
+
+
+# The body and the children are woken by the same task cancel: their order is the
+# runtime's (asyncio cancels the body first, then the children from `__aexit__`).
+@case("C11", "asyncio", order="tick")
+async def c11(env):
+    log = env.log()
+
+    async def child(name):
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            log.push(f"{name}: cancelled")
+            raise
+
+    async def runner():
+        exc = None
+        try:
+            async with asyncio.TaskGroup() as g:
+                for name in ("child 1", "child 2"):
+                    g.create_task(child(name))
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    log.push("body: cancelled")
+                    raise
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            log.push(f"group returned {group_text(exc, True)}; "
+                     f"cancelling={asyncio.current_task().cancelling()}")
+
+    r = asyncio.create_task(runner())
+    await asyncio.sleep(0.1)
+    r.cancel()
+    await settle(r)
+    log.push(f"task ended {task_end(r)}")
+
+
+# The two children fail at the same instant, in an order neither runtime fixes: each
+# failure is its own event, and the task's end is recorded as a count.
+@case("C12", "asyncio", order="tick")
+async def c12(env):
+    log = env.log()
+
+    async def foo(name):
+        try:
+            await asyncio.sleep(10)
+        finally:
+            raise MyError(name)
+
+    async def runner():
+        exc = None
+        try:
+            async with asyncio.TaskGroup() as g:
+                for name in ("a", "b"):
+                    g.create_task(foo(name))
+                await asyncio.sleep(10)
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            if isinstance(exc, BaseExceptionGroup):
+                for x in exc.exceptions:
+                    log.push(f"group failure: {error_text(x)}")
+            else:
+                log.push(f"group returned {group_text(exc, True)}")
+
+    r = asyncio.create_task(runner())
+    await asyncio.sleep(0.1)
+    r.cancel()
+    await settle(r)
+    e = None if r.cancelled() else r.exception()
+    if isinstance(e, BaseExceptionGroup):
+        log.push(f"task ended Err({len(e.exceptions)} failures)")
+    else:
+        log.push(f"task ended {task_end(r)}")
+
+
+@case("C13", "asyncio")
+async def c13(env):
+    log = env.log()
+
+    async def runner():
+        exc = None
+        try:
+            async with asyncio.TaskGroup():
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    log.push("body: cancelled, fails instead")
+                    raise MyError("body")
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            log.push(f"group returned {group_text(exc, True)}")
+
+    r = asyncio.create_task(runner())
+    await asyncio.sleep(0.1)
+    r.cancel()
+    await settle(r)
+    log.push(f"task ended {task_end(r)}")
+
+
+@case("C14", "asyncio", differs="asyncio delivers the task's cancel once (to the body only): "
+      "the body's 500 ms cleanup sleep runs, the child fails at 300 ms during it, and the "
+      "group raises that error at 600 ms; here the task's cancel stays in force (R2) and "
+      "reaches the group's children: the cleanup sleep and the child's sleep fail at once, "
+      "and the task ends cancelled at 100 ms")
+async def c14(env):
+    log = env.log()
+
+    async def crash_soon():
+        failed = False
+        try:
+            await asyncio.sleep(0.3)
+        except asyncio.CancelledError:
+            failed = True
+            raise
+        finally:
+            log.push(f"crash_soon: sleep failed={tf(failed)}")
+        raise MyError("crash")
+
+    async def runner():
+        exc = None
+        try:
+            async with asyncio.TaskGroup() as g1:
+                g1.create_task(crash_soon())
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    failed = False
+                    try:
+                        await asyncio.sleep(0.5)
+                    except asyncio.CancelledError:
+                        failed = True
+                    log.push(f"body: cancelled; cleanup sleep failed={tf(failed)}")
+                    raise
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            log.push(f"group returned {group_text(exc, True)}")
+
+    r = asyncio.create_task(runner())
+    await asyncio.sleep(0.1)
+    r.cancel()
+    await settle(r)
+    log.push(f"task ended {task_end(r)}")
+
+
+@case("G37", "asyncio")
+async def g37(env):
+    log = env.log()
+
+    async def crash_after(t, name, note=False):
+        failed = False
+        try:
+            await asyncio.sleep(t)
+        except asyncio.CancelledError:
+            failed = True
+            raise
+        finally:
+            if note:
+                log.push(f"inner child: sleep failed={tf(failed)}")
+        raise MyError(name)
+
+    exc = None
+    try:
+        async with asyncio.TaskGroup() as g1:
+            g1.create_task(crash_after(0.1, "0.1"))
+            inner = None
+            try:
+                async with asyncio.TaskGroup() as g2:
+                    g2.create_task(crash_after(10, "10", note=True))
+            except BaseException as e:
+                inner = e
+                raise
+            finally:
+                log.push(f"inner group returned {group_text(inner, True)}")
+    except BaseException as e:
+        exc = e
+    log.push(f"outer group returned {group_text(exc, True)}")
+
+
+@case("G38", "asyncio")
+async def g38(env):
+    log = env.log()
+
+    async def crash_soon():
+        await asyncio.sleep(0.1)
+        raise MyError("crash_soon")
+
+    async def nested():
+        try:
+            await asyncio.sleep(10)
+        finally:
+            raise MyError("nested")
+
+    exc = None
+    try:
+        async with asyncio.TaskGroup() as g:
+            g.create_task(crash_soon())
+            await nested()
+    except BaseException as e:
+        exc = e
+    log.push(f"group returned {group_text(exc, True)}")
