@@ -986,3 +986,233 @@ async def g38(env):
     except BaseException as e:
         exc = e
     log.push(f"group returned {group_text(exc, True)}")
+
+
+# ---- more from AnyIO tests/test_taskgroups.py -----------------------------------------
+
+
+def scope_text(scope, completed: bool) -> str:
+    """What a scope returned, in the words of ``scope_result`` in ``suite_libs.rs``:
+    ``Ok(Some(()))`` if its body ended, ``Ok(None)`` if it absorbed a cancel (called only
+    when the scope's ``with`` block was left without an exception)."""
+    return "Ok(Some(()))" if completed else ("Ok(None)" if scope.cancelled_caught else "Ok(..)")
+
+
+@case("S44", "anyio")
+async def s44(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+    completed1 = False
+    with anyio.CancelScope() as s1:
+        completed2 = False
+        try:
+            with anyio.CancelScope() as s2:
+                with anyio.CancelScope(shield=True):
+                    s1.cancel()
+                    s2.cancel()
+                    failed = False
+                    try:
+                        await anyio.lowlevel.checkpoint()
+                    except cancelled:
+                        failed = True
+                        raise
+                    finally:
+                        log.push(f"shielded: checkpoint failed={tf(failed)}")
+                log.push("scope 2: after the shield")
+                completed2 = True
+        except cancelled:
+            log.push("scope 2 returned Err(Cancelled)")
+            raise
+        log.push(f"scope 2 returned {scope_text(s2, completed2)}")
+        failed = False
+        try:
+            await anyio.lowlevel.checkpoint()
+        except cancelled:
+            failed = True
+            raise
+        finally:
+            log.push(f"scope 1: checkpoint failed={tf(failed)}")
+        log.push("scope 1: got past the checkpoint")
+        completed1 = True
+    log.push(f"scope 1 returned {scope_text(s1, completed1)}")
+    log.flags("scope 1", s1)
+    log.flags("scope 2", s2)
+
+
+@case("S45", "anyio")
+async def s45(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+    completed1 = False
+    with anyio.CancelScope() as s1:
+        completed2 = False
+        try:
+            with anyio.CancelScope() as s2:
+                with anyio.CancelScope(shield=True):
+                    s1.cancel()
+                    failed = False
+                    try:
+                        await anyio.lowlevel.checkpoint()
+                    except cancelled:
+                        failed = True
+                        raise
+                    finally:
+                        log.push(f"shielded: checkpoint failed={tf(failed)}")
+                failed = False
+                try:
+                    await anyio.lowlevel.checkpoint()
+                except cancelled:
+                    failed = True
+                    raise
+                finally:
+                    log.push(f"scope 2: checkpoint failed={tf(failed)}")
+                log.push("scope 2: got past the checkpoint")
+                completed2 = True
+        except cancelled:
+            log.push("scope 2 returned Err(Cancelled)")
+            raise
+        log.push(f"scope 2 returned {scope_text(s2, completed2)}")
+        completed1 = True
+    log.push(f"scope 1 returned {scope_text(s1, completed1)}")
+    log.flags("scope 1", s1)
+    log.flags("scope 2", s2)
+
+
+@case("S46", "anyio")
+async def s46(env):
+    log = env.log()
+    completed = False
+    with anyio.CancelScope() as scope:
+        done = False
+        with anyio.move_on_after(0.1) as inner:
+            await anyio.sleep(1)
+            done = True
+        log.push(f"move_on_after returned {scope_text(inner, done)}")
+        log.flags("move_on_after", inner)
+        scope.cancel()
+        completed = True
+    log.push(f"scope returned {scope_text(scope, completed)}")
+    log.flags("scope", scope)
+
+
+@case("G39", "anyio")
+async def g39(env):
+    log = env.log()
+    ran = False
+
+    async def outer_task():
+        nonlocal ran
+        ran = True
+
+    completed = False
+    async with anyio.create_task_group() as tg_outer:
+        for _ in range(2):
+            async with anyio.create_task_group():
+                tg_outer.start_soon(outer_task)
+        log.push(f"outer task ran={tf(ran)}")
+        completed = True
+    log.push(f"group returned {'Some(())' if completed else 'None'}")
+
+
+@case("G40", "anyio")
+async def g40(env):
+    log = env.log()
+    cancelled = anyio.get_cancelled_exc_class()
+
+    async def child():
+        done = False
+        try:
+            with anyio.CancelScope() as cs:
+                await anyio.sleep(1)
+                done = True
+        except cancelled:
+            log.push("child: scope returned Err(Cancelled)")
+            raise
+        log.push(f"child: scope returned {scope_text(cs, done)}")
+        log.push("child: fails")
+        raise MyError("foo")
+
+    async def parent(tg):
+        done = False
+        with anyio.CancelScope(shield=True) as cs:
+            await anyio.sleep(0.1)
+            done = True
+        log.push(f"parent: shielded wait returned {scope_text(cs, done)}")
+        tg.start_soon(child)
+
+    completed = False
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(parent, tg)
+            tg.cancel_scope.cancel()
+            completed = True
+        log.push(f"group returned {'Some(())' if completed else 'None'}")
+    except BaseExceptionGroup as eg:
+        log.push(f"group returned Err(failures={error_text(eg)})")
+    log.flags("group", tg.cancel_scope)
+
+
+# ---- more from CPython 3.11 test_asyncio/test_taskgroups.py ----------------------------
+
+
+@case("G41", "asyncio")
+async def g41(env):
+    log = env.log()
+
+    async def foo1():
+        failed = False
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            failed = True
+            raise
+        finally:
+            log.push(f"foo1: sleep failed={tf(failed)}")
+        return 42
+
+    async def foo2():
+        await asyncio.sleep(0.2)
+        log.push("foo2: returns 11")
+        return 11
+
+    exc = None
+    try:
+        async with asyncio.TaskGroup() as g:
+            t1 = g.create_task(foo1())
+            await asyncio.sleep(0.15)
+            t1.cancel()
+            g.create_task(foo2())
+            log.push("body: done")
+    except BaseException as e:
+        exc = e
+    log.push(f"group returned {group_text(exc, True)}")
+
+
+@case("C15", "asyncio")
+async def c15(env):
+    log = env.log()
+
+    async def foo():
+        try:
+            await asyncio.sleep(10)
+        finally:
+            raise MyError("cleanup")
+
+    async def runner():
+        exc = None
+        try:
+            async with asyncio.TaskGroup():
+                async with asyncio.TaskGroup() as g2:
+                    g2.create_task(foo())
+                    await asyncio.sleep(10)
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            log.push(f"outer group returned {group_text(exc, True)}")
+
+    r = asyncio.create_task(runner())
+    await asyncio.sleep(0.1)
+    r.cancel()
+    await settle(r)
+    log.push(f"task ended {task_end(r)}")
