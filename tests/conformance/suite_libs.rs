@@ -1205,8 +1205,8 @@ async fn c13_body_turns_task_cancel_into_error() {
 
 /// C14: CPython `test_taskgroups.py::TestTaskGroup::test_taskgroup_15` — the task is
 /// cancelled at 100 ms while the group's body sleeps; the body's cleanup sleeps 500 ms
-/// and a child would fail at 300 ms. asyncio delivers the cancel once: the cleanup
-/// sleeps, the child fails during it, the group raises that error at 600 ms. Here the
+/// and a child would fail at 300 ms. asyncio delivers the cancel once, to the body: the
+/// cleanup sleeps, the child fails at 300 ms during it, the group raises that error. Here the
 /// task's cancel stays in force (R2) and reaches the children: the cleanup's sleep and
 /// the child's fail at once, and the task ends cancelled at 100 ms.
 #[scope_runtime::test(paused)]

@@ -883,11 +883,12 @@ async def c13(env):
     log.push(f"task ended {task_end(r)}")
 
 
-@case("C14", "asyncio", differs="asyncio delivers the task's cancel once (to the body only): "
-      "the body's 500 ms cleanup sleep runs, the child fails at 300 ms during it, and the "
-      "group raises that error at 600 ms; here the task's cancel stays in force (R2) and "
-      "reaches the group's children: the cleanup sleep and the child's sleep fail at once, "
-      "and the task ends cancelled at 100 ms")
+@case("C14", "asyncio", differs="asyncio delivers the task's cancel once, to the body only "
+      "(the children are cancelled when the body leaves the block): the body's 500 ms cleanup "
+      "sleep runs, the child fails at 300 ms and its error cuts the cleanup short, and the "
+      "group raises that error; here the task's cancel stays in force (R2) and reaches the "
+      "group's children: the cleanup sleep and the child's sleep fail at once, and the task "
+      "ends cancelled at 100 ms")
 async def c14(env):
     log = env.log()
 
