@@ -63,8 +63,8 @@ pub use runtime::cancel::{
     find_cancelled,
 };
 pub use runtime::{
-    Builder, IO_POLL_INTERVAL, JoinHandle, Outcome, Runtime, Sleep, TaskRef, current_task, now,
-    sleep, sleep_until, spawn, spawn_named, yield_now,
+    Builder, IO_POLL_INTERVAL, JoinHandle, Outcome, Resources, Runtime, Sleep, TaskRef,
+    current_task, now, sleep, sleep_until, spawn, spawn_named, yield_now,
 };
 pub use scope::{
     CancelScope, SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut, fail_after, fail_at,

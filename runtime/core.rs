@@ -302,6 +302,17 @@ impl Core {
         self.timers.borrow().len()
     }
 
+    pub(crate) fn resources(&self) -> super::Resources {
+        super::Resources {
+            tasks: self.live_tasks(),
+            timers: self.pending_timers(),
+            scope_nodes: self.cancel.node_count(),
+            cancel_registrations: self.cancel.waiter_count(),
+            io_sources: self.reactor.source_count(),
+            cancel_handles: self.cancel.remote_count(),
+        }
+    }
+
     pub(crate) fn insert_timer(&self, at: Instant, entry: TimerEntry) -> TimerKey {
         self.timers.borrow_mut().insert(at, entry)
     }

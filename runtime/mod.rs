@@ -100,6 +100,29 @@ impl Builder {
     }
 }
 
+/// A snapshot of what a [`Runtime`] holds: [`Runtime::resources`].
+///
+/// Every field is a count of live entries; a finished program leaves all of them at
+/// zero. (Entries of sockets or `CancelHandle` scopes dropped while the runtime was not
+/// current are swept on later registrations, so `io_sources` and `cancel_handles` may
+/// count a few of those until then.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resources {
+    /// Tasks not finished (the `block_on` task included while it runs).
+    pub tasks: usize,
+    /// Pending timers (sleeps and scope deadlines).
+    pub timers: usize,
+    /// Nodes of the cancel-status tree (entered scopes and groups, task roots).
+    pub scope_nodes: usize,
+    /// Blocked operations registered to be woken by a cancellation.
+    pub cancel_registrations: usize,
+    /// Reactor sources (sockets, pipes, signal streams).
+    pub io_sources: usize,
+    /// Scopes reachable through a [`CancelHandle`](crate::CancelHandle).
+    pub cancel_handles: usize,
+}
+
 impl Runtime {
     /// How many reactor sources are registered (tests outside `runtime/`).
     #[cfg(test)]
@@ -147,6 +170,29 @@ impl Runtime {
     /// ```
     pub fn live_tasks(&self) -> usize {
         self.core.live_tasks()
+    }
+
+    /// What the runtime holds right now (see [`Resources`]). Between `block_on` calls
+    /// of a program that finished its work, everything is zero: a leak shows here.
+    ///
+    /// ```
+    /// use scope_runtime::{Runtime, Resources, sleep, move_on_after, Cancelled};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::builder().paused_clock(true).build()?;
+    /// rt.block_on(async {
+    ///     let r = move_on_after(Duration::from_secs(1), async {
+    ///         sleep(Duration::from_secs(5)).await?;
+    ///         Ok::<_, Cancelled>(())
+    ///     })
+    ///     .await;
+    ///     assert_eq!(r, Ok(None));
+    /// });
+    /// assert_eq!(rt.resources(), Resources::default());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn resources(&self) -> Resources {
+        self.core.resources()
     }
 }
 

@@ -221,7 +221,6 @@ impl Reactor {
     }
 
     /// How many sources are registered (orphans not yet swept included).
-    #[cfg(test)]
     pub(crate) fn source_count(&self) -> usize {
         self.sources.borrow().len()
     }

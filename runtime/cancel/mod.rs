@@ -98,6 +98,16 @@ impl Cancellation {
     pub(crate) fn waiter_count(&self) -> usize {
         self.tree.borrow().waiter_count()
     }
+
+    /// Live nodes of the status tree.
+    pub(crate) fn node_count(&self) -> usize {
+        self.tree.borrow().len()
+    }
+
+    /// Scopes reachable through a `CancelHandle` (dead ones not yet swept included).
+    pub(crate) fn remote_count(&self) -> usize {
+        self.remote.borrow().len()
+    }
 }
 
 // ---- checkpoints ------------------------------------------------------------------
@@ -683,8 +693,8 @@ mod tests {
     #[test]
     fn a_handle_of_a_dropped_runtime_holds_nothing() {
         let rt = Runtime::new().unwrap();
-        let scope = crate::CancelScope::new();
-        let handle = rt.block_on(async { scope.cancel_handle() });
+        let scope = std::rc::Rc::new(super::ScopeState::default());
+        let handle = rt.block_on(async { super::cancel_handle(&scope) });
         drop(rt);
         for _ in 0..1000 {
             handle.cancel();
@@ -697,11 +707,11 @@ mod tests {
     #[test]
     fn remote_entries_of_scopes_dropped_outside_do_not_accumulate() {
         let rt = Runtime::new().unwrap();
-        let kept = crate::CancelScope::new();
-        let kept_handle = rt.block_on(async { kept.cancel_handle() });
+        let kept = std::rc::Rc::new(super::ScopeState::default());
+        let kept_handle = rt.block_on(async { super::cancel_handle(&kept) });
         for _ in 0..500 {
-            let scope = crate::CancelScope::new();
-            rt.block_on(async { drop(scope.cancel_handle()) });
+            let scope = std::rc::Rc::new(super::ScopeState::default());
+            rt.block_on(async { drop(super::cancel_handle(&scope)) });
             drop(scope); // no runtime current
         }
         let n = rt.core.cancel().remote.borrow().len();

@@ -400,7 +400,7 @@ impl CancelTree {
         &mut self.nodes[key as usize]
     }
 
-    #[cfg(test)]
+    /// Live nodes (scopes entered, task roots).
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
     }
