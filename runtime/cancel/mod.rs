@@ -469,6 +469,11 @@ impl Drop for Entered {
 
 /// Adds `delta` to a task's cancel count (R9); `None` if the task has finished.
 pub(crate) fn add_cancelling(core: &Core, task: TaskId, delta: i64) -> Option<u32> {
+    if core.current_task() == Some(task) {
+        // A task cancelling itself at its top level, before it had a root node: the
+        // code running now must see the new root, or its next checkpoint would not.
+        ensure_current_node(core);
+    }
     let root = core.ensure_root(task)?;
     let now = core.now();
     let (n, wakes) = core

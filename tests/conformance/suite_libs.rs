@@ -976,7 +976,6 @@ async fn d38_timeout_in_cleanup_after_timeout() {
 /// timeout compares cancel counts); here the task's cancel request stays in force (R2,
 /// R9: `cancelling() == 1` until `uncancel()`), so the sleep fails with it and it passes
 /// the timeout.
-#[ignore = "BUG: after current_task().cancel() the task's next sleep waits its full duration before failing"]
 #[scope_runtime::test(paused)]
 async fn c09_timeout_after_swallowed_task_cancel() {
     let log = Log::new();
@@ -1013,7 +1012,6 @@ async fn c09_timeout_after_swallowed_task_cancel() {
 /// — after a swallowed self-cancel, the task cancels itself again inside a 1 s timeout:
 /// the sleep fails, the cancellation comes out of the timeout (no timeout), the counts
 /// go 1 → 2.
-#[ignore = "BUG: after current_task().cancel() the task's next sleep waits its full duration before failing"]
 #[scope_runtime::test(paused)]
 async fn c10_cancel_inside_timeout_after_swallowed_cancel() {
     let log = Log::new();
@@ -1455,7 +1453,6 @@ async fn s46_cancel_after_expired_inner_timeout_escapes_nothing() {
 /// leaving an inner group with no children still lets another ready task run: a task
 /// spawned into the outer group from inside two empty inner groups has run by the time
 /// the body checks.
-#[ignore = "BUG: leaving a task group with no children does not yield to other ready tasks (Trio, AnyIO: it is a schedule point)"]
 #[scope_runtime::test(paused)]
 async fn g39_leaving_an_empty_group_yields() {
     let log = Log::new();
