@@ -430,13 +430,20 @@ impl TaskGroup {
                 }
             }
 
+            // Leaving the group is a schedule point, as in Trio and AnyIO (G39): with
+            // no child left to wait for, yield once anyway (not a cancellation point).
+            let mut yielded = false;
             poll_fn(|cx| {
                 if inner.children.borrow().is_empty() {
-                    Poll::Ready(())
+                    if yielded {
+                        return Poll::Ready(());
+                    }
+                    cx.waker().wake_by_ref();
                 } else {
                     *inner.host.borrow_mut() = Some(cx.waker().clone());
-                    Poll::Pending
                 }
+                yielded = true;
+                Poll::Pending
             })
             .await;
 
