@@ -299,14 +299,11 @@ async def g35(env):
         log.push(f"outer group returned Err(failures={error_text(eg)})")
 
 
-# AnyIO's two backends disagree here. On Trio (AnyIO's trio backend, registered as a
-# "trio" twin: the same AnyIO code run by `trio.run`) the child's `Cancelled` for the
-# parent scope leaves the group and the parent absorbs it, as here (R7). AnyIO's asyncio
-# backend (registered as an "asyncio" twin: the same code run by asyncio) lets the group
-# end normally. The harness runs an "anyio" twin on both backends with one `differs`,
-# so the two backends are registered separately.
-@case("G36", "trio")
-@case("G36", "asyncio", differs="on its asyncio backend AnyIO 4.16 lets the group end normally "
+# AnyIO's two backends disagree here: on its trio backend the child's `Cancelled` for
+# the parent scope leaves the group and the parent absorbs it, as here (R7); its asyncio
+# backend lets the group end normally. So each backend has its own twin and verdict.
+@case("G36", "anyio/trio")
+@case("G36", "anyio/asyncio", differs="on its asyncio backend AnyIO 4.16 lets the group end normally "
       "(the child's cancellation for the parent scope stays inside the group, and the parent "
       "scope reports not caught); here, as on AnyIO's trio backend and in Trio, that "
       "`Cancelled` leaves the group and the parent scope absorbs it (R7)")
