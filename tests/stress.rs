@@ -378,7 +378,7 @@ fn run(rt: &Runtime, seed: u64, tasks: usize, threads: usize) -> (usize, usize, 
         .map(|t| {
             let (ledger, stop, txs) = (ledger.clone(), stop.clone(), thread_txs.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(seed ^ (t as u64 + 1) * 0x9E37_79B9);
+                let mut rng = Rng(seed ^ ((t as u64 + 1) * 0x9E37_79B9));
                 while !stop.load(Ordering::Relaxed) {
                     let id = ledger.lock().new_id();
                     let tx = &txs[rng.below(txs.len() as u64) as usize];
