@@ -36,8 +36,9 @@ async fn accept_fails_clearly_at_emfile_and_recovers() {
             }
         }
 
-        let r = l.accept().await;
-        let e = r.err().expect("no fd left: accept must fail");
+        let Err(e) = l.accept().await else {
+            panic!("no fd left: accept must fail");
+        };
         assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
 
         drop(hogs);
