@@ -333,6 +333,12 @@ struct TaskCtx {
 /// such steps are skipped on both sides so the search goes on elsewhere.
 const AVOID_SELF_CANCEL_BUG: bool = true;
 
+/// Known runtime bug (`bug_group_absorbs_cancel_beside_nested_failures`): a group
+/// whose body or child fails with an error that carries a cancellation beside it (an
+/// inner group's) does not absorb that cancellation when it is its own. While it
+/// stands, the model copies the runtime there, so the search goes on elsewhere.
+const RUNTIME_BUG_GROUP_IGNORES_NESTED_PART: bool = true;
+
 impl<A: Api> Ctx<A> {
     fn log(&self, t: &TaskCtx, step: u32, msg: impl fmt::Display) {
         self.trace
@@ -666,7 +672,8 @@ mod real {
                 .map(|f| describe(&**f.error()))
                 .collect();
             f.sort();
-            let c = g.cancelled_part().map(|c| reason(c.reason()));
+            // The cancellation beside failures shows only in `cancelled_caught`.
+            let c = g.as_cancelled().map(|c| reason(c.reason()));
             return ErrDesc::Group(f, c);
         }
         if let Some(b) = e.downcast_ref::<Boom>() {
@@ -830,11 +837,22 @@ mod model {
                 _ => None,
             }
         }
+        /// The cancellation this error is or carries, also beside failures and inside
+        /// them (a nested group's), as a Trio exception group holds its `Cancelled`s.
         fn cancelled_part(&self) -> Option<Reason> {
             match self {
                 MErr::Cancelled(r) => Some(*r),
-                MErr::Group(_, c) => *c,
+                MErr::Group(f, c) => c.or_else(|| f.iter().find_map(MErr::cancelled_part)),
                 _ => None,
+            }
+        }
+
+        /// Takes the cancellations out of the failures (the scope absorbing them
+        /// splits them off, X20).
+        fn strip(self) -> MErr {
+            match self {
+                MErr::Group(f, _) => MErr::Group(f.into_iter().map(MErr::strip).collect(), None),
+                e => e,
             }
         }
     }
@@ -845,9 +863,9 @@ mod model {
             MErr::Boom(b) => ErrDesc::Boom(*b),
             MErr::TimedOut => ErrDesc::TimedOut,
             MErr::Group(f, c) => {
-                let mut f: Vec<ErrDesc> = f.iter().map(describe).collect();
-                f.sort();
-                ErrDesc::Group(f, *c)
+                let mut d: Vec<ErrDesc> = f.iter().map(describe).collect();
+                d.sort();
+                ErrDesc::Group(d, if f.is_empty() { *c } else { None })
             }
         }
     }
@@ -1255,7 +1273,7 @@ mod model {
                     Err(_) if absorbs && pure && fail_after => Err(MErr::TimedOut),
                     Err(_) if absorbs && pure => Ok(None),
                     // The cancellation beside the failures belonged here: strip it.
-                    Err(MErr::Group(f, _)) if absorbs => Err(MErr::Group(f, None)),
+                    Err(e) if absorbs => Err(e.strip()),
                     Err(e) => Err(e),
                 }
             })
@@ -1337,9 +1355,16 @@ mod model {
                 })
                 .await;
                 with(|s| {
-                    let part = s.groups[g].cancel_out.is_some();
+                    let grp = &s.groups[g];
+                    let beside = !super::RUNTIME_BUG_GROUP_IGNORES_NESTED_PART
+                        && grp.failures.iter().any(|f| f.cancelled_part().is_some());
+                    let part = grp.cancel_out.is_some() || beside;
                     if s.exit(n, part) {
                         s.groups[g].cancel_out = None;
+                        if beside {
+                            let f = std::mem::take(&mut s.groups[g].failures);
+                            s.groups[g].failures = f.into_iter().map(MErr::strip).collect();
+                        }
                     }
                     let grp = &mut s.groups[g];
                     if !grp.failures.is_empty() {
@@ -1555,5 +1580,52 @@ fn bug_self_cancel_at_top_level_is_seen_at_once() {
         let (failed, at) = h.await.unwrap().unwrap();
         assert!(failed);
         assert_eq!(at, Duration::ZERO, "the child's sleep blocked");
+    });
+}
+
+/// R7/X20 for a group inside a group: the outer group `tg0` is cancelled; inside it,
+/// the inner group's child meets that cancel and the inner body fails. The inner group
+/// passes the failure on with the cancellation beside it (the cancel is not its own to
+/// absorb). That cancellation belongs to `tg0`, a cancelled scope with nothing
+/// cancelled around it: `tg0` splits it off and reports `cancelled_caught()`, as Trio's
+/// nursery scope does with the `Cancelled` inside the exception group (and as a
+/// `CancelScope` in `x20` does). The runtime's `tg0` reports `cancelled_caught() ==
+/// false` (and its error still carries the cancellation in `cancelled_part()`).
+#[test]
+#[ignore = "BUG: a group does not absorb its own cancellation carried beside a nested group's failure"]
+fn bug_group_absorbs_cancel_beside_nested_failures() {
+    use scope_runtime::{BoxError, CancelError, TaskGroup, sleep, task_group};
+    use std::time::Duration;
+    let rt = scope_runtime::Runtime::builder()
+        .paused_clock(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tg0 = TaskGroup::new();
+        let r = tg0
+            .run(|tg0| async move {
+                tg0.cancel();
+                task_group(|tg1| async move {
+                    tg1.spawn(async {
+                        sleep(Duration::from_millis(1)).await?; // fails: tg0 is cancelled
+                        Ok(())
+                    });
+                    Err::<(), BoxError>(Box::new(real::Boom(12)))
+                })
+                .await?;
+                Ok(())
+            })
+            .await;
+        let e = r.unwrap_err();
+        assert_eq!(e.failures().len(), 1);
+        assert!(tg0.cancel_called());
+        assert!(
+            tg0.cancelled_caught(),
+            "tg0 absorbed its own cancel beside the failure"
+        );
+        assert!(
+            e.cancelled_part().is_none(),
+            "the absorbed cancel still travels"
+        );
     });
 }
