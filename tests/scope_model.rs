@@ -145,7 +145,13 @@ fn dl_ms(dl: Dl, now: u64) -> Option<u64> {
 
 /// Numbers the steps and scopes, makes deadlines distinct, and starts every child
 /// with a sleep (so it acts in its own slot).
-fn number(steps: &mut [Step], next_id: &mut u32, next_sid: &mut u32, used: &mut HashSet<u32>) {
+fn number(
+    steps: &mut [Step],
+    in_group: bool,
+    next_id: &mut u32,
+    next_sid: &mut u32,
+    used: &mut HashSet<u32>,
+) {
     fn fix(dl: &mut Dl, used: &mut HashSet<u32>) {
         if let Dl::At(k) = dl {
             while !used.insert(*k) {
@@ -154,6 +160,15 @@ fn number(steps: &mut [Step], next_id: &mut u32, next_sid: &mut u32, used: &mut 
         }
     }
     for s in steps {
+        if !in_group && matches!(s, Step::Spawn { .. }) {
+            // A spawn outside any group gets a group of its own.
+            let spawn = std::mem::replace(s, Step::Uncancel { id: 0 });
+            *s = Step::Group {
+                id: 0,
+                sid: 0,
+                body: vec![spawn],
+            };
+        }
         *next_id += 1;
         let nid = *next_id;
         match s {
@@ -180,7 +195,7 @@ fn number(steps: &mut [Step], next_id: &mut u32, next_sid: &mut u32, used: &mut 
                         propagate: true,
                     },
                 );
-                number(body, next_id, next_sid, used);
+                number(body, true, next_id, next_sid, used);
             }
             Step::Scope {
                 id,
@@ -195,13 +210,13 @@ fn number(steps: &mut [Step], next_id: &mut u32, next_sid: &mut u32, used: &mut 
                 if let Some((dl, _)) = deadline {
                     fix(dl, used);
                 }
-                number(body, next_id, next_sid, used);
+                number(body, in_group, next_id, next_sid, used);
             }
             Step::Group { id, sid, body } => {
                 *id = nid;
                 *sid = *next_sid;
                 *next_sid += 1;
-                number(body, next_id, next_sid, used);
+                number(body, true, next_id, next_sid, used);
             }
         }
     }
@@ -1446,8 +1461,8 @@ fn dl() -> impl Strategy<Value = Dl> {
 
 fn leaf() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (1u8..=3, prop::bool::weighted(0.8)).prop_map(|(n, propagate)| Step::Sleep { id: 0, n, propagate }),
-        2 => prop::bool::weighted(0.7).prop_map(|propagate| Step::Checkpoint { id: 0, propagate }),
+        6 => (1u8..=3, prop::bool::weighted(0.8)).prop_map(|(n, propagate)| Step::Sleep { id: 0, n, propagate }),
+        3 => prop::bool::weighted(0.7).prop_map(|propagate| Step::Checkpoint { id: 0, propagate }),
         1 => any::<bool>().prop_map(|propagate| Step::CheckCancelled { id: 0, propagate }),
         1 => Just(Step::Ced { id: 0 }),
         1 => Just(Step::Fail { id: 0 }),
@@ -1487,7 +1502,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn program() -> impl Strategy<Value = Vec<Step>> {
     prop::collection::vec(step(), 1..6).prop_map(|mut p| {
-        number(&mut p, &mut 0, &mut 0, &mut HashSet::new());
+        number(&mut p, false, &mut 0, &mut 0, &mut HashSet::new());
         p
     })
 }
@@ -1628,4 +1643,28 @@ fn bug_group_absorbs_cancel_beside_nested_failures() {
             "the absorbed cancel still travels"
         );
     });
+}
+
+#[test]
+#[ignore = "coverage statistics of the generator"]
+fn generator_coverage_stats() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for _ in 0..300 {
+        let p = program().new_tree(&mut runner).unwrap().current();
+        for (_, e) in run_model(&p) {
+            let words: Vec<&str> = e.split(' ').skip(2).collect();
+            let key = match words[0] {
+                "exit" => format!("exit {} {}", &words[1][..2], words[2..].join(" ")),
+                "enter" | "spawn" | "cancel" | "deadline" | "shield" => words[0].to_string(),
+                _ => words.join(" "),
+            };
+            *counts.entry(key).or_default() += 1;
+        }
+    }
+    for (k, v) in counts {
+        println!("{v:>6} {k}");
+    }
 }
