@@ -19,8 +19,15 @@
 //! uncancel, fail, spawn) only act when the task runs in its own slot, and are logged
 //! as skipped otherwise, so tasks woken together by one cancellation only observe.
 //!
-//! Case count: `SCOPE_MODEL_CASES` (default 300, about 1 s in debug);
-//! `SCOPE_MODEL_CASES=100000 cargo test --release --test scope_model` is the long mode.
+//! Case count: `SCOPE_MODEL_CASES` (default 2000, about 3 s in debug). Long mode:
+//! `SCOPE_MODEL_CASES=100000 cargo test --test scope_model` (about 100 s in debug).
+//! Under Miri the default is 5 cases:
+//! `MIRIFLAGS=-Zmiri-disable-isolation SCOPE_MODEL_CASES=5 cargo +nightly miri test --test scope_model`
+//! (about 3.5 min with the build).
+//!
+//! Known runtime bugs have `#[ignore = "BUG: ..."]` tests at the end; while they stand,
+//! `AVOID_SELF_CANCEL_BUG` and `RUNTIME_BUG_GROUP_IGNORES_NESTED_PART` keep the search
+//! going elsewhere (set them to `false` to see the bug found again).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -1547,7 +1554,7 @@ fn cases() -> u32 {
     std::env::var("SCOPE_MODEL_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(miri) { 5 } else { 300 })
+        .unwrap_or(if cfg!(miri) { 5 } else { 2000 })
 }
 
 proptest! {
