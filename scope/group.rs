@@ -449,10 +449,24 @@ impl TaskGroup {
 
             inner.state.set(State::Closed);
             drop(guard); // no children left: closes the group, drops nothing
-            let cancel_out = inner.cancel_out.borrow_mut().take();
+            // A cancellation leaving the group: one that left a child or the body, or
+            // one travelling beside the errors of a nested group (X20's split).
+            let cancel_out = inner.cancel_out.borrow_mut().take().or_else(|| {
+                let failures = inner.failures.borrow();
+                failures
+                    .iter()
+                    .find_map(|f| cancel::find_cancelled_part(&*f.error))
+                    .cloned()
+            });
             // The one absorption rule, decided now (R4): a cancel of an enclosing scope
             // or of the task that arrived while we waited comes out of the group.
             let absorbed = entered.exit(cancel_out.is_some());
+            if absorbed {
+                // Ours now: the nested errors no longer carry it outward.
+                for f in inner.failures.borrow_mut().iter_mut() {
+                    cancel::strip_cancelled_parts(&mut *f.error);
+                }
+            }
             let outward = if absorbed { None } else { cancel_out };
             let panic = inner.panic.borrow_mut().take();
             if let Some(p) = panic {

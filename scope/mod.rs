@@ -218,7 +218,7 @@ impl CancelScope {
         let state = self.state.clone();
         async move {
             let entered = Entered::enter(state);
-            let out = {
+            let mut out = {
                 let mut body = pin!(body);
                 poll_fn(|cx| entered.poll_inside(body.as_mut(), cx)).await
             };
@@ -227,9 +227,15 @@ impl CancelScope {
                 Err(e) => (e.as_cancelled().is_some(), e.cancelled_part().is_some()),
             };
             // The scope absorbs a `Cancelled` leaving the body (R4). One that travels
-            // beside other errors (a task group's) is caught too, but the errors go on.
-            if entered.exit(part) && pure {
-                return Ok(None);
+            // beside other errors (a task group's) is caught too, but the errors go on,
+            // without it.
+            if entered.exit(part) {
+                if pure {
+                    return Ok(None);
+                }
+                if let Err(e) = &mut out {
+                    e.clear_cancelled_part();
+                }
             }
             out.map(Some)
         }

@@ -25,9 +25,8 @@
 //! `MIRIFLAGS=-Zmiri-disable-isolation SCOPE_MODEL_CASES=5 cargo +nightly miri test --test scope_model`
 //! (about 3.5 min with the build).
 //!
-//! Known runtime bugs have `#[ignore = "BUG: ..."]` tests at the end; while they stand,
-//! `AVOID_SELF_CANCEL_BUG` and `RUNTIME_BUG_GROUP_IGNORES_NESTED_PART` keep the search
-//! going elsewhere (set them to `false` to see the bug found again).
+//! The runtime bugs this test found have regression tests at the end (`bug_...`), now
+//! passing.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -313,7 +312,6 @@ trait Api: 'static {
     fn spawn(g: &Self::Group, fut: Fut<Result<(), Self::Err>>) -> Self::Task;
     fn current_task() -> Self::Task;
     fn cancel_task(t: &Self::Task) -> bool;
-    fn is_current(t: &Self::Task) -> bool;
     fn uncancel() -> u32;
     fn boom(id: u32) -> Self::Err;
     fn describe(e: &Self::Err) -> ErrDesc;
@@ -349,17 +347,6 @@ struct TaskCtx {
     /// How many scopes or groups this task itself entered around the code.
     depth: usize,
 }
-
-/// Known runtime bug (`bug_self_cancel_at_top_level_is_seen_at_once`): a task's
-/// cancel of itself outside any scope it entered is not seen at once. While it stands,
-/// such steps are skipped on both sides so the search goes on elsewhere.
-const AVOID_SELF_CANCEL_BUG: bool = true;
-
-/// Known runtime bug (`bug_group_absorbs_cancel_beside_nested_failures`): a group
-/// whose body or child fails with an error that carries a cancellation beside it (an
-/// inner group's) does not absorb that cancellation when it is its own. While it
-/// stands, the model copies the runtime there, so the search goes on elsewhere.
-const RUNTIME_BUG_GROUP_IGNORES_NESTED_PART: bool = true;
 
 impl<A: Api> Ctx<A> {
     fn log(&self, t: &TaskCtx, step: u32, msg: impl fmt::Display) {
@@ -482,11 +469,6 @@ fn run_block<A: Api>(ctx: Rc<Ctx<A>>, t: TaskCtx, steps: Vec<Step>) -> Fut<Resul
                     };
                     match task {
                         None => ctx.log(&t, id, "cancel task: none"),
-                        Some(task)
-                            if AVOID_SELF_CANCEL_BUG && t.depth == 0 && A::is_current(&task) =>
-                        {
-                            ctx.log(&t, id, "cancel task: self at top level (known bug)")
-                        }
                         Some(task) => {
                             let ok = A::cancel_task(&task);
                             ctx.log(&t, id, format_args!("cancel task {target:?} -> {ok}"));
@@ -791,13 +773,6 @@ mod real {
             match t {
                 Task::Main(t) => t.cancel(),
                 Task::Child(t) => t.cancel(),
-            }
-        }
-        fn is_current(t: &Task) -> bool {
-            let cur = scope_runtime::current_task();
-            match t {
-                Task::Main(t) => *t == cur,
-                Task::Child(t) => **t == cur,
             }
         }
         fn uncancel() -> u32 {
@@ -1364,22 +1339,28 @@ mod model {
                         None
                     }
                 });
+                // Leaving a group is a schedule point even with no child left (R7,
+                // G39): the first look at an empty group yields once.
+                let mut waited = false;
                 poll_fn(|_| {
                     with(|s| {
+                        let cur = s.current;
                         if s.groups[g].live == 0 {
-                            Poll::Ready(())
+                            if waited {
+                                return Poll::Ready(());
+                            }
+                            s.tasks[cur].state = TState::Yielded;
                         } else {
-                            let cur = s.current;
                             s.tasks[cur].state = TState::WaitChildren;
-                            Poll::Pending
                         }
+                        waited = true;
+                        Poll::Pending
                     })
                 })
                 .await;
                 with(|s| {
                     let grp = &s.groups[g];
-                    let beside = !super::RUNTIME_BUG_GROUP_IGNORES_NESTED_PART
-                        && grp.failures.iter().any(|f| f.cancelled_part().is_some());
+                    let beside = grp.failures.iter().any(|f| f.cancelled_part().is_some());
                     let part = grp.cancel_out.is_some() || beside;
                     if s.exit(n, part) {
                         s.groups[g].cancel_out = None;
@@ -1425,9 +1406,6 @@ mod model {
                 s.settle();
                 true
             })
-        }
-        fn is_current(t: &usize) -> bool {
-            with(|s| s.current == *t)
         }
         fn uncancel() -> u32 {
             with(|s| {
@@ -1576,7 +1554,6 @@ proptest! {
 /// cancel, and a sleep runs to its end (8 ms) before failing — in the main task and in
 /// spawned tasks alike. Inside a `CancelScope::run` body the same code fails at once.
 #[test]
-#[ignore = "BUG: a task's own cancel at its top level is not seen until its next wake-up"]
 fn bug_self_cancel_at_top_level_is_seen_at_once() {
     use scope_runtime::{Cancelled, check_cancelled, current_task, now, sleep, spawn};
     use std::time::Duration;
@@ -1614,7 +1591,6 @@ fn bug_self_cancel_at_top_level_is_seen_at_once() {
 /// `CancelScope` in `x20` does). The runtime's `tg0` reports `cancelled_caught() ==
 /// false` (and its error still carries the cancellation in `cancelled_part()`).
 #[test]
-#[ignore = "BUG: a group does not absorb its own cancellation carried beside a nested group's failure"]
 fn bug_group_absorbs_cancel_beside_nested_failures() {
     use scope_runtime::{BoxError, CancelError, TaskGroup, sleep, task_group};
     use std::time::Duration;

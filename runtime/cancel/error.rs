@@ -182,6 +182,14 @@ pub trait CancelError {
     fn cancelled_part(&self) -> Option<&Cancelled> {
         self.as_cancelled()
     }
+
+    /// Forgets the cancellation travelling beside the errors ([`cancelled_part`]):
+    /// called by the scope that absorbed it, so no scope further out finds it again.
+    /// The default does nothing (an error that only *is* a cancellation has no part
+    /// beside anything).
+    ///
+    /// [`cancelled_part`]: CancelError::cancelled_part
+    fn clear_cancelled_part(&mut self) {}
 }
 
 impl CancelError for Cancelled {
@@ -198,6 +206,10 @@ impl CancelError for io::Error {
     fn cancelled_part(&self) -> Option<&Cancelled> {
         find_cancelled_part(self)
     }
+
+    fn clear_cancelled_part(&mut self) {
+        strip_cancelled_parts(self);
+    }
 }
 
 impl CancelError for BoxError {
@@ -208,6 +220,10 @@ impl CancelError for BoxError {
     fn cancelled_part(&self) -> Option<&Cancelled> {
         find_cancelled_part(&**self)
     }
+
+    fn clear_cancelled_part(&mut self) {
+        strip_cancelled_parts(&mut **self);
+    }
 }
 
 impl CancelError for Box<dyn Error + 'static> {
@@ -217,6 +233,10 @@ impl CancelError for Box<dyn Error + 'static> {
 
     fn cancelled_part(&self) -> Option<&Cancelled> {
         find_cancelled_part(&**self)
+    }
+
+    fn clear_cancelled_part(&mut self) {
+        strip_cancelled_parts(&mut **self);
     }
 }
 
@@ -294,6 +314,20 @@ pub(crate) fn find_cancelled_part<'a>(e: &'a (dyn Error + 'static)) -> Option<&'
         };
     }
     None
+}
+
+/// Removes every cancellation travelling beside errors inside `e` (nested
+/// [`TaskGroupError`]s, also inside an `io::Error`): the scope it belonged to has
+/// absorbed it, so it must not be found again further out.
+pub(crate) fn strip_cancelled_parts(e: &mut (dyn Error + 'static)) {
+    if let Some(g) = e.downcast_mut::<TaskGroupError>() {
+        g.cancelled = None;
+        for f in &mut g.failures {
+            strip_cancelled_parts(&mut *f.error);
+        }
+    } else if let Some(inner) = e.downcast_mut::<io::Error>().and_then(io::Error::get_mut) {
+        strip_cancelled_parts(inner);
+    }
 }
 
 /// One failure collected by a task group.
@@ -388,6 +422,10 @@ impl CancelError for TaskGroupError {
                 .iter()
                 .find_map(|f| find_cancelled_part(&*f.error))
         })
+    }
+
+    fn clear_cancelled_part(&mut self) {
+        strip_cancelled_parts(self);
     }
 }
 

@@ -41,6 +41,7 @@ pub use error::{
     BoxError, CancelError, CancelReason, Cancelled, TaskFailure, TaskGroupError, TaskInfo,
     find_cancelled,
 };
+pub(crate) use error::{find_cancelled_part, strip_cancelled_parts};
 pub(crate) use tree::{Deadline, NO_NODE, NodeKey, Phase, ScopeState, Wakes};
 pub(crate) use wait::{CancelWait, Site, site_cancelled};
 
