@@ -217,6 +217,8 @@ pub(crate) struct Core {
     current_waker: Cell<Option<WakerId>>,
     /// `block_on` is active.
     running: Cell<bool>,
+    /// Task polls (the `block_on` task's included) since the reactor last turned.
+    polls_since_park: Cell<usize>,
     /// Names of the tasks that have one, by task sequence number.
     names: RefCell<HashMap<u64, Arc<str>>>,
     /// Wakers of finished tasks, unshared, ready for reuse.
@@ -241,6 +243,7 @@ impl Core {
             current_task: Cell::new(None),
             current_waker: Cell::new(None),
             running: Cell::new(false),
+            polls_since_park: Cell::new(0),
             names: RefCell::new(HashMap::new()),
             free_wakers: RefCell::new(Vec::new()),
         })
@@ -615,9 +618,13 @@ impl Core {
 
     /// Runs tasks until `main` (the `block_on` task) has been woken, then returns so
     /// `block_on` can poll it. `is_done` tells whether the main future finished.
+    ///
+    /// Every poll counts towards [`IO_POLL_INTERVAL`], the `block_on` task's too: a main
+    /// task that keeps yielding still lets the reactor, the timers and the cancels of
+    /// other threads in at that interval.
     pub(crate) fn run_until_main_woken(&self, main: TaskId) {
         loop {
-            for _ in 0..IO_POLL_INTERVAL {
+            while self.polls_since_park.get() < IO_POLL_INTERVAL {
                 let next = self.ready.borrow_mut().pop_front();
                 match next {
                     None => break,
@@ -628,14 +635,17 @@ impl Core {
                             .get(main.slot())
                             .is_some_and(|s| s.id == main);
                         if slot_ok {
+                            self.polls_since_park.set(self.polls_since_park.get() + 1);
                             return;
                         }
                     }
                     Some(id) => {
+                        self.polls_since_park.set(self.polls_since_park.get() + 1);
                         self.poll_task(id);
                     }
                 }
             }
+            self.polls_since_park.set(0);
             self.park();
         }
     }

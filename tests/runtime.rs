@@ -605,3 +605,33 @@ mod contained_panics {
         assert_eq!(calls.0.load(Ordering::SeqCst), 1);
     }
 }
+
+/// A `block_on` task that only yields still lets the run loop turn: a cancel sent
+/// from another thread (and the reactor, and timers) gets in at `IO_POLL_INTERVAL`.
+#[test]
+fn a_main_task_that_keeps_yielding_does_not_starve_the_run_loop() {
+    use scope_runtime::{CancelScope, check_cancelled};
+    let rt = Runtime::new().unwrap();
+    let polls = rt.block_on(async {
+        let scope = CancelScope::new();
+        let handle = scope.cancel_handle();
+        std::thread::spawn(move || handle.cancel()).join().unwrap();
+        let mut polls = 0usize;
+        let r = scope
+            .run(async {
+                while polls < scale(100_000) {
+                    check_cancelled()?;
+                    yield_now().await;
+                    polls += 1;
+                }
+                Ok::<_, Cancelled>(())
+            })
+            .await;
+        assert_eq!(r, Ok(None), "the remote cancel arrived");
+        polls
+    });
+    assert!(
+        polls <= scope_runtime::IO_POLL_INTERVAL + 1,
+        "{polls} yields before it got in"
+    );
+}

@@ -723,8 +723,15 @@ mod tests {
         let n = rt.core.cancel().remote.borrow().len();
         assert!(n <= 130, "{n} remote entries for 1 live scope");
         kept_handle.cancel();
+        // The run loop applies remote cancels when it turns; yielding makes it turn
+        // (a sleep could end before it does, under Miri's slow clock).
         rt.block_on(async {
-            crate::sleep(std::time::Duration::from_millis(1)).await.ok();
+            for _ in 0..1000 {
+                if kept.cancel_called() {
+                    break;
+                }
+                crate::yield_now().await;
+            }
         });
         assert!(kept.cancel_called(), "the kept scope's handle still works");
     }
