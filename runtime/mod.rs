@@ -103,9 +103,7 @@ impl Builder {
 /// A snapshot of what a [`Runtime`] holds: [`Runtime::resources`].
 ///
 /// Every field is a count of live entries; a finished program leaves all of them at
-/// zero. (Entries of sockets or `CancelHandle` scopes dropped while the runtime was not
-/// current are swept on later registrations, so `io_sources` and `cancel_handles` may
-/// count a few of those until then.)
+/// zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Resources {

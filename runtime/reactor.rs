@@ -39,7 +39,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -166,18 +166,12 @@ impl IoState {
     }
 }
 
-/// The smallest source table that is swept for orphans.
-const SWEEP_MIN: usize = 64;
-
 pub(crate) struct Reactor {
     /// Identifies this reactor in its registrations.
     id: u64,
     poll: RefCell<mio::Poll>,
     events: RefCell<Events>,
     sources: RefCell<Slab<Rc<IoState>>>,
-    /// At this many sources, the next registration first sweeps out the orphans (see
-    /// [`Reactor::sweep_orphans`]).
-    sweep_at: Cell<usize>,
     /// Reused buffer of wakers to wake after a poll (no borrow is held while waking).
     to_wake: RefCell<Vec<Waker>>,
 }
@@ -192,35 +186,13 @@ impl Reactor {
                 poll: RefCell::new(poll),
                 events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
                 sources: RefCell::new(Slab::new()),
-                sweep_at: Cell::new(SWEEP_MIN),
                 to_wake: RefCell::new(Vec::new()),
             },
             waker,
         ))
     }
 
-    /// Removes the entries of sources dropped while no runtime (or another one) was
-    /// current on their thread: their `Registration` could not reach this reactor, so
-    /// only the reactor's own `Rc` is left. Their fd is already closed (the kernel took
-    /// it out of the poll set). Called from [`Registration::new`] once the table has
-    /// doubled since the last sweep, so it costs O(1) amortized and orphans never
-    /// outnumber live sources for long.
-    fn sweep_orphans(&self) {
-        let orphans: Vec<Rc<IoState>> = {
-            let mut sources = self.sources.borrow_mut();
-            let keys: Vec<usize> = sources
-                .iter()
-                .filter(|(_, s)| Rc::strong_count(s) == 1)
-                .map(|(k, _)| k)
-                .collect();
-            keys.into_iter().map(|k| sources.remove(k)).collect()
-        };
-        let live = self.sources.borrow().len();
-        self.sweep_at.set((2 * live).max(SWEEP_MIN));
-        drop(orphans); // their wakers drop outside the borrow
-    }
-
-    /// How many sources are registered (orphans not yet swept included).
+    /// How many sources are registered.
     pub(crate) fn source_count(&self) -> usize {
         self.sources.borrow().len()
     }
@@ -287,6 +259,10 @@ pub(crate) struct Registration {
     key: usize,
     reactor: u64,
     state: Rc<IoState>,
+    /// The runtime whose reactor holds the entry: dropping the registration removes
+    /// it there, whichever runtime (if any) is current (a registration is not `Send`,
+    /// so the drop is on that runtime's thread).
+    core: Weak<Core>,
 }
 
 impl Registration {
@@ -298,9 +274,6 @@ impl Registration {
     pub(crate) fn new(source: &mut impl Source, interest: Interest) -> io::Result<Registration> {
         crate::runtime::with_core(|core| {
             let reactor = core.reactor();
-            if reactor.sources.borrow().len() >= reactor.sweep_at.get() {
-                reactor.sweep_orphans();
-            }
             let state = Rc::new(IoState::new());
             let key = reactor.sources.borrow_mut().insert(state.clone());
             let res = reactor
@@ -313,6 +286,7 @@ impl Registration {
                     key,
                     reactor: reactor.id,
                     state,
+                    core: Rc::downgrade(core),
                 }),
                 Err(e) => {
                     reactor.sources.borrow_mut().remove(key);
@@ -382,21 +356,17 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        let Some(core) = self.core.upgrade() else {
+            return; // the runtime is gone, and its reactor with it
+        };
         let key = self.key;
-        let _ = crate::runtime::try_with_core(|core| {
-            if core.reactor().id != self.reactor {
-                return;
+        let removed = match core.reactor().sources.try_borrow_mut() {
+            Ok(mut sources) if sources.get(key).is_some_and(|s| Rc::ptr_eq(s, &self.state)) => {
+                Some(sources.remove(key))
             }
-            let removed = {
-                let mut sources = core.reactor().sources.borrow_mut();
-                if sources.get(key).is_some_and(|s| Rc::ptr_eq(s, &self.state)) {
-                    Some(sources.remove(key))
-                } else {
-                    None
-                }
-            };
-            // Its waiters' registrations go with it, outside the borrow.
-            drop(removed);
-        });
+            _ => None,
+        };
+        // Its waiters' registrations go with it, outside the borrow.
+        drop(removed);
     }
 }

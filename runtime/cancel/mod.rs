@@ -63,10 +63,6 @@ pub(crate) struct Cancellation {
     /// level without a root node yet, or no task).
     current: Cell<NodeKey>,
     remote: RefCell<HashMap<u64, Weak<ScopeState>>>,
-    /// At this many `remote` entries the next insertion first drops the dead ones:
-    /// scopes dropped where this runtime was not current could not remove theirs.
-    /// (Doubling after each sweep keeps it O(1) amortized.)
-    remote_sweep_at: Cell<usize>,
 }
 
 impl Cancellation {
@@ -105,7 +101,7 @@ impl Cancellation {
         self.tree.borrow().len()
     }
 
-    /// Scopes reachable through a `CancelHandle` (dead ones not yet swept included).
+    /// Scopes reachable through a `CancelHandle`.
     pub(crate) fn remote_count(&self) -> usize {
         self.remote.borrow().len()
     }
@@ -579,15 +575,11 @@ pub(crate) fn cancel_handle(scope: &Rc<ScopeState>) -> CancelHandle {
             Some(id) => id,
             None => {
                 let id = NEXT_REMOTE.fetch_add(1, Ordering::Relaxed);
-                let cancellation = core.cancel();
-                let mut map = cancellation.remote.borrow_mut();
-                if map.len() >= cancellation.remote_sweep_at.get() {
-                    map.retain(|_, scope| scope.strong_count() > 0);
-                    cancellation.remote_sweep_at.set((2 * map.len()).max(64));
-                }
-                map.insert(id, Rc::downgrade(scope));
-                drop(map);
-                scope.set_remote(id);
+                core.cancel()
+                    .remote
+                    .borrow_mut()
+                    .insert(id, Rc::downgrade(scope));
+                scope.set_remote(id, Rc::downgrade(core));
                 id
             }
         };
@@ -611,13 +603,15 @@ pub(crate) fn apply_remote(core: &Core, remote: u64, reason: Option<Arc<str>>) {
     }
 }
 
-/// Forgets a scope's `CancelHandle` id (its state is being dropped).
-pub(crate) fn forget_remote(remote: u64) {
-    try_with_core(|core| {
+/// Forgets a scope's `CancelHandle` id in the map of the runtime it was registered
+/// with (its state is being dropped: on that runtime's thread, `ScopeState` is not
+/// `Send`, whichever runtime, if any, is running there now).
+pub(crate) fn forget_remote(core: &Weak<Core>, remote: u64) {
+    if let Some(core) = core.upgrade() {
         if let Ok(mut map) = core.cancel().remote.try_borrow_mut() {
             map.remove(&remote);
         }
-    });
+    }
 }
 
 #[cfg(test)]
@@ -708,8 +702,8 @@ mod tests {
         assert!(handle.shared.pop_remote_cancel().is_none());
     }
 
-    /// Scopes with a `CancelHandle` dropped outside `block_on` could not remove their
-    /// entry; later registrations sweep them.
+    /// Scopes with a `CancelHandle` dropped outside `block_on` remove their entry all
+    /// the same (they know their runtime).
     #[test]
     fn remote_entries_of_scopes_dropped_outside_do_not_accumulate() {
         let rt = Runtime::new().unwrap();
@@ -721,7 +715,7 @@ mod tests {
             drop(scope); // no runtime current
         }
         let n = rt.core.cancel().remote.borrow().len();
-        assert!(n <= 130, "{n} remote entries for 1 live scope");
+        assert_eq!(n, 1, "remote entries for 1 live scope");
         kept_handle.cancel();
         // The run loop applies remote cancels when it turns; yielding makes it turn
         // (a sleep could end before it does, under Miri's slow clock).

@@ -110,8 +110,9 @@ pub(crate) struct ScopeState {
     deadline: Cell<Deadline>,
     /// The pending deadline timer while active.
     timer: Cell<Option<TimerKey>>,
-    /// Set once a `CancelHandle` was handed out: the scope's id in the remote map.
-    remote: Cell<Option<u64>>,
+    /// Set once a `CancelHandle` was handed out: the scope's id in the remote map of
+    /// that runtime (so dropping the scope removes the entry, wherever it is dropped).
+    remote: RefCell<Option<(u64, Weak<Core>)>>,
 }
 
 impl std::fmt::Debug for ScopeState {
@@ -161,11 +162,11 @@ impl ScopeState {
     }
 
     pub(crate) fn remote(&self) -> Option<u64> {
-        self.remote.get()
+        self.remote.borrow().as_ref().map(|(id, _)| *id)
     }
 
-    pub(super) fn set_remote(&self, id: u64) {
-        self.remote.set(Some(id));
+    pub(super) fn set_remote(&self, id: u64, core: Weak<Core>) {
+        *self.remote.borrow_mut() = Some((id, core));
     }
 
     /// The runtime of an entered scope, if it is still alive.
@@ -220,8 +221,8 @@ impl ScopeState {
 
 impl Drop for ScopeState {
     fn drop(&mut self) {
-        if let Some(id) = self.remote.get() {
-            super::forget_remote(id);
+        if let Some((id, core)) = self.remote.get_mut().take() {
+            super::forget_remote(&core, id);
         }
     }
 }
