@@ -38,6 +38,11 @@ use super::cancel::NodeKey;
 use super::core::RuntimeId;
 use super::wake_list::{Target, WakeBy};
 
+/// Whether the heap triple `(seq, slot)` still names a pending timer (not a stale one).
+fn is_live(slots: &Slab<Slot>, seq: u64, slot: usize) -> bool {
+    slots.get(slot).is_some_and(|s| s.seq == seq)
+}
+
 /// Below this many stale heap entries the heap is never rebuilt.
 const COMPACT_MIN: usize = 1024;
 
@@ -109,7 +114,7 @@ impl Timers {
     }
 
     fn live(&self, seq: u64, slot: usize) -> bool {
-        self.slots.get(slot).is_some_and(|s| s.seq == seq)
+        is_live(&self.slots, seq, slot)
     }
 
     pub(crate) fn insert(&mut self, at: Instant, entry: TimerEntry) -> TimerKey {
@@ -166,10 +171,10 @@ impl Timers {
         let stale = self.stale();
         if stale > COMPACT_MIN && stale > self.slots.len() {
             let slots = &self.slots;
-            let live = |seq: u64, slot: usize| slots.get(slot).is_some_and(|s| s.seq == seq);
             self.heap
-                .retain(|Reverse((_, seq, slot))| live(*seq, *slot));
-            self.far.retain(|Reverse((_, seq, slot))| live(*seq, *slot));
+                .retain(|Reverse((_, seq, slot))| is_live(slots, *seq, *slot));
+            self.far
+                .retain(|Reverse((_, seq, slot))| is_live(slots, *seq, *slot));
             self.heap.shrink_to(2 * self.heap.len());
         }
     }
@@ -177,15 +182,15 @@ impl Timers {
     /// Replaces whom a pending `Wake` timer wakes (a future polled with a new waker).
     /// Returns the replaced target, to drop after the borrow.
     pub(crate) fn update_target(&mut self, key: TimerKey, by: WakeBy<'_>) -> Option<Target> {
-        if key.runtime != self.runtime {
+        if !self.holds(key) {
             return None;
         }
         if let Some(Slot {
-            seq,
             entry: TimerEntry::Wake(t),
+            ..
         }) = self.slots.get_mut(key.slot as usize)
         {
-            if *seq == key.seq.get() && !t.same(by) {
+            if !t.same(by) {
                 return Some(std::mem::replace(t, by.to_target()));
             }
         }
