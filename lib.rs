@@ -5,7 +5,10 @@
 //!
 //! * Cancellation is a value ([`Cancelled`]) that arrives at **checkpoints** and is
 //!   level-triggered: it keeps failing checkpoints until control leaves the cancelled
-//!   scope.
+//!   scope. So propagate it with `?`: code that throws it away and retries (`let _ =
+//!   sleep(d).await;` in a loop) spins. Debug builds print one warning on stderr, naming
+//!   the task and where it was spawned, when a task fails 10,000 checkpoints in a row in
+//!   one cancelled scope.
 //! * **Checkpoints are the runtime's own operations that can block**: [`sleep`],
 //!   [`checkpoint`], awaiting a [`JoinHandle`], socket I/O ([`io`]), the [`sync`]
 //!   primitives, blocking-pool results, signals. They notice a cancel also when polled

@@ -26,7 +26,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -37,6 +37,7 @@ use slab::Slab;
 
 use super::cancel::{self, Cancellation, NO_NODE, NodeKey};
 use super::clock::Clock;
+use super::ignored_cancel::IgnoredCancelWatch;
 use super::reactor::Reactor;
 use super::task::{Runnable, Shared, TaskId, TaskSlot, TaskWaker};
 use super::timer::{TimerEntry, TimerKey, Timers};
@@ -364,6 +365,7 @@ impl Core {
         task: Option<Rc<dyn Runnable>>,
         parent: Option<NodeKey>,
         name: Option<Arc<str>>,
+        spawned_at: &'static Location<'static>,
     ) -> TaskId {
         let seq = self.next_seq.get() + 1;
         self.next_seq.set(seq);
@@ -392,6 +394,7 @@ impl Core {
             task,
             handle,
             root,
+            watch: IgnoredCancelWatch::new(spawned_at),
         });
         id
     }
@@ -402,8 +405,9 @@ impl Core {
         task: Rc<dyn Runnable>,
         parent: Option<NodeKey>,
         name: Option<Arc<str>>,
+        spawned_at: &'static Location<'static>,
     ) -> TaskId {
-        let id = self.insert_task(Some(task), parent, name);
+        let id = self.insert_task(Some(task), parent, name, spawned_at);
         self.schedule(id);
         id
     }
@@ -444,6 +448,36 @@ impl Core {
             slot.root = self.cancel.insert_root(NO_NODE);
         }
         Some(slot.root)
+    }
+
+    /// Feeds the ignored-cancel diagnostic: a checkpoint of the current task failed in
+    /// the scope node with this `serial`. Prints the warning once when the task keeps
+    /// failing there.
+    #[cfg(debug_assertions)]
+    pub(crate) fn note_failed_checkpoint(&self, serial: u64) {
+        let Some(id) = self.current_task() else {
+            return;
+        };
+        let spawned_at = {
+            let Ok(mut tasks) = self.tasks.try_borrow_mut() else {
+                return;
+            };
+            let Some(slot) = tasks.get_mut(id.slot()).filter(|s| s.id == id) else {
+                return;
+            };
+            match slot.watch.failed_at(serial) {
+                Some(at) => at,
+                None => return,
+            }
+        };
+        let task = cancel::TaskInfo {
+            id: id.seq,
+            name: self.task_name(id),
+        };
+        eprintln!(
+            "{}",
+            super::ignored_cancel::warning(&task.to_string(), spawned_at)
+        );
     }
 
     pub(crate) fn task_name(&self, id: TaskId) -> Option<Arc<str>> {
@@ -689,6 +723,7 @@ impl Core {
 }
 
 /// Polls `fut` as the `block_on` main task of `core` until it completes.
+#[track_caller]
 pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
     let _enter = EnterGuard::enter(core);
     struct Running<'a>(&'a Core);
@@ -700,7 +735,7 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
     core.running.set(true);
     let _running = Running(core);
 
-    let main = core.insert_task(None, None, Some(Arc::from("main")));
+    let main = core.insert_task(None, None, Some(Arc::from("main")), Location::caller());
     struct MainTask<'a>(&'a Core, TaskId);
     impl Drop for MainTask<'_> {
         fn drop(&mut self) {

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, Location};
 use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -314,7 +314,8 @@ where
         stage: RefCell::new(Stage::Running(fut)),
         waiter: RefCell::new(None),
     });
-    let id = with_core(|core| core.spawn_raw(cell.clone(), None, name));
+    let at = Location::caller();
+    let id = with_core(|core| core.spawn_raw(cell.clone(), None, name, at));
     JoinHandle {
         task: TaskRef { id },
         cell,
@@ -335,7 +336,9 @@ where
     F: Future + 'static,
     D: FnOnce(std::thread::Result<F::Output>) + 'static,
 {
-    let id = with_core(|core| core.spawn_raw(ChildTask::new_task(fut, done), Some(parent), name));
+    let at = Location::caller();
+    let id =
+        with_core(|core| core.spawn_raw(ChildTask::new_task(fut, done), Some(parent), name, at));
     TaskRef { id }
 }
 

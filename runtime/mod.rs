@@ -25,6 +25,7 @@
 pub(crate) mod cancel;
 pub(crate) mod clock;
 pub(crate) mod core;
+mod ignored_cancel;
 mod join;
 pub(crate) mod reactor;
 pub mod sync;
@@ -145,6 +146,7 @@ impl Runtime {
     ///
     /// If called from inside a running runtime, and when `fut` panics (the panic
     /// resumes here).
+    #[track_caller]
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         core::block_on(&self.core, fut)
     }

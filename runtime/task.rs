@@ -46,6 +46,7 @@ use crossbeam_queue::SegQueue;
 
 use super::cancel::NodeKey;
 use super::core::RuntimeId;
+use super::ignored_cancel::IgnoredCancelWatch;
 
 /// Identifies a task: its runtime, its slab key, and a sequence number that runtime
 /// never reuses. Comparing whole ids (as every lookup does) makes an id of another
@@ -258,4 +259,7 @@ pub(crate) struct TaskSlot {
     /// scope entered, a cancel requested, a wait recorded); group children get theirs
     /// at spawn. (Names live in `Core::names`, since few tasks have one.)
     pub(crate) root: NodeKey,
+    /// The ignored-cancel diagnostic (zero-sized in release builds).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    pub(crate) watch: IgnoredCancelWatch,
 }

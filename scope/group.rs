@@ -236,6 +236,7 @@ impl TaskGroup {
     }
 
     /// Spawns a child task, or says why the group cannot take one.
+    #[track_caller]
     pub fn try_spawn<F>(&self, fut: F) -> Result<TaskHandle, SpawnError>
     where
         F: Future<Output = Result<(), BoxError>> + 'static,
@@ -251,6 +252,7 @@ impl TaskGroup {
         }
     }
 
+    #[track_caller]
     fn try_spawn_named<F>(&self, name: Option<Arc<str>>, fut: F) -> Result<TaskHandle, SpawnError>
     where
         F: Future<Output = Result<(), BoxError>> + 'static,

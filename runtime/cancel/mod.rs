@@ -121,7 +121,14 @@ pub(crate) fn check_in(core: &Core) -> Result<(), Cancelled> {
     if !tree.is_cancelled(node) {
         return Ok(());
     }
-    tree.cancelled_at(node).map_or(Ok(()), Err)
+    let r = tree.cancelled_at(node).map_or(Ok(()), Err);
+    #[cfg(debug_assertions)]
+    if r.is_err() {
+        let serial = tree.serial(node).unwrap_or(0);
+        drop(tree);
+        core.note_failed_checkpoint(serial);
+    }
+    r
 }
 
 /// The current node, creating the current task's root node if the task runs at its

@@ -1,0 +1,81 @@
+//! The ignored-cancel diagnostic (debug builds only).
+//!
+//! Cancellation is level-triggered: inside a cancelled scope every checkpoint fails at
+//! once, without waiting. Code that throws the `Cancelled` away and tries again —
+//! `let _ = sleep(d).await;` in a loop — therefore spins at full speed and never
+//! leaves the scope. Each task slot carries an [`IgnoredCancelWatch`] that counts how
+//! many checkpoints in a row failed in the same scope (its node's serial: node keys are
+//! reused, serials are not); at
+//! [`WARN_AFTER`] it prints one warning on stderr naming the task and where it was
+//! spawned. It is fed from the one place where checkpoints fail
+//! (`cancel::check_in`).
+//!
+//! In release builds the watch is a zero-sized type and every call compiles to
+//! nothing.
+
+use std::panic::Location;
+
+/// Failed checkpoints in a row in one scope after which a task is reported.
+#[cfg(debug_assertions)]
+pub(crate) const WARN_AFTER: u32 = 10_000;
+
+/// Per-task state of the diagnostic (empty in release builds).
+#[derive(Debug)]
+pub(crate) struct IgnoredCancelWatch {
+    #[cfg(debug_assertions)]
+    spawned_at: &'static Location<'static>,
+    /// The serial of the node of the last failed checkpoint.
+    #[cfg(debug_assertions)]
+    serial: u64,
+    /// Failed checkpoints in a row in that node; `u32::MAX` once reported.
+    #[cfg(debug_assertions)]
+    streak: u32,
+}
+
+impl IgnoredCancelWatch {
+    #[inline]
+    #[cfg_attr(not(debug_assertions), allow(unused_variables))]
+    pub(crate) fn new(spawned_at: &'static Location<'static>) -> IgnoredCancelWatch {
+        IgnoredCancelWatch {
+            #[cfg(debug_assertions)]
+            spawned_at,
+            #[cfg(debug_assertions)]
+            serial: 0,
+            #[cfg(debug_assertions)]
+            streak: 0,
+        }
+    }
+
+    /// Records a checkpoint that failed in the node whose serial is `serial`. Returns
+    /// where the task was spawned when this failure completes a streak worth reporting
+    /// (once per task and scope).
+    #[cfg(debug_assertions)]
+    pub(crate) fn failed_at(&mut self, serial: u64) -> Option<&'static Location<'static>> {
+        if serial != self.serial {
+            self.serial = serial;
+            self.streak = 0;
+        }
+        if self.streak == u32::MAX {
+            return None;
+        }
+        self.streak += 1;
+        if self.streak < WARN_AFTER {
+            return None;
+        }
+        self.streak = u32::MAX;
+        Some(self.spawned_at)
+    }
+}
+
+/// The warning, one line per fact, for a person reading stderr.
+#[cfg(debug_assertions)]
+pub(crate) fn warning(task: &str, spawned_at: &Location<'_>) -> String {
+    format!(
+        "scope_runtime warning: {task} (spawned at {spawned_at}) failed {WARN_AFTER} \
+         checkpoints in a row with `Cancelled` without leaving its cancelled scope.\n  \
+         Cancellation is level-triggered: in a cancelled scope every checkpoint fails at \
+         once, so code that ignores the error (e.g. `let _ = sleep(d).await;` in a loop) \
+         spins.\n  Propagate the `Cancelled` with `?` or leave the loop when a checkpoint \
+         fails. (This check runs in debug builds only.)"
+    )
+}
