@@ -107,3 +107,7 @@ mod test_macro_doctests {}
 #[cfg(doctest)]
 #[doc = include_str!("README.md")]
 mod readme_doctests {}
+
+#[cfg(doctest)]
+#[doc = include_str!("docs/guide.md")]
+mod guide_doctests {}
