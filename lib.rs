@@ -50,7 +50,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! See `docs/semantics.md` for the rules and `docs/ARCHITECTURE.md` for the code map.
+//! New here? Read the [`guide`]: from a first program to a server with graceful
+//! shutdown, interop with other crates, and a mapping from asyncio, Trio, tokio and
+//! smol. The cancellation rules, one by one, are in [`semantics`].
 
 extern crate self as scope_runtime;
 
@@ -108,6 +110,8 @@ mod test_macro_doctests {}
 #[doc = include_str!("README.md")]
 mod readme_doctests {}
 
-#[cfg(doctest)]
 #[doc = include_str!("docs/guide.md")]
-mod guide_doctests {}
+pub mod guide {}
+
+#[doc = include_str!("docs/semantics.md")]
+pub mod semantics {}

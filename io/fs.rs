@@ -10,7 +10,7 @@
 //! cancellation then fails the caller's next checkpoint. (This is Trio's choice for
 //! its file wrappers too.)
 //!
-//! If the future is dropped instead (rule R11), the operation still finishes in the
+//! If the future is dropped instead, the operation still finishes in the
 //! background; a later operation on the same [`File`] waits for it, so the file
 //! position stays consistent.
 

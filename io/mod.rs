@@ -3,7 +3,7 @@
 //!
 //! # Cancellation contract
 //!
-//! Every operation that can block is a **checkpoint** (design rule R1):
+//! Every operation that can block is a **checkpoint** (see [`semantics`](crate::semantics)):
 //!
 //! 1. If the calling code is cancelled, the operation fails with `Cancelled` — as an
 //!    [`std::io::Error`] that [`CancelError::as_cancelled`](crate::CancelError) recognises,

@@ -2,8 +2,8 @@
 //!
 //! # How it works
 //!
-//! The first listener for a signal installs a process-wide handler (`sigaction`, see
-//! `io/sys.rs`). The handler increments a per-signal delivery counter, then writes one
+//! The first listener for a signal installs a process-wide handler (`sigaction`). The
+//! handler increments a per-signal delivery counter, then writes one
 //! byte to the wake-up pipe of every live listener. Each listener owns one pipe (taken
 //! from a process-wide pool, returned on drop, never closed) whose read end is
 //! registered with its runtime's reactor. A listener remembers the counter value it

@@ -430,7 +430,7 @@ impl TaskRef {
     }
 
     /// Adds one cancel request: while `cancelling() > 0` the task's root scope is
-    /// cancelled and its checkpoints fail (R9). Returns `false` (and does nothing) if
+    /// cancelled and its checkpoints fail. Returns `false` (and does nothing) if
     /// the task has finished.
     #[track_caller]
     pub fn cancel(&self) -> bool {

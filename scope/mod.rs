@@ -198,7 +198,7 @@ impl CancelScope {
     /// * `Ok(Some(value))`: the body finished with a value.
     /// * `Ok(None)`: a `Cancelled` left the body and this scope absorbed it: when it
     ///   left, this scope was cancelled (its own cancel or deadline) and no cancelled
-    ///   scope around it was visible (rule R4, decided at that moment).
+    ///   scope around it was visible (decided at that moment).
     /// * `Err(e)`: the body's error, including a `Cancelled` that belongs further out
     ///   (an enclosing scope is cancelled too, or this one is not), which keeps
     ///   travelling outward.

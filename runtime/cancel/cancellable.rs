@@ -1,4 +1,4 @@
-//! [`cancellable`]: a checkpoint around a future of another crate (rule R14).
+//! [`cancellable`]: a checkpoint around a future of another crate.
 
 use std::fmt;
 use std::future::Future;
@@ -9,7 +9,7 @@ use super::{CancelWait, Cancelled};
 
 /// Makes a future of another crate cancellable: it resolves `Ok(value)` when `fut`
 /// completes, or `Err(Cancelled)` when the code awaiting it is cancelled, dropping
-/// `fut` (drop is the last resort, rule R11).
+/// `fut` (dropping is the last resort).
 ///
 /// **Only runtime operations are checkpoints.** `sleep`, socket I/O, the `sync`
 /// primitives, `JoinHandle`, `checkpoint()` notice a cancellation by themselves; a
@@ -36,10 +36,10 @@ use super::{CancelWait, Cancelled};
 ///
 /// What happens when:
 ///
-/// * **Cancelled before the first poll**: `fut` is never polled (no side effect, R1).
+/// * **Cancelled before the first poll**: `fut` is never polled (no side effect).
 /// * **Cancelled while it waits**: the wrapper is woken at once (also inside
 ///   combinators), polls `fut` one last time — so a value it already holds is returned
-///   rather than lost (R10) — and otherwise drops it and returns `Err(Cancelled)`.
+///   rather than lost — and otherwise drops it and returns `Err(Cancelled)`.
 ///   What dropping means is up to `fut`'s crate (for most, "stop and undo nothing").
 /// * **Not cancelled**: it is `fut`, plus the cost of one registration while it waits.
 ///

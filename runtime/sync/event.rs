@@ -20,7 +20,7 @@ use crate::runtime::cancel::Cancelled;
 ///
 /// Waiting is a checkpoint, like every wait of this module: a cancelled wait fails with
 /// `Cancelled` even if the event is already set (Trio's rule), except that a waiter
-/// woken by `set` before it was cancelled returns `Ok` (R10).
+/// woken by `set` before it was cancelled returns `Ok`.
 ///
 /// ```
 /// use scope_runtime::sync::Event;

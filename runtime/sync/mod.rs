@@ -3,15 +3,16 @@
 //!
 //! # Every wait is a checkpoint
 //!
-//! Awaiting any of these primitives follows the runtime's rules R1 and R10:
+//! Awaiting any of these primitives follows two of the runtime's rules (see
+//! [`semantics`](crate::semantics), R1 and R10):
 //!
-//! * **R1 — cancelled means no side effect.** If the calling code is cancelled, the
+//! * **Cancelled means no side effect.** If the calling code is cancelled, the
 //!   await fails with `Err(Cancelled)` (at once, or when the cancel arrives while it
 //!   waits) and has done nothing: no message taken or sent, no lock or permit held.
 //!   A waiter that leaves the queue — cancelled or dropped — leaves its place to the
 //!   next waiter. This holds even when the operation could complete without waiting
 //!   (Trio's rule: a cancelled `lock()` of a free mutex fails too).
-//! * **R10 — what was handed over is kept.** Waiters are served by **direct hand-off**:
+//! * **What was handed over is kept.** Waiters are served by **direct hand-off**:
 //!   a message moves into the waiting receiver's slot, a lock or permits are granted
 //!   to the waiting task, a `notify_one` is given to the first waiter. If the waiter's
 //!   task is cancelled after that but before it ran again, its await still returns
@@ -40,7 +41,7 @@
 //!     let (tx, rx) = channel(1);
 //!     task_group(|tg| async move {
 //!         let rx2 = rx.clone();
-//!         // First in line, but gives up after 1 s: takes nothing (R02).
+//!         // First in line, but gives up after 1 s: takes nothing.
 //!         tg.spawn(async move {
 //!             assert_eq!(move_on_after(Duration::from_secs(1), rx2.recv()).await?, None);
 //!             Ok(())

@@ -6,7 +6,7 @@
 //!   waiters. Unlocking with waiters queued does not clear `locked`: ownership passes
 //!   **directly** to the first waiter (its node is marked served), so a newcomer can
 //!   never barge in ahead of it, and a waiter granted the lock keeps it even if it is
-//!   cancelled before it runs again (R10).
+//!   cancelled before it runs again.
 //! * `data` (a `parking_lot::Mutex<T>`): the value. Only the owner of the async lock
 //!   takes it, with `try_lock`, which therefore always succeeds; the guard holds it.
 //!   This keeps the module free of `unsafe` at the cost of one uncontended atomic
@@ -35,7 +35,7 @@ struct LockState {
 ///
 /// Locking is a checkpoint: a cancelled waiter fails with `Cancelled` and never holds
 /// the lock (its place goes to the next waiter); a waiter that was granted the lock
-/// before it was cancelled gets the guard (R05, R10). `Mutex<T>` is `Sync` for
+/// before it was cancelled gets the guard. `Mutex<T>` is `Sync` for
 /// `T: Send`.
 ///
 /// ```

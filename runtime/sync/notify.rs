@@ -51,7 +51,7 @@ impl NotifyState {
 /// [`notify_waiters`](Notify::notify_waiters) wakes every current waiter.
 ///
 /// Waiting is a checkpoint. A waiter cancelled before it was notified consumes no
-/// notification; a `notify_one` already handed to a waiter is returned to it (R10), or
+/// notification; a `notify_one` already handed to a waiter is returned to it, or
 /// passed to the next waiter if the wait is dropped. `Notify` is `Sync`: notify from
 /// any thread.
 ///

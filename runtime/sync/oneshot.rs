@@ -4,7 +4,7 @@
 //! cell on `send` and out of it when the receiver returns it. If the receiver was
 //! *waiting* (and not already cancelled, see `wait_list`) when the value arrived, the
 //! value counts as handed over and is returned even if the receiver is cancelled
-//! before it runs (R10); otherwise a cancelled receiver leaves the value in place (R1).
+//! before it runs; otherwise a cancelled receiver leaves the value in place.
 
 use std::fmt;
 use std::future::Future;
@@ -92,8 +92,8 @@ pub struct OneshotSender<T> {
 /// * `Ok(Some(value))`: the value.
 /// * `Ok(None)`: the sender was dropped without sending.
 /// * `Err(Cancelled)`: the calling code was cancelled; the value (if any) stays in the
-///   channel (R1) — await `&mut receiver` to keep the receiver and try again later. A
-///   value sent while the receiver was already waiting is returned instead (R10).
+///   channel — await `&mut receiver` to keep the receiver and try again later. A
+///   value sent while the receiver was already waiting is returned instead.
 ///
 /// ```
 /// use scope_runtime::sync::oneshot;

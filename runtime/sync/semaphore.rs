@@ -8,7 +8,7 @@
 //! at the front holds back smaller ones behind it (no starvation), and a newcomer
 //! takes permits directly only when nobody is queued. Serving a waiter moves the
 //! permits into its node (`granted`): it returns them as a guard even if cancelled
-//! meanwhile (R10), and passes them on if dropped. A queued waiter that leaves (cancel
+//! meanwhile, and passes them on if dropped. A queued waiter that leaves (cancel
 //! or drop) may unblock the ones behind it, so the queue is re-examined.
 
 use std::fmt;
@@ -59,7 +59,7 @@ impl SemState {
 ///
 /// Acquiring is a checkpoint: a cancelled waiter takes no permit and leaves its place
 /// to the next waiter; permits already granted to a waiter are returned to it even if
-/// it was cancelled meanwhile (R10). `Semaphore` is `Sync`: permits can be added from
+/// it was cancelled meanwhile. `Semaphore` is `Sync`: permits can be added from
 /// any thread.
 ///
 /// ```
