@@ -35,6 +35,7 @@ import asyncio
 import collections
 import dataclasses
 import importlib.metadata
+import math
 import sys
 from typing import Awaitable, Callable
 
@@ -241,6 +242,32 @@ def fmt_event(ev) -> str:
 
 
 # ---- words shared with the Rust traces ----------------------------------------------
+
+
+def b(x) -> str:
+    """A truth value as Rust's ``{}`` writes a ``bool``."""
+    return "true" if x else "false"
+
+
+def rust_str(s: str) -> str:
+    """A string as Rust's ``{:?}`` writes it (ASCII text)."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def group_result(completed: bool, value="()") -> str:
+    """What our group returns when nothing came out of it: ``Ok(Some(value))`` if the body
+    ran to its end, ``Ok(None)`` if its cancellation was absorbed."""
+    return f"Ok(Some({value}))" if completed else "Ok(None)"
+
+
+def budget(d, now) -> str:
+    """An effective deadline as the time left before it, in the Rust tests' words."""
+    if d == math.inf:
+        return "none"
+    if d <= now:
+        return "expired"
+    left = d - now
+    return f"{int(left)}s left" if left == int(left) else f"{left}s left"
 
 
 def reason(cancelled) -> str:

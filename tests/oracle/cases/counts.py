@@ -11,16 +11,12 @@ counts a ``Task.cancel()`` request.
 import asyncio
 
 from cases.deadlines import MoveOn
-from harness import case
+from harness import case, b
 
 
 class MyError(Exception):
     def __str__(self):
         return f"my error: {self.args[0]}"
-
-
-def b(x) -> str:
-    return "true" if x else "false"
 
 
 def rust_debug(v) -> str:

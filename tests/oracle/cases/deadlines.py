@@ -18,7 +18,7 @@ import anyio
 import outcome
 import trio
 
-from harness import case, reason
+from harness import case, b, reason, rust_str
 
 # ---- helpers -----------------------------------------------------------------------
 
@@ -48,10 +48,6 @@ def ced(t0) -> str:
     return opt_deadline(trio.current_effective_deadline(), t0)
 
 
-def rust_str(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def kind(e: BaseException, cancelled_cls) -> str:
     """The ``io::ErrorKind`` our runtime gives this outcome of a timeout."""
     if isinstance(e, (trio.TooSlowError, TimeoutError)):
@@ -59,10 +55,6 @@ def kind(e: BaseException, cancelled_cls) -> str:
     if isinstance(e, cancelled_cls):
         return "Other"
     return f"<{type(e).__name__}>"
-
-
-def b(x) -> str:
-    return "true" if x else "false"
 
 
 class MoveOn:

@@ -10,7 +10,7 @@ import asyncio
 
 import trio
 
-from harness import case, reason
+from harness import case, b, group_result, reason
 
 from .scopes import debug_reason, scope_result
 
@@ -26,20 +26,11 @@ class Panic(Exception):
     """Plays a Rust panic (X15)."""
 
 
-def b(v) -> str:
-    return "true" if v else "false"
-
-
 def rust_secs(x: float) -> str:
     """A duration in seconds as Rust's ``Duration`` ``{:?}`` writes it."""
     if x == int(x):
         return f"{int(x)}s"
     return f"{x * 1000:g}ms"
-
-
-def group_result(completed: bool, value: str = "()") -> str:
-    """Our group's result when nothing came out of it."""
-    return f"Ok(Some({value}))" if completed else "Ok(None)"
 
 
 # ---- X04 ---------------------------------------------------------------------------

@@ -6,16 +6,7 @@ import math
 import anyio
 import trio
 
-from harness import case
-
-
-def budget(d, now):
-    if d == math.inf:
-        return "none"
-    if d <= now:
-        return "expired"
-    left = d - now
-    return f"{int(left)}s left" if left == int(left) else f"{left}s left"
+from harness import case, budget
 
 
 @case("X19", "trio")

@@ -13,7 +13,7 @@ import asyncio
 import anyio
 import trio
 
-from harness import case
+from harness import case, group_result, rust_str
 
 
 class MyError(Exception):
@@ -21,17 +21,6 @@ class MyError(Exception):
 
     def __str__(self):
         return f"my error: {self.args[0]}"
-
-
-def rust_str(s: str) -> str:
-    """A string as Rust's ``{:?}`` writes it (ASCII text)."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def group_result(completed: bool, value) -> str:
-    """What our group returns when nothing came out of it: ``Ok(Some(value))`` if the body
-    ran to its end, ``Ok(None)`` if its cancellation was absorbed."""
-    return f"Ok(Some({value}))" if completed else "Ok(None)"
 
 
 def flags(scope) -> str:

@@ -14,12 +14,7 @@ import os
 
 import trio
 
-from harness import case
-
-
-def rust_str(s: str) -> str:
-    """A string as Rust's ``{:?}`` writes it (ASCII text)."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+from harness import case, rust_str
 
 
 def rust_vec(items) -> str:

@@ -8,7 +8,7 @@ import anyio
 import anyio.lowlevel
 import trio
 
-from harness import case, reason
+from harness import case, b, reason
 
 
 @case("S01", "trio")
@@ -436,10 +436,6 @@ async def s14_io_channel_and_lock(env):
     _peer.close()
     sock.close()
     del keep_tx
-
-
-def b(v) -> str:
-    return "true" if v else "false"
 
 
 @case("S16", "trio", order="tick")

@@ -15,7 +15,7 @@ import math
 import anyio
 from anyio.abc import TaskStatus
 
-from harness import case
+from harness import case, budget
 
 
 class MyError(Exception):
@@ -47,15 +47,6 @@ def error_text(e: BaseException, cancelled=()) -> str:
     if isinstance(e, (asyncio.CancelledError, *cancelled)):
         return "Cancelled"
     return str(e)
-
-
-def budget(d, now) -> str:
-    if d == math.inf:
-        return "none"
-    if d <= now:
-        return "expired"
-    left = d - now
-    return f"{int(left)}s left" if left == int(left) else f"{left}s left"
 
 
 # ---- AnyIO tests/test_taskgroups.py ------------------------------------------------

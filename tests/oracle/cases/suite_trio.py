@@ -12,7 +12,7 @@ import math
 
 import trio
 
-from harness import case
+from harness import case, b, budget
 
 
 class MyError(Exception):
@@ -22,10 +22,6 @@ class MyError(Exception):
         return f"my error: {self.args[0]}"
 
 
-def b(x) -> str:
-    return "true" if x else "false"
-
-
 async def cp_failed() -> str:
     """Whether a checkpoint raised ``Cancelled`` (swallowed, as the Rust test ignores it)."""
     try:
@@ -33,15 +29,6 @@ async def cp_failed() -> str:
     except trio.Cancelled:
         return "true"
     return "false"
-
-
-def budget(d, now):
-    if d == math.inf:
-        return "none"
-    if d <= now:
-        return "expired"
-    left = d - now
-    return f"{int(left)}s left" if left == int(left) else f"{left}s left"
 
 
 def secs(x) -> str:
