@@ -127,7 +127,6 @@ def main() -> int:
         row_tests = tests_of(rows[id][1][1])
         matched: list[str] = []
         declared: list[tuple[str, str, str]] = []  # (label, test, why)
-        notes: list[str] = []
         for c in cases:
             test = c.rust or (row_tests[0] if len(row_tests) == 1 else None)
             if test is None:

@@ -1,7 +1,6 @@
 """Twins of X19–X22 (``tests/conformance/found_by_oracle.rs``): the differences the
 oracle found first, fixed to match Trio and AnyIO."""
 
-import math
 
 import anyio
 import trio

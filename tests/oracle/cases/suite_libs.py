@@ -10,10 +10,8 @@ whose body ended returned ``Some(())``, one a cancellation went through returned
 ``Err(Cancelled)``."""
 
 import asyncio
-import math
 
 import anyio
-from anyio.abc import TaskStatus
 
 from harness import case, budget
 
