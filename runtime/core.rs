@@ -450,8 +450,8 @@ impl Core {
         Some(slot.root)
     }
 
-    /// Feeds the ignored-cancel diagnostic: a checkpoint of the current task failed in
-    /// the scope node with this `serial`. Prints the warning once when the task keeps
+    /// Feeds the ignored-cancel diagnostic: a checkpoint of the current task failed
+    /// because of the scope whose node has this `serial`. Prints the warning once when the task keeps
     /// failing there.
     #[cfg(debug_assertions)]
     pub(crate) fn note_failed_checkpoint(&self, serial: u64) {

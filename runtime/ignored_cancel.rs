@@ -4,8 +4,9 @@
 //! once, without waiting. Code that throws the `Cancelled` away and tries again —
 //! `let _ = sleep(d).await;` in a loop — therefore spins at full speed and never
 //! leaves the scope. Each task slot carries an [`IgnoredCancelWatch`] that counts how
-//! many checkpoints in a row failed in the same scope (its node's serial: node keys are
-//! reused, serials are not); at
+//! many checkpoints in a row failed because of the same cancelled scope (the outermost
+//! one the checkpoint sees, named by its node's serial: node keys are reused, serials
+//! are not), wherever inside it the task is; at
 //! [`WARN_AFTER`] it prints one warning on stderr naming the task and where it was
 //! spawned. It is fed from the one place where checkpoints fail
 //! (`cancel::check_in`).
@@ -24,7 +25,7 @@ pub(crate) const WARN_AFTER: u32 = 10_000;
 pub(crate) struct IgnoredCancelWatch {
     #[cfg(debug_assertions)]
     spawned_at: &'static Location<'static>,
-    /// The serial of the node of the last failed checkpoint.
+    /// The serial of the scope that cancelled the last failed checkpoint.
     #[cfg(debug_assertions)]
     serial: u64,
     /// Failed checkpoints in a row in that node; `u32::MAX` once reported.
@@ -46,7 +47,7 @@ impl IgnoredCancelWatch {
         }
     }
 
-    /// Records a checkpoint that failed in the node whose serial is `serial`. Returns
+    /// Records a checkpoint that failed because of the scope whose serial is `serial`. Returns
     /// where the task was spawned when this failure completes a streak worth reporting
     /// (once per task and scope).
     #[cfg(debug_assertions)]

@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use scope_runtime::{CancelScope, Runtime, sleep, task_group};
+use scope_runtime::{CancelScope, Runtime, move_on_after, sleep, task_group};
 
 const SCENARIO: &str = "IGNORED_CANCEL_SCENARIO";
 const WARNING: &str = "scope_runtime warning: ";
@@ -54,6 +54,26 @@ fn main_spins() {
             })
             .await
             .unwrap();
+    });
+}
+
+/// Ignores its cancel through a fresh inner scope each time round: still one scope
+/// (the cancelled outer one) that it never leaves.
+fn inner_scopes_spin() {
+    runtime().block_on(async {
+        task_group(|tg| async move {
+            tg.cancel();
+            tg.spawn_named("retry", async {
+                for _ in 0..11_000 {
+                    let _ =
+                        move_on_after(Duration::from_secs(5), sleep(Duration::from_secs(1))).await;
+                }
+                Ok(())
+            });
+            Ok(())
+        })
+        .await
+        .unwrap();
     });
 }
 
@@ -135,6 +155,12 @@ fn check_main_spins() {
     assert!(stderr.contains(&spawn_line(&stdout)), "{stderr}");
 }
 
+fn check_inner_scopes_spin() {
+    let (_, stderr) = run_scenario("inner_scopes_spin");
+    assert_eq!(stderr.matches(WARNING).count(), 1, "{stderr}");
+    assert!(stderr.contains("task `retry`"), "{stderr}");
+}
+
 fn check_below_threshold() {
     let (_, stderr) = run_scenario("below_threshold");
     assert!(!stderr.contains(WARNING), "no warning expected:\n{stderr}");
@@ -144,13 +170,15 @@ fn main() {
     match std::env::var(SCENARIO).as_deref() {
         Ok("child_spins") => child_spins(),
         Ok("main_spins") => main_spins(),
+        Ok("inner_scopes_spin") => inner_scopes_spin(),
         Ok("below_threshold") => below_threshold(),
         Ok(other) => panic!("unknown scenario {other}"),
         Err(_) if cfg!(debug_assertions) => {
             check_child_spins();
             check_main_spins();
+            check_inner_scopes_spin();
             check_below_threshold();
-            println!("ignored_cancel: 3 scenarios passed");
+            println!("ignored_cancel: 4 scenarios passed");
         }
         Err(_) => {
             // Release builds have no diagnostic: a spinning task prints nothing.

@@ -124,7 +124,7 @@ pub(crate) fn check_in(core: &Core) -> Result<(), Cancelled> {
     let r = tree.cancelled_at(node).map_or(Ok(()), Err);
     #[cfg(debug_assertions)]
     if r.is_err() {
-        let serial = tree.serial(node).unwrap_or(0);
+        let serial = tree.origin_serial(node).unwrap_or(0);
         drop(tree);
         core.note_failed_checkpoint(serial);
     }

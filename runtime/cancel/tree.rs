@@ -609,6 +609,17 @@ impl CancelTree {
     /// `Cancelled` a checkpoint there returns, carrying the reason of the outermost
     /// cancelled node visible from `key` (up to the first shield).
     pub(crate) fn cancelled_at(&self, key: NodeKey) -> Option<Cancelled> {
+        self.origin(key).map(|n| Cancelled { reason: n.reason() })
+    }
+
+    /// The serial of the scope a checkpoint at `key` is cancelled by (the outermost
+    /// cancelled one it can see), if any.
+    pub(crate) fn origin_serial(&self, key: NodeKey) -> Option<u64> {
+        self.origin(key).map(|n| n.serial)
+    }
+
+    /// The outermost cancelled node visible from `key` (not through a shield).
+    fn origin(&self, key: NodeKey) -> Option<&Node> {
         let mut k = key;
         let mut found = None;
         loop {
@@ -624,7 +635,7 @@ impl CancelTree {
             }
             k = n.parent;
         }
-        found.map(|n| Cancelled { reason: n.reason() })
+        found
     }
 
     /// Whether any task's own cancel count is above zero (if not, no root node can
