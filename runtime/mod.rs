@@ -15,6 +15,8 @@
 //! * `reactor` — `mio::Poll` and per-source readiness, used by `io/`.
 //! * `sync/` — the cancellation-aware primitives; `wake_list` — wakers collected under
 //!   a borrow or lock, woken after it.
+//! * `ignored_cancel` — debug builds: one warning for a task that keeps failing
+//!   checkpoints in one cancelled scope.
 //! * this file — `Runtime` and `Builder`.
 //!
 //! `runtime/` imports nothing from `scope/` or `io/` (checked by
