@@ -396,6 +396,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "OS threads and real time")]
     fn threads_are_bounded_and_retire_when_idle() {
         let pool = Pool::new(3, Duration::from_millis(50));
         let running = Arc::new(AtomicUsize::new(0));
@@ -422,6 +423,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "OS threads and real time")]
     fn a_panicking_job_does_not_kill_the_pool() {
         let pool = Pool::new(1, Duration::from_millis(50));
         let bad = spawn_on(&pool, || panic!("job panicked"));
@@ -433,6 +435,7 @@ mod tests {
     /// A detached job whose *result* panics when dropped (on the pool thread, as the
     /// handle is gone) neither kills the thread uncounted nor stops the pool.
     #[test]
+    #[cfg_attr(miri, ignore = "OS threads and real time")]
     fn a_detached_result_that_panics_on_drop_does_not_kill_the_pool() {
         struct PanicsOnDrop;
         impl Drop for PanicsOnDrop {

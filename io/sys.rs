@@ -211,6 +211,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls into libc")]
     fn signal_numbers_are_checked() {
         assert!(check_signal(0).is_err());
         assert!(check_signal(-3).is_err());

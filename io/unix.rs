@@ -590,6 +590,7 @@ mod tests {
     /// Sockets dropped outside `block_on` still release their reactor entries (a
     /// registration knows its runtime).
     #[test]
+    #[cfg_attr(miri, ignore = "real sockets")]
     fn sockets_dropped_outside_block_on_do_not_accumulate() {
         let rt = Runtime::new().unwrap();
         let keep = rt.block_on(async { super::UnixDatagram::pair().unwrap() });
