@@ -1,5 +1,5 @@
 //! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`Semaphore`], [`Notify`],
-//! memory channels ([`channel`], [`unbounded`]) and [`oneshot`].
+//! memory channels ([`channel`], [`unbounded`]), [`oneshot`] and [`watch`].
 //!
 //! # Every wait is a checkpoint
 //!
@@ -80,6 +80,7 @@
 //! | [`Sender`], [`UnboundedSender`], [`Receiver`], [`OneshotSender`], [`OneshotReceiver`] | both, for `T: Send` |
 //! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`] | both |
 //! | [`Mutex<T>`] | both, for `T: Send` |
+//! | [`WatchSender`], [`WatchReceiver`] | both, for `T: Send + Sync` |
 //! | [`MutexGuard`] | `!Send` (it holds the inner data lock; keep it within one task) |
 //!
 //! A plain thread can send into a channel (`try_send`, `UnboundedSender::send`, or any
@@ -99,6 +100,7 @@ mod notify;
 mod oneshot;
 mod semaphore;
 mod wait_list;
+mod watch;
 
 pub use channel::{
     Closed, Receiver, RecvFuture, SendError, SendFuture, Sender, TryRecvError, TrySendError,
@@ -109,3 +111,4 @@ pub use mutex::{Lock, Mutex, MutexGuard};
 pub use notify::{Notified, Notify};
 pub use oneshot::{OneshotReceiver, OneshotSender, oneshot};
 pub use semaphore::{Acquire, AcquireOwned, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+pub use watch::{Changed, WatchClosed, WatchReceiver, WatchRef, WatchSender, watch};
