@@ -42,6 +42,9 @@ use crate::runtime::cancel::{
 };
 use crate::runtime::{TaskRef, catch_unwind, drop_tasks, spawn_child};
 
+/// A group's state (see the struct for why its real name is long).
+type GroupInner = TaskGroupIsNotSend_UseCancelHandleOnOtherThreads;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Created, not yet entered: spawning is refused.
@@ -53,7 +56,15 @@ enum State {
     Closed,
 }
 
-struct GroupInner {
+/// The shared state behind every [`TaskGroup`] handle; the code calls it `GroupInner`.
+///
+/// Its long name is what the compiler prints when a `TaskGroup` (or a `TaskStatus`) is
+/// moved or shared to another thread: "`Rc<...::TaskGroupIsNotSend_UseCancelHandleOnOtherThreads>`
+/// cannot be sent between threads safely" (`Send` is not a trait of this crate, so
+/// `#[diagnostic::on_unimplemented]` cannot word that error; the type name can).
+/// `tests/ui/task_group_to_thread.stderr` pins the message.
+#[allow(non_camel_case_types)]
+struct TaskGroupIsNotSend_UseCancelHandleOnOtherThreads {
     scope: CancelScope,
     state: Cell<State>,
     /// Live children (and `start()` tasks not yet started).
@@ -75,7 +86,28 @@ struct GroupInner {
 ///
 /// `TaskGroup` is a cheap handle (`Rc`): clone it into children so they can spawn
 /// siblings or cancel the group. It is `!Send`; to cancel the group from another
-/// thread, use [`cancel_handle`](Self::cancel_handle).
+/// thread, use [`cancel_handle`](Self::cancel_handle). (Moving a `TaskGroup` to a
+/// thread fails to compile with "`Rc<...TaskGroupIsNotSend_UseCancelHandleOnOtherThreads>`
+/// cannot be sent between threads safely".)
+///
+/// ```
+/// use scope_runtime::{sleep, task_group};
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     task_group(|tg| async move {
+///         let handle = tg.cancel_handle(); // `Send + Sync`: this one may go to a thread
+///         let t = std::thread::spawn(move || handle.cancel_with("stop"));
+///         let slept = sleep(Duration::from_secs(3600)).await; // cancelled by the thread
+///         t.join().unwrap();
+///         assert!(slept.is_err());
+///         slept?; // the group absorbs its own cancellation
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// });
+/// ```
 ///
 /// Cancelling the group reaches every runtime operation its body and children wait
 /// in (checkpoints). A future of another crate does not notice a cancellation, so a
