@@ -278,6 +278,38 @@ impl<T, E> Future for JoinHandle<T, E> {
 /// A top-level task is not inside any scope of its spawner: cancelling the spawner
 /// does not cancel it. (Spawn into a [`TaskGroup`](crate::TaskGroup) for that.)
 ///
+/// The task returns a `Result` whose error type implements [`CancelError`], so the
+/// runtime can tell a cancelled task from a failed one: [`BoxError`](crate::BoxError),
+/// `std::io::Error`, [`Cancelled`], or your own type. A function returning
+/// `std::io::Result<T>` is spawned as it is. When nothing in the task names its error
+/// type — `spawn(async { Ok(()) })` — the compiler cannot pick one ("type annotations
+/// needed ... cannot satisfy `_: CancelError`"): name it at the end,
+/// `Ok::<_, BoxError>(())`, or on the handle, `let h: JoinHandle<(), BoxError> = ...`.
+///
+/// ```
+/// use scope_runtime::{BoxError, Cancelled, JoinHandle, sleep, spawn};
+/// use std::time::Duration;
+///
+/// async fn fetch() -> std::io::Result<u32> {
+///     sleep(Duration::from_secs(1)).await?;
+///     Ok(7)
+/// }
+///
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     let io_task = spawn(fetch()); // JoinHandle<u32, std::io::Error>
+///     let named = spawn(async { Ok::<_, BoxError>(()) });
+///     let typed: JoinHandle<(), Cancelled> = spawn(async {
+///         sleep(Duration::from_secs(2)).await?;
+///         Ok(())
+///     });
+///     assert_eq!(io_task.await?.unwrap(), 7);
+///     named.await?.unwrap();
+///     typed.await?.unwrap();
+///     Ok::<_, Cancelled>(())
+/// })
+/// .unwrap();
+/// ```
+///
 /// # Panics
 ///
 /// Outside a runtime.
@@ -286,7 +318,7 @@ pub fn spawn<F, T, E>(fut: F) -> JoinHandle<T, E>
 where
     F: Future<Output = Result<T, E>> + 'static,
     T: 'static,
-    E: CancelError + 'static,
+    E: CancelError + 'static, // for `Ok(())` name the error: `Ok::<_, BoxError>(())`
 {
     spawn_inner(None, fut)
 }
@@ -297,7 +329,7 @@ pub fn spawn_named<F, T, E>(name: impl Into<Arc<str>>, fut: F) -> JoinHandle<T, 
 where
     F: Future<Output = Result<T, E>> + 'static,
     T: 'static,
-    E: CancelError + 'static,
+    E: CancelError + 'static, // for `Ok(())` name the error: `Ok::<_, BoxError>(())`
 {
     spawn_inner(Some(name.into()), fut)
 }

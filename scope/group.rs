@@ -42,6 +42,9 @@ use crate::runtime::cancel::{
 };
 use crate::runtime::{TaskRef, catch_unwind, drop_tasks, spawn_child};
 
+/// A group's state (see the struct for why its real name is long).
+type GroupInner = TaskGroupIsNotSend_UseCancelHandleOnOtherThreads;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Created, not yet entered: spawning is refused.
@@ -53,7 +56,15 @@ enum State {
     Closed,
 }
 
-struct GroupInner {
+/// The shared state behind every [`TaskGroup`] handle; the code calls it `GroupInner`.
+///
+/// Its long name is what the compiler prints when a `TaskGroup` (or a `TaskStatus`) is
+/// moved or shared to another thread: "`Rc<...::TaskGroupIsNotSend_UseCancelHandleOnOtherThreads>`
+/// cannot be sent between threads safely" (`Send` is not a trait of this crate, so
+/// `#[diagnostic::on_unimplemented]` cannot word that error; the type name can).
+/// `tests/ui/task_group_to_thread.stderr` pins the message.
+#[allow(non_camel_case_types)]
+struct TaskGroupIsNotSend_UseCancelHandleOnOtherThreads {
     scope: CancelScope,
     state: Cell<State>,
     /// Live children (and `start()` tasks not yet started).
@@ -75,7 +86,28 @@ struct GroupInner {
 ///
 /// `TaskGroup` is a cheap handle (`Rc`): clone it into children so they can spawn
 /// siblings or cancel the group. It is `!Send`; to cancel the group from another
-/// thread, use [`cancel_handle`](Self::cancel_handle).
+/// thread, use [`cancel_handle`](Self::cancel_handle). (Moving a `TaskGroup` to a
+/// thread fails to compile with "`Rc<...TaskGroupIsNotSend_UseCancelHandleOnOtherThreads>`
+/// cannot be sent between threads safely".)
+///
+/// ```
+/// use scope_runtime::{sleep, task_group};
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     task_group(|tg| async move {
+///         let handle = tg.cancel_handle(); // `Send + Sync`: this one may go to a thread
+///         let t = std::thread::spawn(move || handle.cancel_with("stop"));
+///         let slept = sleep(Duration::from_secs(3600)).await; // cancelled by the thread
+///         t.join().unwrap();
+///         assert!(slept.is_err());
+///         slept?; // the group absorbs its own cancellation
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// });
+/// ```
 ///
 /// Cancelling the group reaches every runtime operation its body and children wait
 /// in (checkpoints). A future of another crate does not notice a cancellation, so a
@@ -125,11 +157,13 @@ impl Default for TaskGroup {
     }
 }
 
-/// Runs `body` in a new task group; shorthand for `TaskGroup::new().run(body)`.
+/// Runs `body` in a new task group; shorthand for `TaskGroup::new().run(body)`. See
+/// [`TaskGroup::run`] for the result, and for bodies with another error type or that
+/// never return.
 pub fn task_group<B, Fut, T>(body: B) -> impl Future<Output = Result<Option<T>, TaskGroupError>>
 where
     B: FnOnce(TaskGroup) -> Fut,
-    Fut: Future<Output = Result<T, BoxError>>,
+    Fut: Future<Output = Result<T, BoxError>>, // fix: async move { Ok(body(tg).await?) }
 {
     TaskGroup::new().run(body)
 }
@@ -213,33 +247,81 @@ impl TaskGroup {
 
     /// Spawns a child task into the group.
     ///
+    /// A child returns `Result<(), BoxError>`: end it with `Ok(())` (no annotation
+    /// needed) and use `?` on any error that converts into a [`BoxError`]. A function
+    /// with its own error type — a connection handler returning `std::io::Result<()>`,
+    /// say — is spawned through `?`:
+    ///
+    /// ```text
+    /// tg.spawn(async move { Ok(handler(conn).await?) });
+    /// ```
+    ///
+    /// (`tg.spawn(handler(conn))` itself does not compile: the compiler could no longer
+    /// infer the error type of `Ok(())` in every other child.) A cancellation inside
+    /// such an error is still a cancellation to the group: the group looks for a
+    /// [`Cancelled`] in the whole error chain — inside `io::Error`s and through
+    /// [`source`](std::error::Error::source) — so an `io::Error` made from a
+    /// `Cancelled`, or your own error type whose `source()` leads to one, is absorbed
+    /// exactly like a bare `Cancelled`.
+    ///
+    /// ```
+    /// use scope_runtime::{sleep, task_group};
+    /// use std::time::Duration;
+    ///
+    /// async fn handler(secs: u64) -> std::io::Result<()> {
+    ///     sleep(Duration::from_secs(secs)).await?; // a `Cancelled` becomes an `io::Error`
+    ///     Ok(())
+    /// }
+    ///
+    /// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+    ///     let out = task_group(|tg| async move {
+    ///         tg.spawn(async move { Ok(handler(3600).await?) }); // cancelled after 1 s
+    ///         let tg2 = tg.clone();
+    ///         tg.spawn(async move {
+    ///             handler(1).await?;
+    ///             tg2.cancel();
+    ///             Ok(())
+    ///         });
+    ///         Ok(())
+    ///     })
+    ///     .await;
+    ///     assert!(matches!(out, Ok(Some(()))), "the group absorbed its own cancellation");
+    /// });
+    /// ```
+    ///
     /// # Panics
     ///
     /// If the group is not open (see [`try_spawn`](Self::try_spawn)).
     #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> TaskHandle
     where
-        F: Future<Output = Result<(), BoxError>> + 'static,
+        F: Future<Output = Result<(), BoxError>> + 'static, // fix: async move { Ok(f.await?) }
     {
         self.try_spawn_named(None, fut)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Spawns a named child task (the name appears in errors and cancel reasons).
+    /// Spawns a named child task (the name appears in errors and cancel reasons). The
+    /// child is written as for [`spawn`](Self::spawn).
+    ///
+    /// # Panics
+    ///
+    /// If the group is not open (see [`try_spawn`](Self::try_spawn)).
     #[track_caller]
     pub fn spawn_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> TaskHandle
     where
-        F: Future<Output = Result<(), BoxError>> + 'static,
+        F: Future<Output = Result<(), BoxError>> + 'static, // fix: async move { Ok(f.await?) }
     {
         self.try_spawn_named(Some(name.into()), fut)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Spawns a child task, or says why the group cannot take one.
+    /// Spawns a child task, or says why the group cannot take one. The child is
+    /// written as for [`spawn`](Self::spawn).
     #[track_caller]
     pub fn try_spawn<F>(&self, fut: F) -> Result<TaskHandle, SpawnError>
     where
-        F: Future<Output = Result<(), BoxError>> + 'static,
+        F: Future<Output = Result<(), BoxError>> + 'static, // fix: async move { Ok(f.await?) }
     {
         self.try_spawn_named(None, fut)
     }
@@ -271,7 +353,8 @@ impl TaskGroup {
     ///
     /// Until `started`, the child runs under the caller's scopes: if the caller is
     /// cancelled, so is the child, and its error (or cancellation) comes back here.
-    /// After `started` it is an ordinary child of the group.
+    /// After `started` it is an ordinary child of the group. The child returns
+    /// `Result<(), BoxError>`, as for [`spawn`](Self::spawn).
     ///
     /// ```
     /// use scope_runtime::{task_group, sleep};
@@ -296,7 +379,7 @@ impl TaskGroup {
     pub async fn start<F, Fut, V>(&self, f: F) -> Result<V, BoxError>
     where
         F: FnOnce(TaskStatus<V>) -> Fut,
-        Fut: Future<Output = Result<(), BoxError>> + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + 'static, // fix: async move { Ok(f.await?) }
         V: 'static,
     {
         self.open_node()?;
@@ -377,7 +460,55 @@ impl TaskGroup {
         }
     }
 
-    /// Runs `body` as the group's block (see the module doc for the phases).
+    /// Runs `body` as the group's block: the body runs inside the group's scope, then
+    /// the group waits for every child.
+    ///
+    /// The body returns `Result<T, BoxError>`; as for children, other error types go
+    /// through `?` (`|tg| async move { Ok(serve(tg).await?) }`). A body that never
+    /// returns (an accept loop) leaves `T` with nothing to infer it from ("type
+    /// annotations needed"): write the loop as an `async fn` that names its result,
+    /// or name `T` where the group is run, as in
+    /// `let out: Result<Option<()>, _> = task_group(...).await;` — no
+    /// `#[allow(unreachable_code)] Ok(())` needed:
+    ///
+    /// ```
+    /// use scope_runtime::io::TcpListener;
+    /// use scope_runtime::{BoxError, TaskGroup, task_group};
+    ///
+    /// async fn serve(tg: TaskGroup, listener: TcpListener) -> Result<(), BoxError> {
+    ///     loop {
+    ///         let (conn, _) = listener.accept().await?;
+    ///         tg.spawn(async move {
+    ///             drop(conn); // handle the connection
+    ///             Ok(())
+    ///         });
+    ///     }
+    /// }
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    ///     let group = TaskGroup::new();
+    ///     group.cancel(); // stops the loop at its first accept, for this example
+    ///     assert!(matches!(group.run(|tg| serve(tg, listener)).await, Ok(None)));
+    ///
+    ///     // Inline: the annotation names `T`.
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    ///     let group = TaskGroup::new();
+    ///     group.cancel();
+    ///     let out: Result<Option<()>, _> = group
+    ///         .run(|tg| async move {
+    ///             loop {
+    ///                 let (conn, _) = listener.accept().await?;
+    ///                 tg.spawn(async move {
+    ///                     drop(conn);
+    ///                     Ok(())
+    ///                 });
+    ///             }
+    ///         })
+    ///         .await;
+    ///     assert!(matches!(out, Ok(None)));
+    /// });
+    /// ```
     ///
     /// The result is `Ok(Some(value))` when the body finished with a value, `Ok(None)`
     /// when the group absorbed its own cancellation before the body produced one, and
@@ -394,7 +525,7 @@ impl TaskGroup {
     ) -> impl Future<Output = Result<Option<T>, TaskGroupError>> + use<B, Fut, T>
     where
         B: FnOnce(TaskGroup) -> Fut,
-        Fut: Future<Output = Result<T, BoxError>>,
+        Fut: Future<Output = Result<T, BoxError>>, // fix: async move { Ok(body(tg).await?) }
     {
         let group = self.clone();
         async move {

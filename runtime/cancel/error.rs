@@ -169,6 +169,16 @@ impl From<Cancelled> for io::Error {
 /// }
 /// # let _ = AppError::Parse(String::new()).as_cancelled();
 /// ```
+///
+/// A scope body, a [`spawn`](crate::spawn)ed task or a `fail_after` body whose error
+/// type implements none of this fails to compile with a message that says so: the
+/// runtime has to tell a cancelled body from a failed one, and only this trait lets it
+/// look inside the error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot carry a cancellation: the runtime could not tell a cancelled body or task from a failed one",
+    label = "`{Self}` does not implement `CancelError`",
+    note = "use an error type that does (`scope_runtime::BoxError`, `std::io::Error`, `scope_runtime::Cancelled`), or implement `scope_runtime::CancelError` for `{Self}`: return the `Cancelled` it wraps (`scope_runtime::find_cancelled` looks through an error chain)"
+)]
 pub trait CancelError {
     /// The cancellation this error is, or carries; `None` for any other error.
     fn as_cancelled(&self) -> Option<&Cancelled>;
