@@ -12,7 +12,8 @@
 //! channel and compares what happened with the model.
 //!
 //! The same scripts drive a `Semaphore` and a `Mutex`: permits are never over-granted
-//! (at most one lock holder) and, once every actor is done, none leaked.
+//! (at most one lock holder) and, once every actor is done, none leaked. And a `watch`
+//! channel: receivers see versions in order, and no change is lost to a cancel or drop.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -412,5 +413,101 @@ proptest! {
         scripts in prop::collection::vec(prop::collection::vec(acq(), 1..6), 1..6),
     ) {
         check_mutex(scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Watch: receivers see versions in order, never a change that did not happen, and no
+// change is lost to a cancel or a drop — after the sender is gone, every receiver
+// catches up to the last value.
+// ---------------------------------------------------------------------------------
+
+fn check_watch(sends: Vec<u8>, scripts: Vec<Vec<Step>>) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::watch;
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let last = sends.len() as u64;
+    let failure: Rc<RefCell<Option<String>>> = Rc::default();
+    let f = failure.clone();
+    rt.block_on(async move {
+        let (tx, rx) = watch(0u64);
+        task_group(|tg| async move {
+            // The sender: values 1, 2, ... after the scripted delays, then drops.
+            tg.spawn(async move {
+                for (i, d) in sends.into_iter().enumerate() {
+                    sleep(Duration::from_millis(d.into())).await?;
+                    tx.send_replace(i as u64 + 1);
+                }
+                Ok(())
+            });
+            for steps in scripts {
+                let mut rx = rx.clone();
+                let f = f.clone();
+                tg.spawn(async move {
+                    let mut seen = *rx.borrow_and_update();
+                    let fail = |msg: String| {
+                        f.borrow_mut().get_or_insert(msg);
+                    };
+                    for step in steps {
+                        sleep(Duration::from_millis(step.delay.into())).await?;
+                        let had_change = rx.has_changed();
+                        match run_op(rx.changed(), step.interrupt).await {
+                            Ended::Done(Ok(true)) => {
+                                let now = *rx.borrow_and_update();
+                                if now <= seen {
+                                    fail(format!("changed() reported {now} after {seen}"));
+                                }
+                                seen = now;
+                            }
+                            Ended::Done(Ok(false)) => {
+                                if had_change {
+                                    fail("a pending change was reported as closed".into());
+                                }
+                            }
+                            Ended::Done(Err(Cancelled { .. }))
+                            | Ended::Withdrawn
+                            | Ended::DroppedBlind => {}
+                        }
+                    }
+                    // The sender is gone (or will be): catch up.
+                    while rx.changed().await? {
+                        let now = *rx.borrow_and_update();
+                        if now < seen {
+                            fail(format!("went back from {seen} to {now}"));
+                        }
+                        seen = now;
+                    }
+                    if seen != last {
+                        fail(format!("ended at {seen}, the last value sent was {last}"));
+                    }
+                    Ok(())
+                });
+            }
+            drop(rx);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    match failure.borrow_mut().take() {
+        Some(msg) => Err(TestCaseError::fail(msg)),
+        None => Ok(()),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn watch_receivers_see_every_change_in_order(
+        sends in prop::collection::vec(0u8..4, 0..6),
+        scripts in prop::collection::vec(
+            prop::collection::vec(
+                ((0u8..4), interrupt()).prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+                1..6,
+            ),
+            1..5,
+        ),
+    ) {
+        check_watch(sends, scripts)?;
     }
 }
