@@ -14,6 +14,7 @@
 //! The same scripts drive a `Semaphore` and a `Mutex`: permits are never over-granted
 //! (at most one lock holder) and, once every actor is done, none leaked. And a `watch`
 //! channel: receivers see versions in order, and no change is lost to a cancel or drop.
+//! And a `Barrier`: every round lets out exactly `n` waits, cancelled ones never count.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -509,5 +510,70 @@ proptest! {
         ),
     ) {
         check_watch(sends, scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Barrier: a cancelled waiter never counts as an arrival, and a released waiter is
+// never lost: every round lets out exactly `n` waits that all return `Ok`, one of them
+// the leader. (Only finishing or cancelled waits here: a dropped wait that was
+// released could not report it.)
+// ---------------------------------------------------------------------------------
+
+fn check_barrier(n: usize, scripts: Vec<Vec<Step>>) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::Barrier;
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let barrier = Rc::new(Barrier::new(n));
+    let counts = Rc::new(RefCell::new((0usize, 0usize))); // (Ok waits, leaders)
+    let c = counts.clone();
+    rt.block_on(async move {
+        task_group(|tg| async move {
+            for steps in scripts {
+                let (b, c) = (barrier.clone(), c.clone());
+                tg.spawn(async move {
+                    for step in steps {
+                        sleep(Duration::from_millis(step.delay.into())).await?;
+                        if let Ended::Done(Ok(r)) = run_op(b.wait(), step.interrupt).await {
+                            let mut c = c.borrow_mut();
+                            c.0 += 1;
+                            c.1 += usize::from(r.is_leader());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    let (oks, leaders) = *counts.borrow();
+    prop_assert_eq!(
+        oks,
+        leaders * n,
+        "{} Ok waits for {} rounds of {}",
+        oks,
+        leaders,
+        n
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn barrier_rounds_release_exactly_n(
+        n in 1usize..=4,
+        scripts in prop::collection::vec(
+            prop::collection::vec(
+                ((0u8..4), prop_oneof![Just(Interrupt::None), (0u8..6).prop_map(Interrupt::Cancel)])
+                    .prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+                1..6,
+            ),
+            1..7,
+        ),
+    ) {
+        check_barrier(n, scripts)?;
     }
 }

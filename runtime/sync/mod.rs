@@ -1,4 +1,4 @@
-//! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`Semaphore`], [`Notify`],
+//! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`Semaphore`], [`Notify`], [`Barrier`],
 //! memory channels ([`channel`], [`unbounded`]), [`oneshot`] and [`watch`].
 //!
 //! # Every wait is a checkpoint
@@ -78,7 +78,7 @@
 //! | type | `Send` / `Sync` |
 //! |------|-----------------|
 //! | [`Sender`], [`UnboundedSender`], [`Receiver`], [`OneshotSender`], [`OneshotReceiver`] | both, for `T: Send` |
-//! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`] | both |
+//! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`], [`Barrier`] | both |
 //! | [`Mutex<T>`] | both, for `T: Send` |
 //! | [`WatchSender`], [`WatchReceiver`] | both, for `T: Send + Sync` |
 //! | [`MutexGuard`] | `!Send` (it holds the inner data lock; keep it within one task) |
@@ -93,6 +93,7 @@
 //! `wait_list` (the FIFO of waiters all primitives share, with the hand-off protocol),
 //! `channel`, `oneshot`, `event`, `mutex`, `semaphore`, `notify`.
 
+mod barrier;
 mod channel;
 mod event;
 mod mutex;
@@ -102,6 +103,7 @@ mod semaphore;
 mod wait_list;
 mod watch;
 
+pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
 pub use channel::{
     Closed, Receiver, RecvFuture, SendError, SendFuture, Sender, TryRecvError, TrySendError,
     UnboundedSender, channel, unbounded,

@@ -119,6 +119,20 @@ impl<S> WaitList<S> {
         }
     }
 
+    /// How many queued waiters are not cancelled (a scan of the queue).
+    pub(crate) fn count_ready(&self) -> usize {
+        let mut n = 0;
+        let mut cur = self.head;
+        while let Some(k) = cur {
+            let node = &self.nodes[k];
+            if !site_cancelled(node.cancel.site()) {
+                n += 1;
+            }
+            cur = node.next;
+        }
+        n
+    }
+
     /// Unlinks the first queued waiter that is not cancelled and returns its node
     /// (still allocated, for its owner to remove).
     pub(crate) fn pop_front_ready(&mut self) -> Option<&mut Node<S>> {
