@@ -1,5 +1,5 @@
 //! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`Semaphore`], [`Notify`], [`Barrier`],
-//! memory channels ([`channel`], [`unbounded`]), [`oneshot`] and [`watch`].
+//! memory channels ([`channel`], [`unbounded`], [`broadcast`]), [`oneshot`] and [`watch`].
 //!
 //! # Every wait is a checkpoint
 //!
@@ -80,7 +80,7 @@
 //! | [`Sender`], [`UnboundedSender`], [`Receiver`], [`OneshotSender`], [`OneshotReceiver`] | both, for `T: Send` |
 //! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`], [`Barrier`] | both |
 //! | [`Mutex<T>`] | both, for `T: Send` |
-//! | [`WatchSender`], [`WatchReceiver`] | both, for `T: Send + Sync` |
+//! | [`WatchSender`], [`WatchReceiver`], [`BroadcastSender`], [`BroadcastReceiver`] | both, for `T: Send + Sync` |
 //! | [`MutexGuard`] | `!Send` (it holds the inner data lock; keep it within one task) |
 //!
 //! A plain thread can send into a channel (`try_send`, `UnboundedSender::send`, or any
@@ -94,6 +94,7 @@
 //! `channel`, `oneshot`, `event`, `mutex`, `semaphore`, `notify`.
 
 mod barrier;
+mod broadcast;
 mod channel;
 mod event;
 mod mutex;
@@ -104,6 +105,9 @@ mod wait_list;
 mod watch;
 
 pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
+pub use broadcast::{
+    BroadcastClosed, BroadcastError, BroadcastReceiver, BroadcastRecv, BroadcastSender, broadcast,
+};
 pub use channel::{
     Closed, Receiver, RecvFuture, SendError, SendFuture, Sender, TryRecvError, TrySendError,
     UnboundedSender, channel, unbounded,
