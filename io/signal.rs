@@ -35,6 +35,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use mio::Interest;
 use mio::unix::pipe;
 
@@ -314,6 +315,13 @@ impl Stream for Signal {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (usize::MAX, None)
+    }
+}
+
+/// Never terminated: deliveries do not end.
+impl FusedStream for Signal {
+    fn is_terminated(&self) -> bool {
+        false
     }
 }
 

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use mio::Interest;
 
 use super::addr::{ToSocketAddrs, lookup_host};
@@ -266,6 +267,13 @@ impl Stream for TcpIncoming<'_> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (usize::MAX, None)
+    }
+}
+
+/// Never terminated: a listener's connections do not end.
+impl FusedStream for TcpIncoming<'_> {
+    fn is_terminated(&self) -> bool {
+        false
     }
 }
 

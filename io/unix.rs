@@ -10,6 +10,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use mio::Interest;
 
 use super::source::IoSource;
@@ -223,6 +224,13 @@ impl Stream for UnixIncoming<'_> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (usize::MAX, None)
+    }
+}
+
+/// Never terminated: a listener's connections do not end.
+impl FusedStream for UnixIncoming<'_> {
+    fn is_terminated(&self) -> bool {
+        false
     }
 }
 

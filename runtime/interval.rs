@@ -13,6 +13,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
+use futures_core::stream::FusedStream;
 
 use super::cancel::Cancelled;
 use super::time::{Sleep, now, sleep_until};
@@ -411,5 +412,13 @@ impl Stream for Interval {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (usize::MAX, None)
+    }
+}
+
+/// Never terminated: an interval ticks for ever (so `futures::select!` can take
+/// `ticks.next()` directly).
+impl FusedStream for Interval {
+    fn is_terminated(&self) -> bool {
+        false
     }
 }

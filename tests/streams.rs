@@ -942,3 +942,49 @@ fn a_receiver_and_an_interval_in_one_select_loop() {
         assert_eq!(wakeups, 3, "ticks at 0, 5 and 10 ms");
     });
 }
+
+/// `futures::select!` takes `next()` of a receiver and of an interval directly (both
+/// are `FusedStream`s); the receiver reports itself terminated once it ended.
+#[test]
+fn select_macro_over_a_receiver_and_an_interval() {
+    use futures::stream::FusedStream;
+    run(PAUSED, || async {
+        let t0 = now();
+        let (tx, mut rx) = channel::<u32>(1);
+        let producer = scope_runtime::spawn(async move {
+            for i in 0..3 {
+                sleep(ms(15)).await?;
+                tx.send(i).await.map_err(|e| e.into_error())?;
+            }
+            Ok::<_, BoxError>(())
+        });
+        let mut ticks = interval(ms(20));
+        let mut log = Vec::new();
+        loop {
+            futures::select_biased! {
+                msg = rx.next() => match msg {
+                    Some(m) => log.push(format!("msg {} at {:?}", m.unwrap(), now() - t0)),
+                    None => break,
+                },
+                t = ticks.next() => {
+                    log.push(format!("tick {:?}", t.expect("endless").unwrap() - t0));
+                }
+            }
+        }
+        log.push(format!("end at {:?}", now() - t0));
+        assert!(rx.is_terminated() && !ticks.is_terminated());
+        assert_eq!(
+            log,
+            [
+                "tick 0ns",
+                "msg 0 at 15ms",
+                "tick 20ms",
+                "msg 1 at 30ms",
+                "tick 40ms",
+                "msg 2 at 45ms",
+                "end at 45ms"
+            ]
+        );
+        producer.await.unwrap().unwrap();
+    });
+}

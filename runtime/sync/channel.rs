@@ -38,9 +38,10 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
@@ -238,6 +239,8 @@ pub struct Receiver<T> {
     /// Atomic only so that `&self` receives (`recv`, `try_recv`, possibly on several
     /// threads) can take it over with one `swap`; `poll_next` has `&mut self`.
     stream_node: AtomicUsize,
+    /// The last `poll_next` returned `None` (for `FusedStream::is_terminated`).
+    stream_ended: bool,
 }
 
 /// `Receiver::stream_node` when there is none (slab keys never get this large).
@@ -260,6 +263,7 @@ impl<T> Receiver<T> {
         Receiver {
             shared,
             stream_node: AtomicUsize::new(NO_NODE),
+            stream_ended: false,
         }
     }
 
@@ -923,7 +927,32 @@ impl<T> Stream for Receiver<T> {
         let mut node = (*slot != NO_NODE).then_some(*slot);
         let res = poll_recv_node(&this.shared, &mut node, cx);
         *slot = node.unwrap_or(NO_NODE);
-        res.map(Result::transpose)
+        let item = ready!(res).transpose();
+        this.stream_ended = item.is_none();
+        Poll::Ready(item)
+    }
+}
+
+/// Terminated once `next()` returned `None` (every sender gone, nothing left), so
+/// `futures::select!` can take `rx.next()` directly and stops polling it after the
+/// end.
+///
+/// ```
+/// use futures::stream::{FusedStream, StreamExt};
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let (tx, mut rx) = scope_runtime::sync::unbounded();
+///     tx.send(1).unwrap();
+///     drop(tx);
+///     assert_eq!(rx.next().await, Some(Ok(1)));
+///     assert!(!rx.is_terminated(), "the end was not seen yet");
+///     assert_eq!(rx.next().await, None);
+///     assert!(rx.is_terminated());
+/// });
+/// ```
+impl<T> FusedStream for Receiver<T> {
+    fn is_terminated(&self) -> bool {
+        self.stream_ended
     }
 }
 
