@@ -24,6 +24,14 @@
 //! (or hands it to the next waiting receiver), so it stays the oldest; this may hold
 //! `cap + 1` messages in `buf` for a moment.
 //!
+//! A receiver polled as a `Stream` has no future to own its node between polls, so
+//! the node of a pending `poll_next` is kept in the `Receiver` (`stream_node`). It
+//! follows the same life as a receive future's node, with one addition: any other
+//! receive on that receiver (`recv`, `try_recv`) first takes the node over — returning
+//! a message handed to it, or removing it unserved — so an abandoned `next()` neither
+//! hides a message from its own receiver nor keeps catching messages meant for the
+//! receive made now. Dropping the receiver passes a handed message on.
+//!
 //! # Locking and wakes
 //!
 //! Wakers are collected under the lock and woken after it is released, and messages
