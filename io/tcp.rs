@@ -215,7 +215,9 @@ impl TcpListener {
 ///
 /// * `Some(Ok(stream))` for each connection;
 /// * `Some(Err(e))` when an accept fails (for instance `EMFILE`, out of file
-///   descriptors): the stream goes on, and the next poll tries again. The stream never
+///   descriptors): the stream goes on, and the next poll tries again at once — a loop
+///   that keeps going after such an error should wait a little first (a
+///   [`sleep`](crate::sleep)), or it spins while the condition lasts. The stream never
 ///   yields `None`.
 /// * `Some(Err(e))` where `e` is the `Cancelled` (as an `io::Error`, recognised by
 ///   [`CancelError`]) when the code polling it is cancelled, before or while it waits

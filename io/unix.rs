@@ -177,7 +177,8 @@ impl UnixListener {
 ///
 /// It behaves as [`TcpIncoming`](super::TcpIncoming) does: each poll is an
 /// [`accept`](UnixListener::accept); a failed accept yields `Some(Err(e))` and the
-/// stream goes on (it never yields `None`); polled in cancelled code it yields the
+/// stream goes on (it never yields `None`; after an error such as `EMFILE`, wait a
+/// little before polling again, or the loop spins while it lasts); polled in cancelled code it yields the
 /// `Cancelled` as an `io::Error`, before or while it waits, without taking a
 /// connection, and again at every poll until control leaves the cancelled scope.
 ///

@@ -59,8 +59,9 @@ use super::time::{Sleep, now, sleep_until};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MissedTickPolicy {
-    /// Catch up: the missed ticks are returned back to back, each with its own
-    /// scheduled instant, until the schedule is in the future again: over a long run
+    /// Catch up: the missed ticks are returned back to back (without waiting, so
+    /// without letting other tasks run in between), each with its own scheduled
+    /// instant, until the schedule is in the future again: over a long run
     /// there is one tick per period of elapsed time, however late the consumer was.
     /// The default.
     #[default]
