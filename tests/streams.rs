@@ -988,3 +988,36 @@ fn select_macro_over_a_receiver_and_an_interval() {
         producer.await.unwrap().unwrap();
     });
 }
+
+/// A `next()` abandoned inside a scope leaves the receiver's place in the queue
+/// registered where that scope was; the scope exits (normally, or after a cancel that
+/// nothing noticed) and the receiver still gets the next message, outside.
+#[test]
+fn an_abandoned_next_outlives_its_scope() {
+    run(PAUSED, || async {
+        let (tx, mut rx) = channel::<u32>(0);
+        for (v, cancel_scope) in [(1, false), (2, true)] {
+            let scope = CancelScope::new();
+            let r = scope
+                .run(async {
+                    let lost = future::select(rx.next(), Box::pin(sleep(ms(1)))).await;
+                    assert!(matches!(lost, Either::Right(_)));
+                    if cancel_scope {
+                        scope.cancel(); // the queued place is cancelled with it
+                    }
+                    Ok::<_, Cancelled>(())
+                })
+                .await;
+            assert_eq!(r, Ok(Some(())));
+            let sent = tx.try_send(v);
+            let got = move_on_after(ms(10), async { rx.next().await.expect("not ended") }).await;
+            // Once the scope has exited, its cancellation no longer concerns the
+            // place: the hand-off goes to it and the next poll returns it.
+            assert!(
+                sent.is_ok(),
+                "handed to the waiting place (cancelled scope: {cancel_scope})"
+            );
+            assert_eq!(got, Ok(Some(v)), "and kept for the next poll");
+        }
+    });
+}
