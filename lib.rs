@@ -71,6 +71,7 @@ pub use runtime::{
     Builder, IO_POLL_INTERVAL, JoinHandle, Outcome, Resources, Runtime, Sleep, TaskRef,
     current_task, now, sleep, sleep_until, spawn, spawn_named, yield_now,
 };
+pub use runtime::{Interval, MissedTickPolicy, interval, interval_at};
 pub use scope::{
     CancelScope, SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut, fail_after, fail_at,
     move_on_after, move_on_at, task_group,

@@ -60,7 +60,9 @@
 //! # Map
 //!
 //! * [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`UnixListener`], [`UnixStream`],
-//!   [`UnixDatagram`] — sockets registered with the runtime's reactor. Streams
+//!   [`UnixDatagram`] — sockets registered with the runtime's reactor. A listener's
+//!   `incoming()` ([`TcpIncoming`], [`UnixIncoming`]) is a `futures` `Stream` of
+//!   connections. Streams
 //!   implement the `futures-io` [`AsyncRead`](futures_io::AsyncRead) /
 //!   [`AsyncWrite`](futures_io::AsyncWrite) traits (also on `&TcpStream`), split into
 //!   [`ReadHalf`] / [`WriteHalf`], and [`BufReader`] adds
@@ -69,7 +71,8 @@
 //!   [`read_to_end`], [`copy`] — helpers over the `futures-io` traits.
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
 //!   through it; [`fs`] — files through it.
-//! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor.
+//! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor (a
+//!   [`Signal`](signal::Signal) is also a `Stream` of deliveries).
 //!
 //! Internals: `source` (the checkpoint-then-syscall loop every socket operation uses),
 //! `sys` (all platform code and `unsafe`: `sigaction`, `listen`).
@@ -94,7 +97,7 @@ pub use blocking::{
     BLOCKING_IDLE_TIMEOUT, BLOCKING_MAX_THREADS, BlockingHandle, blocking_threads, spawn_blocking,
 };
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{TcpIncoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixDatagram, UnixListener, UnixStream};
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 pub use util::{BufReader, copy, read, read_exact, read_to_end, write, write_all};

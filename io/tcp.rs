@@ -3,8 +3,11 @@
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::task::{Context, Poll};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use mio::Interest;
 
 use super::addr::{ToSocketAddrs, lookup_host};
@@ -146,6 +149,32 @@ impl TcpListener {
         Ok((TcpStream::from_mio(s)?, addr))
     }
 
+    /// The connections, as a [`Stream`]: each item is what [`accept`](Self::accept)
+    /// returns, without the peer's address (ask the stream's
+    /// [`peer_addr`](TcpStream::peer_addr)). See [`TcpIncoming`].
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use scope_runtime::io::{TcpListener, TcpStream};
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let l = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let client = TcpStream::connect(l.local_addr()?).await?;
+    ///     let mut incoming = l.incoming();
+    ///     let conn = incoming.next().await.expect("never ends")?;
+    ///     assert_eq!(conn.peer_addr()?, client.local_addr()?);
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub fn incoming(&self) -> TcpIncoming<'_> {
+        TcpIncoming { listener: self }
+    }
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<TcpStream>> {
+        let (s, _) = ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
+        Poll::Ready(TcpStream::from_mio(s))
+    }
+
     /// The local address (with the port the OS chose for port 0).
     ///
     /// ```
@@ -175,6 +204,78 @@ impl TcpListener {
     /// ```
     pub fn into_std(self) -> std::net::TcpListener {
         self.io.into_inner().0.into()
+    }
+}
+
+/// The connections of a [`TcpListener`], as an endless [`Stream`] of
+/// `io::Result<TcpStream>`: made by [`TcpListener::incoming`].
+///
+/// Each poll is an [`accept`](TcpListener::accept), with its errors and its
+/// cancellation:
+///
+/// * `Some(Ok(stream))` for each connection;
+/// * `Some(Err(e))` when an accept fails (for instance `EMFILE`, out of file
+///   descriptors): the stream goes on, and the next poll tries again at once — a loop
+///   that keeps going after such an error should wait a little first (a
+///   [`sleep`](crate::sleep)), or it spins while the condition lasts. The stream never
+///   yields `None`.
+/// * `Some(Err(e))` where `e` is the `Cancelled` (as an `io::Error`, recognised by
+///   [`CancelError`]) when the code polling it is cancelled, before or while it waits
+///   (the cancellation wakes the waiting poll, also inside `futures` combinators): no
+///   connection is taken from the backlog. Cancellation stays in force until control
+///   leaves the cancelled scope, so every poll there fails the same way; a loop that
+///   stops at errors (`while let Some(c) = incoming.next().await { let c = c?; .. }`)
+///   leaves at the first one.
+///
+/// ```
+/// use futures::StreamExt;
+/// use scope_runtime::io::TcpListener;
+/// use scope_runtime::move_on_after;
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let l = TcpListener::bind("127.0.0.1:0").await?;
+///     // Nobody connects: the deadline cancels the wait, the loop stops at the error,
+///     // the scope absorbs it.
+///     let r = move_on_after(Duration::from_millis(10), async {
+///         let mut incoming = l.incoming();
+///         while let Some(conn) = incoming.next().await {
+///             let _conn = conn?;
+///         }
+///         Ok::<_, std::io::Error>(())
+///     })
+///     .await;
+///     assert!(r?.is_none());
+///     Ok::<_, std::io::Error>(())
+/// }).unwrap();
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct TcpIncoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl fmt::Debug for TcpIncoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TcpIncoming").field(self.listener).finish()
+    }
+}
+
+impl Stream for TcpIncoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.listener.poll_accept(cx).map(Some)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::MAX, None)
+    }
+}
+
+/// Never terminated: a listener's connections do not end.
+impl FusedStream for TcpIncoming<'_> {
+    fn is_terminated(&self) -> bool {
+        false
     }
 }
 

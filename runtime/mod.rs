@@ -10,7 +10,8 @@
 //!   entry and exit, absorption, task cancel counts, cross-thread cancels,
 //!   `cancellable`. `scope/` is the user-facing face of it.
 //! * `join` — `spawn`, `JoinHandle`, `Outcome`, `TaskRef`, `current_task`.
-//! * `time` — `sleep`, `sleep_until`, `yield_now`, `now`; `timer` — pending timers
+//! * `time` — `sleep`, `sleep_until`, `yield_now`, `now`; `interval` — periodic
+//!   ticks on top of `Sleep`, with the missed-tick policies; `timer` — pending timers
 //!   ordered by deadline; `clock` — real or paused time.
 //! * `reactor` — `mio::Poll` and per-source readiness, used by `io/`.
 //! * `sync/` — the cancellation-aware primitives; `wake_list` — wakers collected under
@@ -28,6 +29,7 @@ pub(crate) mod cancel;
 pub(crate) mod clock;
 pub(crate) mod core;
 mod ignored_cancel;
+mod interval;
 mod join;
 pub(crate) mod reactor;
 pub mod sync;
@@ -44,6 +46,7 @@ use std::rc::Rc;
 
 pub use core::IO_POLL_INTERVAL;
 pub(crate) use core::{try_with_core, with_core};
+pub use interval::{Interval, MissedTickPolicy, interval, interval_at};
 pub use join::{JoinHandle, Outcome, TaskRef, current_task, spawn, spawn_named};
 pub(crate) use join::{catch_unwind, drop_tasks, spawn_child};
 pub use time::{Sleep, now, sleep, sleep_until, yield_now};

@@ -24,6 +24,14 @@
 //! (or hands it to the next waiting receiver), so it stays the oldest; this may hold
 //! `cap + 1` messages in `buf` for a moment.
 //!
+//! A receiver polled as a `Stream` has no future to own its node between polls, so
+//! the node of a pending `poll_next` is kept in the `Receiver` (`stream_node`). It
+//! follows the same life as a receive future's node, with one addition: any other
+//! receive on that receiver (`recv`, `try_recv`) first takes the node over — returning
+//! a message handed to it, or removing it unserved — so an abandoned `next()` neither
+//! hides a message from its own receiver nor keeps catching messages meant for the
+//! receive made now. Dropping the receiver passes a handed message on.
+//!
 //! # Locking and wakes
 //!
 //! Wakers are collected under the lock and woken after it is released, and messages
@@ -37,8 +45,11 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
 
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
@@ -153,10 +164,8 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     );
     let shared = Shared::new(capacity);
     (
-        Sender {
-            shared: shared.clone(),
-        },
-        Receiver { shared },
+        Sender::from_shared(shared.clone()),
+        Receiver::from_shared(shared),
     )
 }
 
@@ -178,10 +187,8 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 pub fn unbounded<T>() -> (UnboundedSender<T>, Receiver<T>) {
     let shared = Shared::new(usize::MAX);
     (
-        UnboundedSender {
-            shared: shared.clone(),
-        },
-        Receiver { shared },
+        UnboundedSender::from_shared(shared.clone()),
+        Receiver::from_shared(shared),
     )
 }
 
@@ -231,6 +238,57 @@ pub struct UnboundedSender<T> {
 /// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
+    /// The node in `recv_waiters` of a receive made through [`Stream::poll_next`] that
+    /// returned `Pending` (`NO_NODE`: none). It lives in the receiver, not in a future,
+    /// because the stream's `next()` futures are short-lived: a message handed to this
+    /// node is kept here for the receiver's next receive of any kind (see
+    /// `reclaim_stream_node`), or passed on when the receiver is dropped.
+    ///
+    /// Atomic only so that `&self` receives (`recv`, `try_recv`, possibly on several
+    /// threads) can take it over with one `swap`; `poll_next` has `&mut self`.
+    stream_node: AtomicUsize,
+    /// The last `poll_next` returned `None` (for `FusedStream::is_terminated`).
+    stream_ended: bool,
+}
+
+/// `Receiver::stream_node` when there is none (slab keys never get this large).
+const NO_NODE: usize = usize::MAX;
+
+impl<T> Sender<T> {
+    fn from_shared(shared: Arc<Shared<T>>) -> Sender<T> {
+        Sender { shared }
+    }
+}
+
+impl<T> UnboundedSender<T> {
+    fn from_shared(shared: Arc<Shared<T>>) -> UnboundedSender<T> {
+        UnboundedSender { shared }
+    }
+}
+
+impl<T> Receiver<T> {
+    fn from_shared(shared: Arc<Shared<T>>) -> Receiver<T> {
+        Receiver {
+            shared,
+            stream_node: AtomicUsize::new(NO_NODE),
+            stream_ended: false,
+        }
+    }
+
+    /// Takes over the node a pending `poll_next` left queued, if any: a message handed
+    /// to it is returned (it is the oldest one this receiver was given); an unserved
+    /// node is removed, so that it does not catch messages meant for the receive being
+    /// made now (which queues its own node if it has to wait).
+    fn reclaim_stream_node(&self) -> Option<T> {
+        if self.stream_node.load(Ordering::Relaxed) == NO_NODE {
+            return None;
+        }
+        let key = self.stream_node.swap(NO_NODE, Ordering::AcqRel);
+        if key == NO_NODE {
+            return None; // another thread's receive took it over first
+        }
+        self.shared.chan.lock().recv_waiters.remove(key)
+    }
 }
 
 macro_rules! common_handle_impls {
@@ -238,9 +296,7 @@ macro_rules! common_handle_impls {
         impl<T> Clone for $ty<T> {
             fn clone(&self) -> Self {
                 self.shared.chan.lock().$count += 1;
-                $ty {
-                    shared: self.shared.clone(),
-                }
+                $ty::from_shared(self.shared.clone())
             }
         }
 
@@ -379,6 +435,11 @@ impl<T> Drop for UnboundedSender<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        let key = *self.stream_node.get_mut();
+        if key != NO_NODE {
+            // A message handed to a pending stream poll goes to the next receiver.
+            abandon_recv_node(&self.shared, key);
+        }
         let mut wakes = WakeList::default();
         let dropped = {
             let mut ch = self.shared.chan.lock();
@@ -543,7 +604,7 @@ impl<T> Receiver<T> {
     /// ```
     pub fn recv(&self) -> RecvFuture<'_, T> {
         RecvFuture {
-            shared: &self.shared,
+            rx: self,
             node: None,
         }
     }
@@ -561,6 +622,9 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        if let Some(v) = self.reclaim_stream_node() {
+            return Ok(v);
+        }
         let (v, waker) = {
             let mut ch = self.shared.chan.lock();
             match ch.take() {
@@ -702,7 +766,7 @@ impl<T> Drop for SendFuture<'_, T> {
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct RecvFuture<'a, T> {
-    shared: &'a Shared<T>,
+    rx: &'a Receiver<T>,
     /// Our node in `recv_waiters` while blocked on an empty channel.
     node: Option<usize>,
 }
@@ -720,63 +784,183 @@ impl<T> Future for RecvFuture<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let mut ch = this.shared.chan.lock();
-        if let Some(key) = this.node {
-            if !ch.recv_waiters.is_linked(key) {
-                // A message was handed to us (R10: kept even if we are cancelled now).
-                let v = ch.recv_waiters.remove(key);
-                this.node = None;
-                return Poll::Ready(Ok(Some(v.expect("a served receiver holds a message"))));
+        if this.node.is_none() {
+            // A message already handed to this receiver's pending stream poll is the
+            // oldest it was given (and kept even if we are cancelled now).
+            if let Some(v) = this.rx.reclaim_stream_node() {
+                return Poll::Ready(Ok(Some(v)));
             }
         }
-        if let Err(c) = checkpoint() {
-            if let Some(key) = this.node.take() {
-                ch.recv_waiters.remove(key); // unserved: nothing to pass on
-            }
-            return Poll::Ready(Err(c));
-        }
-        // Queued or not, take what is there: while a receiver is queued and not
-        // cancelled, messages go to it rather than to the buffer, so a message can only
-        // be waiting here if it skipped us while we were cancelled.
-        if let Some((v, waker)) = ch.take() {
-            if let Some(key) = this.node.take() {
-                ch.recv_waiters.remove(key);
-            }
-            drop(ch);
-            if let Some(w) = waker {
-                w.wake();
-            }
-            return Poll::Ready(Ok(Some(v)));
-        }
-        if ch.senders == 0 {
-            if let Some(key) = this.node.take() {
-                ch.recv_waiters.remove(key);
-            }
-            return Poll::Ready(Ok(None));
-        }
-        match this.node {
-            Some(key) => ch.recv_waiters.update(key, cx.waker()),
-            None => this.node = Some(ch.recv_waiters.push_back(None, cx.waker())),
-        }
-        Poll::Pending
+        poll_recv_node(&this.rx.shared, &mut this.node, cx)
     }
 }
 
 impl<T> Drop for RecvFuture<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.node.take() {
-            let waker = {
-                let mut ch = self.shared.chan.lock();
-                match ch.recv_waiters.remove(key) {
-                    // Served but never returned: pass the message on.
-                    Some(v) => ch.put_back(v),
-                    None => None,
-                }
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
+            abandon_recv_node(&self.rx.shared, key);
         }
+    }
+}
+
+/// One poll of a receive whose node in `recv_waiters` (if queued) is `node`: what
+/// [`RecvFuture`] and the [`Stream`] of a [`Receiver`] both do. `node` is `None` again
+/// once the poll returns `Ready`.
+fn poll_recv_node<T>(
+    shared: &Shared<T>,
+    node: &mut Option<usize>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Option<T>, Cancelled>> {
+    let mut ch = shared.chan.lock();
+    if let Some(key) = *node {
+        if !ch.recv_waiters.is_linked(key) {
+            // A message was handed to us (R10: kept even if we are cancelled now).
+            let v = ch.recv_waiters.remove(key);
+            *node = None;
+            return Poll::Ready(Ok(Some(v.expect("a served receiver holds a message"))));
+        }
+    }
+    if let Err(c) = checkpoint() {
+        if let Some(key) = node.take() {
+            ch.recv_waiters.remove(key); // unserved: nothing to pass on
+        }
+        return Poll::Ready(Err(c));
+    }
+    // Queued or not, take what is there: while a receiver is queued and not
+    // cancelled, messages go to it rather than to the buffer, so a message can only
+    // be waiting here if it skipped us while we were cancelled.
+    if let Some((v, waker)) = ch.take() {
+        if let Some(key) = node.take() {
+            ch.recv_waiters.remove(key);
+        }
+        drop(ch);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        return Poll::Ready(Ok(Some(v)));
+    }
+    if ch.senders == 0 {
+        if let Some(key) = node.take() {
+            ch.recv_waiters.remove(key);
+        }
+        return Poll::Ready(Ok(None));
+    }
+    match *node {
+        Some(key) => ch.recv_waiters.update(key, cx.waker()),
+        None => *node = Some(ch.recv_waiters.push_back(None, cx.waker())),
+    }
+    Poll::Pending
+}
+
+/// A receive gave up its node `key` (dropped while waiting): a message already handed
+/// to it goes to the next waiting receiver or back to the front of the buffer.
+fn abandon_recv_node<T>(shared: &Shared<T>, key: usize) {
+    let waker = {
+        let mut ch = shared.chan.lock();
+        match ch.recv_waiters.remove(key) {
+            // Served but never returned: pass the message on.
+            Some(v) => ch.put_back(v),
+            None => None,
+        }
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+/// A [`Receiver`] is a stream of the channel's messages: `next()` is
+/// [`recv`](Receiver::recv) with the result turned around.
+///
+/// * `Some(Ok(message))` for each message, oldest first;
+/// * `None` once every sender is gone and the channel is drained — the stream has
+///   ended, and stays ended;
+/// * `Some(Err(Cancelled))` when the code polling it is cancelled: nothing was taken.
+///   Cancellation stays in force until control leaves the cancelled scope, so every
+///   further poll there yields `Some(Err(Cancelled))` again (it does not end the
+///   stream: the receiver is still good once outside the scope). A loop that stops at
+///   errors — `while let Some(msg) = rx.next().await { let msg = msg?; .. }`, or
+///   `try_next()` with `?` — therefore leaves at the first cancellation; a loop that
+///   ignores the errors spins.
+///
+/// A message handed to a receiver waiting in `next()` before the cancellation came is
+/// returned, not lost; the poll after it reports the cancellation. A cancellation
+/// wakes a waiting `next()` itself, also inside `futures` combinators (`select`,
+/// `take_until`, `buffer_unordered`, ...).
+///
+/// While a poll is pending the receiver keeps its place in the queue of waiting
+/// receivers, between polls too: if a `next()` is abandoned (say, the other branch of a
+/// `select` won), a message handed to the receiver meanwhile is kept for its next
+/// receive of any kind (`next`, `recv`, `try_recv`), or given to the other receivers
+/// when it is dropped.
+///
+/// ```
+/// use futures::StreamExt;
+/// use scope_runtime::sync::channel;
+/// use scope_runtime::{Cancelled, move_on_after, spawn};
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     let (tx, mut rx) = channel(8);
+///     spawn(async move {
+///         for i in 1..=3 {
+///             tx.send(i).await.map_err(|e| e.into_error())?;
+///         }
+///         Ok::<_, scope_runtime::BoxError>(()) // drops `tx`: the stream ends
+///     });
+///     let mut sum = 0;
+///     while let Some(msg) = rx.next().await {
+///         sum += msg?;
+///     }
+///     assert_eq!(sum, 6);
+///
+///     // Cancelled while waiting: the loop stops at the error, the scope absorbs it.
+///     let (_tx, mut rx) = channel::<u32>(8);
+///     let r = move_on_after(Duration::from_secs(1), async {
+///         while let Some(msg) = rx.next().await {
+///             msg?;
+///         }
+///         Ok::<_, Cancelled>(())
+///     })
+///     .await;
+///     assert_eq!(r, Ok(None));
+/// # Ok::<(), Cancelled>(())
+/// }).unwrap();
+/// ```
+impl<T> Stream for Receiver<T> {
+    type Item = Result<T, Cancelled>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let slot = this.stream_node.get_mut();
+        let mut node = (*slot != NO_NODE).then_some(*slot);
+        let res = poll_recv_node(&this.shared, &mut node, cx);
+        *slot = node.unwrap_or(NO_NODE);
+        let item = ready!(res).transpose();
+        this.stream_ended = item.is_none();
+        Poll::Ready(item)
+    }
+}
+
+/// Terminated once `next()` returned `None` (every sender gone, nothing left), so
+/// `futures::select!` can take `rx.next()` directly and stops polling it after the
+/// end.
+///
+/// ```
+/// use futures::stream::{FusedStream, StreamExt};
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let (tx, mut rx) = scope_runtime::sync::unbounded();
+///     tx.send(1).unwrap();
+///     drop(tx);
+///     assert_eq!(rx.next().await, Some(Ok(1)));
+///     assert!(!rx.is_terminated(), "the end was not seen yet");
+///     assert_eq!(rx.next().await, None);
+///     assert!(rx.is_terminated());
+/// });
+/// ```
+impl<T> FusedStream for Receiver<T> {
+    fn is_terminated(&self) -> bool {
+        self.stream_ended
     }
 }
 

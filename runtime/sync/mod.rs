@@ -62,7 +62,8 @@
 //! # Errors
 //!
 //! Waits return `Result<_, Cancelled>` so `?` works everywhere; "closed" is a value:
-//! `recv()` returns `Ok(None)` at the end of a channel. The one compound error is
+//! `recv()` returns `Ok(None)` at the end of a channel. A [`Receiver`] is also a
+//! `futures` `Stream` of `Result<T, Cancelled>` that ends (`None`) there. The one compound error is
 //! [`SendError`], which gives the unsent message back; it implements
 //! [`CancelError`](crate::CancelError) and converts into `io::Error` and
 //! [`BoxError`](crate::BoxError) so that scopes and task groups still recognise a
