@@ -348,8 +348,10 @@ impl TcpStream {
     }
 
     /// Shuts down the read, write or both directions. Not a checkpoint (it never
-    /// blocks, and cleanup must work in cancelled code). Shutting down a
-    /// connection the peer already reset may fail with `NotConnected`.
+    /// blocks, and cleanup must work in cancelled code). A connection the peer already
+    /// closed or reset counts as shut down: the kernel's `NotConnected` is reported as
+    /// `Ok(())`, here and in `poll_close` (as tokio does), so closing never fails just
+    /// because the other side was quicker.
     ///
     /// ```
     /// use scope_runtime::io::{TcpListener, TcpStream};
@@ -367,7 +369,7 @@ impl TcpStream {
     /// });
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.shutdown_priv(how)
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
@@ -510,7 +512,7 @@ macro_rules! stream_impls {
             }
 
             fn shutdown_priv(&self, how: Shutdown) -> io::Result<()> {
-                self.io.get_ref().shutdown(how)
+                crate::io::split::shutdown_done(self.io.get_ref().shutdown(how))
             }
         }
 
@@ -562,7 +564,7 @@ macro_rules! stream_impls {
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut Context<'_>,
             ) -> Poll<io::Result<()>> {
-                Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
+                Poll::Ready(self.shutdown_priv(Shutdown::Write))
             }
         }
 
@@ -594,7 +596,7 @@ macro_rules! stream_impls {
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut Context<'_>,
             ) -> Poll<io::Result<()>> {
-                Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
+                Poll::Ready(self.shutdown_priv(Shutdown::Write))
             }
         }
     };
