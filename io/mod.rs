@@ -70,6 +70,8 @@
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
 //!   through it; [`fs`] — files through it.
 //! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor.
+//! * `hyper` (cargo feature `hyper`) — hyper's `Read` / `Write` on the streams, a
+//!   `Timer`; with `GroupExecutor` at the crate root, hyper runs with no glue code.
 //!
 //! Internals: `source` (the checkpoint-then-syscall loop every socket operation uses),
 //! `sys` (all platform code and `unsafe`: `sigaction`, `listen`).
@@ -80,6 +82,8 @@
 mod addr;
 mod blocking;
 pub mod fs;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod signal;
 mod source;
 mod split;

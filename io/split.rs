@@ -26,6 +26,14 @@ pub(crate) mod sealed {
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>>;
         fn shutdown_priv(&self, how: Shutdown) -> io::Result<()>;
+        /// `poll_read_priv` into memory that may be uninitialised (hyper's read
+        /// buffers): on `Ok(n)` the first `n` bytes of `buf` were written.
+        #[cfg(feature = "hyper")]
+        fn poll_read_uninit_priv(
+            &self,
+            cx: &mut Context<'_>,
+            buf: &mut [std::mem::MaybeUninit<u8>],
+        ) -> Poll<io::Result<usize>>;
     }
 }
 

@@ -514,6 +514,24 @@ macro_rules! stream_impls {
             fn shutdown_priv(&self, how: Shutdown) -> io::Result<()> {
                 crate::io::split::shutdown_done(self.io.get_ref().shutdown(how))
             }
+
+            #[cfg(feature = "hyper")]
+            fn poll_read_uninit_priv(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> Poll<io::Result<usize>> {
+                let len = buf.len();
+                let res = self.io.poll_io(cx, Direction::Read, |s| {
+                    crate::io::sys::recv_uninit(s, &mut *buf)
+                });
+                if let Poll::Ready(Ok(n)) = res {
+                    if n > 0 && n < len {
+                        self.io.clear_readiness(Direction::Read);
+                    }
+                }
+                res
+            }
         }
 
         impl futures_io::AsyncRead for $t {
