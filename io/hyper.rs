@@ -87,7 +87,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use ::hyper::rt::{Read, ReadBufCursor, Sleep as HyperSleepTrait, Timer, Write};
@@ -263,11 +263,12 @@ impl Timer for HyperTimer {
         try_with_core(|core| core.now()).unwrap_or_else(Instant::now)
     }
 
-    /// Moves a [`HyperSleep`] to `new_deadline` in place (no new allocation); any other
-    /// sleep is replaced.
+    /// Moves a [`HyperSleep`] to `new_deadline` in place (no allocation, and no timer
+    /// work at all when the deadline moves later, see [`HyperSleep`]); any other sleep
+    /// is replaced.
     fn reset(&self, sleep: &mut Pin<Box<dyn HyperSleepTrait>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<HyperSleep>() {
-            Some(mut ours) => ours.set(HyperSleep::new(sleep_until(new_deadline))),
+            Some(ours) => ours.get_mut().reset_to(new_deadline),
             None => *sleep = self.sleep_until(new_deadline),
         }
     }
@@ -315,12 +316,25 @@ impl Timer for HyperTimer {
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct HyperSleep {
+    /// When hyper wants it to fire (`None`: never).
+    deadline: Option<Instant>,
+    /// The runtime's timer. Its deadline is at or before `deadline`: a reset to a
+    /// later deadline keeps it, and when it fires early it is re-armed. hyper resets
+    /// its header-read timeout on every request, always to a later deadline, so a busy
+    /// keep-alive connection does no timer work per request.
     sleep: Sleep,
+    /// The waker the armed timer wakes. Polling again with the same waker before the
+    /// timer is due changes nothing, so such a poll returns at once.
+    armed: Option<Waker>,
 }
 
 impl HyperSleep {
     fn new(sleep: Sleep) -> HyperSleep {
-        HyperSleep { sleep }
+        HyperSleep {
+            deadline: sleep.deadline(),
+            sleep,
+            armed: None,
+        }
     }
 
     /// When it fires (`None`: never).
@@ -337,7 +351,29 @@ impl HyperSleep {
     /// assert_eq!(ours.deadline(), Some(at));
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        self.sleep.deadline()
+        self.deadline
+    }
+
+    fn reset_to(&mut self, at: Instant) {
+        self.deadline = Some(at);
+        if self.sleep.deadline().is_none_or(|armed| armed > at) {
+            // Earlier than the timer: a new one (the old one is removed as it drops).
+            self.sleep = sleep_until(at);
+            self.armed = None;
+        }
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| d <= now)
+    }
+
+    /// A fresh runtime sleep for `deadline` (nothing registered until polled).
+    fn rearm(&mut self) {
+        self.sleep = match self.deadline {
+            Some(at) => sleep_until(at),
+            None => sleep(Duration::MAX),
+        };
+        self.armed = None;
     }
 }
 
@@ -345,20 +381,36 @@ impl Future for HyperSleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match Pin::new(&mut self.sleep).poll(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(()),
-            Poll::Ready(Err(_cancelled)) => {
-                // The code polling is cancelled. Stay pending without a registration
-                // (nothing to wait for here; whatever cancelled us wakes the task's
-                // checkpoints), and start afresh at the next poll.
-                let fresh = match self.sleep.deadline() {
-                    Some(at) => sleep_until(at),
-                    None => sleep(Duration::MAX),
-                };
-                self.sleep = fresh;
-                Poll::Pending
+        let this = &mut *self;
+        let timer_due = |s: &Sleep| s.deadline().is_some_and(|d| d <= crate::now());
+        if this.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && !timer_due(&this.sleep) {
+            return Poll::Pending;
+        }
+        loop {
+            match Pin::new(&mut this.sleep).poll(cx) {
+                Poll::Pending => {
+                    if !this.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        this.armed = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(())) => {
+                    if this.due(crate::now()) {
+                        this.armed = None;
+                        return Poll::Ready(());
+                    }
+                    // The timer fired for an earlier deadline than the one hyper set
+                    // since: arm it for the real one.
+                    this.rearm();
+                }
+                Poll::Ready(Err(_cancelled)) => {
+                    // The code polling is cancelled. Stay pending without a
+                    // registration (whatever cancelled us wakes the task's
+                    // checkpoints), and start afresh at the next poll.
+                    this.rearm();
+                    return Poll::Pending;
+                }
             }
-            Poll::Pending => Poll::Pending,
         }
     }
 }

@@ -179,6 +179,60 @@ fn hyper_timer_follows_the_paused_clock_and_resets_in_place() {
     });
 }
 
+/// hyper resets its header timeout to a later deadline on every request: the sleep
+/// keeps its earlier timer, and when that fires it waits on for the deadline hyper set
+/// last. A reset to an earlier deadline takes effect too. A sleep polled by the same
+/// task many times stays one timer.
+#[test]
+fn hyper_sleep_resets_later_and_earlier_fire_at_the_last_deadline() {
+    let rt = paused();
+    rt.block_on(async {
+        let t0 = now();
+        let mut s = HyperTimer.sleep(Duration::from_secs(2));
+        for _ in 0..3 {
+            assert!(
+                poll_fn(|cx| Poll::Ready(s.as_mut().poll(cx)))
+                    .await
+                    .is_pending()
+            );
+        }
+        assert_eq!(rt.resources().timers, 1);
+        for later in [5, 6, 7] {
+            HyperTimer.reset(&mut s, t0 + Duration::from_secs(later));
+            assert!(
+                poll_fn(|cx| Poll::Ready(s.as_mut().poll(cx)))
+                    .await
+                    .is_pending()
+            );
+            assert_eq!(
+                rt.resources().timers,
+                1,
+                "a later reset keeps the one timer"
+            );
+        }
+        s.as_mut().await;
+        assert_eq!(now() - t0, Duration::from_secs(7), "the last reset wins");
+
+        // Earlier than the armed timer: fires at the earlier deadline.
+        let t1 = now();
+        let mut s = HyperTimer.sleep(Duration::from_secs(60));
+        assert!(
+            poll_fn(|cx| Poll::Ready(s.as_mut().poll(cx)))
+                .await
+                .is_pending()
+        );
+        HyperTimer.reset(&mut s, t1 + Duration::from_secs(1));
+        s.as_mut().await;
+        assert_eq!(now() - t1, Duration::from_secs(1));
+
+        // A fired sleep reset to the future waits again.
+        let t2 = now();
+        HyperTimer.reset(&mut s, t2 + Duration::from_secs(3));
+        s.await;
+        assert_eq!(now() - t2, Duration::from_secs(3));
+    });
+}
+
 /// In cancelled code a `HyperSleep` stays pending (it would otherwise turn the cancel
 /// into a hyper timeout); polled again under a shield it fires at its deadline.
 #[test]
