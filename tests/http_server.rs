@@ -242,7 +242,9 @@ fn bad_and_early_closing_clients_do_not_take_the_server_down() {
                 (StatusCode::OK, &b"hello, world\n"[..])
             );
             assert_eq!(srv.stats.errors.get(), 0, "early closes are not errors");
-            assert!(srv.stats.client_gone.get() >= 2, "{:?}", srv.stats);
+            // The cut-off head at least; the one that left before its response may
+            // end either way (hyper may still write the response into the socket).
+            assert!(srv.stats.client_gone.get() >= 1, "{:?}", srv.stats);
             assert_eq!(srv.stats.bad_requests.get(), 1);
             assert_eq!(srv.stats.panics.get(), 1);
             drop(c);
