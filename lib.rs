@@ -78,6 +78,11 @@ pub use scope::{
 };
 pub use scope_runtime_macros::{main, test};
 
+/// hyper's executor spawning into a task group (cargo feature `hyper`); the stream
+/// traits and the timer are in [`io::hyper`].
+#[cfg(feature = "hyper")]
+pub use scope::GroupExecutor;
+
 #[doc(hidden)]
 pub mod __private {
     use std::future::Future;

@@ -73,6 +73,8 @@
 //!   through it; [`fs`] — files through it.
 //! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor (a
 //!   [`Signal`](signal::Signal) is also a `Stream` of deliveries).
+//! * `hyper` (cargo feature `hyper`) — hyper's `Read` / `Write` on the streams, a
+//!   `Timer`; with `GroupExecutor` at the crate root, hyper runs with no glue code.
 //!
 //! Internals: `source` (the checkpoint-then-syscall loop every socket operation uses),
 //! `sys` (all platform code and `unsafe`: `sigaction`, `listen`).
@@ -83,6 +85,8 @@
 mod addr;
 mod blocking;
 pub mod fs;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod signal;
 mod source;
 mod split;

@@ -18,6 +18,8 @@
 //!   `epoll` re-checks readiness before reporting an event, and one reader draining a
 //!   shared pipe would swallow the wake-up of the others.
 //! * [`set_backlog`] — `listen(2)` again on a listening socket to change its backlog.
+//! * `recv_uninit` (with the `hyper` feature) — `recv(2)` into memory that may be
+//!   uninitialised; on `Ok(n)` exactly the first `n` bytes were written.
 //!
 //! Only Unix is supported (the crate's reactor is `mio` on epoll/kqueue).
 
@@ -204,6 +206,24 @@ pub(crate) fn set_backlog(socket: &impl AsRawFd, backlog: u32) -> io::Result<()>
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Reads from a connected socket into `buf`, which may be uninitialised: the kernel
+/// only writes to it. On `Ok(n)` the first `n` bytes of `buf` are initialised (`n <=
+/// buf.len()`); errors come from `errno` (`WouldBlock`, `Interrupted`... for the caller
+/// to handle).
+#[cfg(feature = "hyper")]
+pub(crate) fn recv_uninit(
+    socket: &impl AsRawFd,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe one live allocation that we borrow
+    // mutably for the duration of the call; `recv` writes at most `buf.len()` bytes
+    // into it and never reads it, so uninitialised bytes are fine. `MaybeUninit<u8>`
+    // has the layout of `u8`. The fd is borrowed from a live socket.
+    let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    // A negative result is exactly -1 with `errno` set; any other fits in `usize`.
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 #[cfg(test)]

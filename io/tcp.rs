@@ -449,8 +449,10 @@ impl TcpStream {
     }
 
     /// Shuts down the read, write or both directions. Not a checkpoint (it never
-    /// blocks, and cleanup must work in cancelled code). Shutting down a
-    /// connection the peer already reset may fail with `NotConnected`.
+    /// blocks, and cleanup must work in cancelled code). A connection the peer already
+    /// closed or reset counts as shut down: the kernel's `NotConnected` is reported as
+    /// `Ok(())`, here and in `poll_close` (as tokio does), so closing never fails just
+    /// because the other side was quicker.
     ///
     /// ```
     /// use scope_runtime::io::{TcpListener, TcpStream};
@@ -468,7 +470,7 @@ impl TcpStream {
     /// });
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.shutdown_priv(how)
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
@@ -611,7 +613,25 @@ macro_rules! stream_impls {
             }
 
             fn shutdown_priv(&self, how: Shutdown) -> io::Result<()> {
-                self.io.get_ref().shutdown(how)
+                crate::io::split::shutdown_done(self.io.get_ref().shutdown(how))
+            }
+
+            #[cfg(feature = "hyper")]
+            fn poll_read_uninit_priv(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> Poll<io::Result<usize>> {
+                let len = buf.len();
+                let res = self.io.poll_io(cx, Direction::Read, |s| {
+                    crate::io::sys::recv_uninit(s, &mut *buf)
+                });
+                if let Poll::Ready(Ok(n)) = res {
+                    if n > 0 && n < len {
+                        self.io.clear_readiness(Direction::Read);
+                    }
+                }
+                res
             }
         }
 
@@ -663,7 +683,7 @@ macro_rules! stream_impls {
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut Context<'_>,
             ) -> Poll<io::Result<()>> {
-                Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
+                Poll::Ready(self.shutdown_priv(Shutdown::Write))
             }
         }
 
@@ -695,7 +715,7 @@ macro_rules! stream_impls {
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut Context<'_>,
             ) -> Poll<io::Result<()>> {
-                Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
+                Poll::Ready(self.shutdown_priv(Shutdown::Write))
             }
         }
     };

@@ -389,7 +389,9 @@ impl UnixStream {
         std::future::poll_fn(|cx| self.poll_write_priv(cx, buf)).await
     }
 
-    /// Shuts down one or both directions. Not a checkpoint.
+    /// Shuts down one or both directions. Not a checkpoint. A peer that already closed
+    /// counts as shut down: `NotConnected` is reported as `Ok(())` (see
+    /// [`TcpStream::shutdown`](super::TcpStream::shutdown)).
     ///
     /// ```
     /// use scope_runtime::io::UnixStream;
@@ -403,7 +405,7 @@ impl UnixStream {
     /// });
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.shutdown_priv(how)
     }
 
     /// The local address (unnamed for a connecting or paired socket).

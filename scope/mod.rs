@@ -12,6 +12,8 @@
 
 pub(crate) mod error;
 pub(crate) mod group;
+#[cfg(feature = "hyper")]
+mod hyper;
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
@@ -20,6 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use error::TimedOut;
+#[cfg(feature = "hyper")]
+pub use hyper::GroupExecutor;
 
 use crate::runtime::cancel::{
     self, CancelError, CancelHandle, CancelReason, Deadline, Entered, ScopeState,
