@@ -11,7 +11,9 @@
 //!   one cancelled scope.
 //! * **Checkpoints are the runtime's own operations that can block**: [`sleep`],
 //!   [`checkpoint`], awaiting a [`JoinHandle`], socket I/O ([`io`]), the [`sync`]
-//!   primitives, blocking-pool results, signals. They notice a cancel also when polled
+//!   primitives, blocking-pool results, signals, ticks of an [`interval`], and the
+//!   `next()` of the runtime's streams (a channel `Receiver`, a listener's `incoming()`,
+//!   a `Signal`). They notice a cancel also when polled
 //!   inside `futures` combinators (`join_all`, `FuturesUnordered`, `buffered`,
 //!   `select_all`...): the scheduler wakes the blocked operation itself.
 //! * **A future of another crate is not a checkpoint**: inside a cancelled scope it

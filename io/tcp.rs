@@ -283,7 +283,7 @@ impl FusedStream for TcpIncoming<'_> {
 ///
 /// # Cancellation
 ///
-/// Every operation that can block is a checkpoint (design rule R1): if the calling code
+/// Every operation that can block is a checkpoint: if the calling code
 /// is cancelled, [`read`](Self::read) and [`write`](Self::write) return `Cancelled` (as
 /// an `io::Error`, recognised by [`CancelError`]) **without** reading or writing
 /// anything. A cancellation that arrives while the call waits wakes it, and it returns

@@ -215,7 +215,8 @@ impl TaskGroup {
         &self.inner.scope
     }
 
-    /// Cancels the group: its body and every child (R3: scheduled, not raised).
+    /// Cancels the group: its body and every child. It only marks them cancelled and wakes what they wait on; each sees the
+    /// cancellation at its next checkpoint.
     pub fn cancel(&self) {
         self.inner.scope.cancel();
     }
@@ -349,7 +350,7 @@ impl TaskGroup {
     }
 
     /// Starts a child and waits until it reports readiness with
-    /// [`TaskStatus::started`]; returns the value it reported (R8).
+    /// [`TaskStatus::started`]; returns the value it reported.
     ///
     /// Until `started`, the child runs under the caller's scopes: if the caller is
     /// cancelled, so is the child, and its error (or cancellation) comes back here.

@@ -461,9 +461,9 @@ impl<T> Sender<T> {
     ///
     /// * `Ok(())`: the message is in the channel (or handed to a receiver).
     /// * `Err(SendError::Cancelled(value, c))`: the calling code was cancelled before
-    ///   the message was accepted; nothing was sent (R1), and the value comes back. If
+    ///   the message was accepted; nothing was sent, and the value comes back. If
     ///   a receiver took the message from this blocked sender before the cancel, the
-    ///   send returns `Ok(())` (R10) and the *next* checkpoint fails.
+    ///   send returns `Ok(())` and the *next* checkpoint fails.
     /// * `Err(SendError::Closed(value))`: every receiver is gone.
     ///
     /// Senders blocked on a full channel are served in FIFO order. Dropping the future
@@ -579,9 +579,9 @@ impl<T> Receiver<T> {
     ///
     /// * `Ok(Some(message))`.
     /// * `Ok(None)`: every sender is gone and the channel is drained.
-    /// * `Err(Cancelled)`: the calling code was cancelled; nothing was taken (R1). A
-    ///   message handed to this waiting receiver before the cancel is returned instead
-    ///   (R10); the next checkpoint fails.
+    /// * `Err(Cancelled)`: the calling code was cancelled; nothing was taken. A
+    ///   message handed to this waiting receiver before the cancel is returned
+    ///   instead; the next checkpoint fails.
     ///
     /// Receivers waiting on an empty channel are served in FIFO order; one that is
     /// cancelled or dropped before being served leaves its place to the next one. A
