@@ -15,6 +15,7 @@
 //! (at most one lock holder) and, once every actor is done, none leaked. And a `watch`
 //! channel: receivers see versions in order, and no change is lost to a cancel or drop.
 //! And a `Barrier`: every round lets out exactly `n` waits, cancelled ones never count.
+//! And `broadcast`: each receiver accounts for every message once (received or lagged).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -575,5 +576,110 @@ proptest! {
         ),
     ) {
         check_barrier(n, scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Broadcast: every receiver accounts for every message exactly once — received in
+// order, or reported missed by a `Lagged(n)` at the point where it was missed — under
+// cancels and drops of its receives.
+// ---------------------------------------------------------------------------------
+
+fn check_broadcast(
+    capacity: usize,
+    sends: Vec<u8>,
+    scripts: Vec<Vec<Step>>,
+) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::{BroadcastError, broadcast};
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let total = sends.len() as u64;
+    let failure: Rc<RefCell<Option<String>>> = Rc::default();
+    let f = failure.clone();
+    rt.block_on(async move {
+        let (tx, rx) = broadcast(capacity);
+        task_group(|tg| async move {
+            tg.spawn(async move {
+                for (i, d) in sends.into_iter().enumerate() {
+                    sleep(Duration::from_millis(d.into())).await?;
+                    let _ = tx.send(i as u64 + 1);
+                }
+                Ok(())
+            });
+            for steps in scripts {
+                let rx = rx.clone();
+                let f = f.clone();
+                tg.spawn(async move {
+                    let mut expected = 1u64;
+                    let mut account = |r: Result<Option<u64>, BroadcastError>| -> bool {
+                        let msg = match r {
+                            Ok(Some(v)) if v == expected => {
+                                expected += 1;
+                                return true;
+                            }
+                            Ok(Some(v)) => format!("got {v}, expected {expected}"),
+                            Err(BroadcastError::Lagged(n)) => {
+                                expected += n;
+                                return true;
+                            }
+                            Ok(None) => return false,
+                            Err(e) => format!("unexpected {e:?}"),
+                        };
+                        f.borrow_mut().get_or_insert(msg);
+                        false
+                    };
+                    for step in steps {
+                        sleep(Duration::from_millis(step.delay.into())).await?;
+                        if let Ended::Done(r) = run_op(rx.recv(), step.interrupt).await {
+                            if !matches!(r, Err(BroadcastError::Cancelled(_))) {
+                                account(r);
+                            }
+                        }
+                    }
+                    loop {
+                        let r = rx.recv().await;
+                        if let Err(BroadcastError::Cancelled(c)) = r {
+                            return Err(c.into());
+                        }
+                        if !account(r) {
+                            break;
+                        }
+                    }
+                    if expected != total + 1 {
+                        f.borrow_mut().get_or_insert(format!(
+                            "accounted for {} of {total} messages",
+                            expected - 1
+                        ));
+                    }
+                    Ok(())
+                });
+            }
+            drop(rx);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    match failure.borrow_mut().take() {
+        Some(msg) => Err(TestCaseError::fail(msg)),
+        None => Ok(()),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn broadcast_receivers_account_for_every_message(
+        capacity in 1usize..=4,
+        sends in prop::collection::vec(0u8..3, 0..10),
+        scripts in prop::collection::vec(
+            prop::collection::vec(
+                ((0u8..4), interrupt()).prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+                1..6,
+            ),
+            1..5,
+        ),
+    ) {
+        check_broadcast(capacity, sends, scripts)?;
     }
 }
