@@ -15,7 +15,8 @@
 //! (at most one lock holder) and, once every actor is done, none leaked. And a `watch`
 //! channel: receivers see versions in order, and no change is lost to a cancel or drop.
 //! And a `Barrier`: every round lets out exactly `n` waits, cancelled ones never count.
-//! And `broadcast`: each receiver accounts for every message once (received or lagged).
+//! And `broadcast`: each receiver accounts for every message once (received or lagged);
+//! and `RwLock`: never a writer beside anyone, nothing leaked.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -681,5 +682,75 @@ proptest! {
         ),
     ) {
         check_broadcast(capacity, sends, scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// RwLock: never a writer beside anyone else, and nothing leaks (the same scripts as
+// the mutex; `wanted == 1` asks for write access, more asks for read access).
+// ---------------------------------------------------------------------------------
+
+fn check_rwlock(scripts: Vec<Vec<Acq>>) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::RwLock;
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let lock = Rc::new(RwLock::new(0u32));
+    // (readers inside, writer inside)
+    let inside = Rc::new(std::cell::Cell::new((0usize, false)));
+    rt.block_on({
+        let (lock, inside) = (lock.clone(), inside.clone());
+        async move {
+            task_group(|tg| async move {
+                for script in scripts {
+                    let (lock, inside) = (lock.clone(), inside.clone());
+                    tg.spawn(async move {
+                        for step in script {
+                            let hold = Duration::from_millis(step.hold.into());
+                            sleep(Duration::from_millis(step.delay.into())).await.ok();
+                            if step.wanted == 1 {
+                                if let Ended::Done(Ok(mut g)) =
+                                    run_op(lock.write(), step.interrupt).await
+                                {
+                                    assert_eq!(
+                                        inside.replace((0, true)),
+                                        (0, false),
+                                        "writer beside others"
+                                    );
+                                    *g += 1;
+                                    sleep(hold).await.ok();
+                                    inside.set((0, false));
+                                }
+                            } else if let Ended::Done(Ok(g)) =
+                                run_op(lock.read(), step.interrupt).await
+                            {
+                                let (r, w) = inside.get();
+                                assert!(!w, "reader beside a writer");
+                                inside.set((r + 1, false));
+                                let _ = *g;
+                                sleep(hold).await.ok();
+                                let (r, w) = inside.get();
+                                inside.set((r - 1, w));
+                            }
+                        }
+                        Ok(())
+                    });
+                }
+                Ok(())
+            })
+            .await
+            .expect("actors do not fail");
+        }
+    });
+    prop_assert!(lock.try_write().is_some(), "the lock leaked");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn rwlock_never_mixes_a_writer_or_leaks(
+        scripts in prop::collection::vec(prop::collection::vec(acq(), 1..6), 1..6),
+    ) {
+        check_rwlock(scripts)?;
     }
 }

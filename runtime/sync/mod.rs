@@ -1,4 +1,5 @@
-//! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`Semaphore`], [`Notify`], [`Barrier`],
+//! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`RwLock`], [`Semaphore`],
+//! [`Notify`], [`Barrier`],
 //! memory channels ([`channel`], [`unbounded`], [`broadcast`]), [`oneshot`] and [`watch`].
 //!
 //! # Every wait is a checkpoint
@@ -82,7 +83,8 @@
 //! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`], [`Barrier`] | both |
 //! | [`Mutex<T>`] | both, for `T: Send` |
 //! | [`WatchSender`], [`WatchReceiver`], [`BroadcastSender`], [`BroadcastReceiver`] | both, for `T: Send + Sync` |
-//! | [`MutexGuard`] | `!Send` (it holds the inner data lock; keep it within one task) |
+//! | [`RwLock<T>`] | both, for `T: Send + Sync` |
+//! | [`MutexGuard`], [`RwLockReadGuard`], [`RwLockWriteGuard`] | `!Send` (they hold the inner data lock; keep them within one task) |
 //!
 //! A plain thread can send into a channel (`try_send`, `UnboundedSender::send`, or any
 //! executor for `send().await`), set an [`Event`], add permits, or notify; the task
@@ -101,6 +103,7 @@ mod event;
 mod mutex;
 mod notify;
 mod oneshot;
+mod rwlock;
 mod semaphore;
 mod wait_list;
 mod watch;
@@ -117,5 +120,7 @@ pub use event::{Event, EventWait};
 pub use mutex::{Lock, Mutex, MutexGuard};
 pub use notify::{Notified, Notify};
 pub use oneshot::{OneshotReceiver, OneshotSender, oneshot};
+pub use rwlock::Acquire as RwLockAcquire;
+pub use rwlock::{Access, Read, RwLock, RwLockReadGuard, RwLockWriteGuard, Write};
 pub use semaphore::{Acquire, AcquireOwned, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 pub use watch::{Changed, WatchClosed, WatchReceiver, WatchRef, WatchSender, watch};
