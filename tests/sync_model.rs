@@ -16,7 +16,8 @@
 //! channel: receivers see versions in order, and no change is lost to a cancel or drop.
 //! And a `Barrier`: every round lets out exactly `n` waits, cancelled ones never count.
 //! And `broadcast`: each receiver accounts for every message once (received or lagged);
-//! and `RwLock`: never a writer beside anyone, nothing leaked.
+//! `RwLock`: never a writer beside anyone, nothing leaked; `Condition`: each
+//! notification that found a waiter is delivered once.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -752,5 +753,96 @@ proptest! {
         scripts in prop::collection::vec(prop::collection::vec(acq(), 1..6), 1..6),
     ) {
         check_rwlock(scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Condition: every notification that found a waiter (`notify_one` returned true) is
+// delivered exactly once — one wait returns `Ok` with the lock — even when waits are
+// cancelled around it; the lock is free at the end. (Finishing or cancelled waits
+// only: a dropped notified waiter passes its notification on, possibly to no one.)
+// ---------------------------------------------------------------------------------
+
+fn check_condition(
+    notifies: Vec<(u8, bool)>,
+    scripts: Vec<Vec<Step>>,
+) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::{Condition, Mutex};
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let shared = Rc::new((Mutex::new(()), Condition::new()));
+    let counts = Rc::new(RefCell::new((0usize, 0usize))); // (delivered, sent to a waiter)
+    let scopes: Rc<RefCell<Vec<CancelScope>>> = Rc::default();
+    let (s, c, sc) = (shared.clone(), counts.clone(), scopes.clone());
+    rt.block_on(async move {
+        task_group(|tg| async move {
+            for steps in scripts {
+                let (s, c, sc) = (s.clone(), c.clone(), sc.clone());
+                tg.spawn(async move {
+                    for step in steps {
+                        sleep(Duration::from_millis(step.delay.into())).await?;
+                        let timeout = match step.interrupt {
+                            Interrupt::Cancel(m) => Duration::from_millis(m.into()),
+                            _ => GIVE_UP,
+                        };
+                        let scope = CancelScope::new().with_timeout(timeout);
+                        sc.borrow_mut().push(scope.clone());
+                        let (m, cond) = &*s;
+                        let r = scope
+                            .run(async {
+                                let g = m.lock().await?;
+                                cond.wait(g).await.map(drop)
+                            })
+                            .await;
+                        if matches!(r, Ok(Some(()))) {
+                            c.borrow_mut().0 += 1;
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            for (d, cancel_all) in notifies {
+                sleep(Duration::from_millis(d.into())).await?;
+                if s.1.notify_one() {
+                    c.borrow_mut().1 += 1;
+                }
+                if cancel_all {
+                    // In the same turn as the notification, before the notified
+                    // waiter runs: it must keep it.
+                    for scope in sc.borrow().iter() {
+                        scope.cancel();
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    let (delivered, sent) = *counts.borrow();
+    prop_assert_eq!(
+        delivered,
+        sent,
+        "notifications delivered vs sent to a waiter"
+    );
+    prop_assert!(!shared.0.is_locked(), "the lock leaked");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn condition_delivers_each_notification_once(
+        notifies in prop::collection::vec((0u8..4, prop::bool::weighted(0.3)), 0..8),
+        scripts in prop::collection::vec(
+            prop::collection::vec(
+                ((0u8..4), prop_oneof![Just(Interrupt::None), (0u8..6).prop_map(Interrupt::Cancel)])
+                    .prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+                1..5,
+            ),
+            1..5,
+        ),
+    ) {
+        check_condition(notifies, scripts)?;
     }
 }

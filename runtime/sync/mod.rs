@@ -1,5 +1,5 @@
 //! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`RwLock`], [`Semaphore`],
-//! [`Notify`], [`Barrier`],
+//! [`Notify`], [`Barrier`], [`Condition`],
 //! memory channels ([`channel`], [`unbounded`], [`broadcast`]), [`oneshot`] and [`watch`].
 //!
 //! # Every wait is a checkpoint
@@ -80,7 +80,7 @@
 //! | type | `Send` / `Sync` |
 //! |------|-----------------|
 //! | [`Sender`], [`UnboundedSender`], [`Receiver`], [`OneshotSender`], [`OneshotReceiver`] | both, for `T: Send` |
-//! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`], [`Barrier`] | both |
+//! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`], [`Barrier`], [`Condition`] | both |
 //! | [`Mutex<T>`] | both, for `T: Send` |
 //! | [`WatchSender`], [`WatchReceiver`], [`BroadcastSender`], [`BroadcastReceiver`] | both, for `T: Send + Sync` |
 //! | [`RwLock<T>`] | both, for `T: Send + Sync` |
@@ -99,6 +99,7 @@
 mod barrier;
 mod broadcast;
 mod channel;
+mod condition;
 mod event;
 mod mutex;
 mod notify;
@@ -116,6 +117,7 @@ pub use channel::{
     Closed, Receiver, RecvFuture, SendError, SendFuture, Sender, TryRecvError, TrySendError,
     UnboundedSender, channel, unbounded,
 };
+pub use condition::{Condition, Wait as ConditionWait};
 pub use event::{Event, EventWait};
 pub use mutex::{Lock, Mutex, MutexGuard};
 pub use notify::{Notified, Notify};

@@ -107,6 +107,27 @@ impl<S> WaitList<S> {
         key
     }
 
+    /// Appends a waiter that no cancellation can reach: it is not registered with the
+    /// status tree, so a cancel neither wakes it nor makes a hand-off skip it. For waits
+    /// that must finish once begun (a `Condition` re-taking its lock after it was
+    /// notified). Keep it updated with [`update_unarmed`](Self::update_unarmed).
+    pub(crate) fn push_back_unarmed(&mut self, state: S, waker: &Waker) -> usize {
+        let key = self.nodes.insert(Node {
+            prev: self.tail,
+            next: None,
+            linked: true,
+            cancel: CancelWait::new(),
+            waker: Some(waker.clone()),
+            state,
+        });
+        match self.tail {
+            Some(t) => self.nodes[t].next = Some(key),
+            None => self.head = Some(key),
+        }
+        self.tail = Some(key);
+        key
+    }
+
     /// The first queued waiter that is not cancelled (see the module doc).
     pub(crate) fn front_ready(&self) -> Option<usize> {
         let mut cur = self.head?;
@@ -200,6 +221,16 @@ impl<S> WaitList<S> {
         let node = &mut self.nodes[key];
         node.cancel.arm(waker);
         let slot = &mut node.waker;
+        match slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Records the waker of the latest poll of a waiter pushed with
+    /// [`push_back_unarmed`](Self::push_back_unarmed) (no registration).
+    pub(crate) fn update_unarmed(&mut self, key: usize, waker: &Waker) {
+        let slot = &mut self.nodes[key].waker;
         match slot {
             Some(w) if w.will_wake(waker) => {}
             _ => *slot = Some(waker.clone()),
