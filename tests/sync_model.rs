@@ -9,7 +9,8 @@
 //! when a timer wins a race against it. Many timers share the same millisecond, so
 //! cancels and hand-offs land in the same scheduler turn — the R10 window. Every
 //! operation gives up after `GIVE_UP`, so a case always ends; the test then drains the
-//! channel and compares what happened with the model.
+//! channel and compares what happened with the model. Some cases also `close()` the
+//! channel at a random instant: what was accepted before is still delivered.
 //!
 //! The same scripts drive a `Semaphore` and a `Mutex`: permits are never over-granted
 //! (at most one lock holder) and, once every actor is done, none leaked. And a `watch`
@@ -170,7 +171,12 @@ async fn run_receiver(rx: Receiver<u64>, steps: Vec<Step>, log: Rc<RefCell<Log>>
     }
 }
 
-fn check_case(capacity: Option<usize>, actors: Vec<Actor>) -> Result<(), TestCaseError> {
+/// `close_at`: a task closes the channel (`close()`) after that many ms.
+fn check_case(
+    capacity: Option<usize>,
+    actors: Vec<Actor>,
+    close_at: Option<u8>,
+) -> Result<(), TestCaseError> {
     let rt = Runtime::builder().paused_clock(true).build().unwrap();
     let log = Rc::new(RefCell::new(Log::default()));
     let drained = rt.block_on({
@@ -188,6 +194,14 @@ fn check_case(capacity: Option<usize>, actors: Vec<Actor>) -> Result<(), TestCas
             };
             let keep = rx.clone(); // drains what is left at the end
             task_group(|tg| async move {
+                if let Some(ms) = close_at {
+                    let closer = rx.clone();
+                    tg.spawn(async move {
+                        sleep(Duration::from_millis(ms.into())).await?;
+                        closer.close();
+                        Ok(())
+                    });
+                }
                 for (id, a) in actors.into_iter().enumerate() {
                     let log = log.clone();
                     if a.sender {
@@ -273,8 +287,9 @@ proptest! {
     fn channel_never_loses_or_duplicates_a_message(
         capacity in capacity(),
         actors in prop::collection::vec(actor(), 1..7),
+        close_at in prop::option::weighted(0.25, 0u8..20),
     ) {
-        check_case(capacity, actors)?;
+        check_case(capacity, actors, close_at)?;
     }
 }
 
@@ -304,7 +319,8 @@ fn crowded_channel_with_every_kind_of_interrupt() {
         });
     }
     for cap in [Some(0), Some(1), Some(3), None] {
-        check_case(cap, actors.clone()).unwrap();
+        check_case(cap, actors.clone(), None).unwrap();
+        check_case(cap, actors.clone(), Some(3)).unwrap();
     }
 }
 

@@ -61,6 +61,8 @@ struct Chan<T> {
     cap: usize,
     senders: usize,
     receivers: usize,
+    /// `close()` was called: no send is accepted any more; receivers drain `buf`.
+    closed: bool,
     recv_waiters: WaitList<Option<T>>,
     send_waiters: WaitList<Option<T>>,
 }
@@ -77,6 +79,7 @@ impl<T> Shared<T> {
                 cap,
                 senders: 1,
                 receivers: 1,
+                closed: false,
                 recv_waiters: WaitList::new(),
                 send_waiters: WaitList::new(),
             }),
@@ -85,6 +88,16 @@ impl<T> Shared<T> {
 }
 
 impl<T> Chan<T> {
+    /// Sends fail: every receiver is gone, or the channel was closed.
+    fn send_closed(&self) -> bool {
+        self.receivers == 0 || self.closed
+    }
+
+    /// Receives end once `buf` is drained: every sender is gone, or it was closed.
+    fn recv_closed(&self) -> bool {
+        self.senders == 0 || self.closed
+    }
+
     /// Offers `v` to the first waiting receiver or the buffer. Returns the receiver's
     /// waker to wake, or gives `v` back if the channel is full.
     fn offer(&mut self, v: T) -> Result<Option<std::task::Waker>, T> {
@@ -104,7 +117,8 @@ impl<T> Chan<T> {
     fn take(&mut self) -> Option<(T, Option<std::task::Waker>)> {
         if let Some(v) = self.buf.pop_front() {
             let mut waker = None;
-            if self.buf.len() < self.cap {
+            // After `close()` blocked senders are not admitted: they fail with `Closed`.
+            if self.buf.len() < self.cap && !self.closed {
                 if let Some(node) = self.send_waiters.pop_front_ready() {
                     let offered = node
                         .state
@@ -117,6 +131,9 @@ impl<T> Chan<T> {
             return Some((v, waker));
         }
         // Rendezvous (capacity 0): take straight from a blocked sender.
+        if self.closed {
+            return None;
+        }
         let node = self.send_waiters.pop_front_ready()?;
         let v = node
             .state
@@ -313,6 +330,29 @@ macro_rules! common_handle_impls {
         }
 
         impl<T> $ty<T> {
+            /// Closes the channel for everyone, from any handle: from now on every send
+            /// fails with `Closed` (blocked senders are woken and get their message
+            /// back), and receivers get the messages already in the channel, then the
+            /// end (`Ok(None)`). Returns `false` if it was already closed. Not async,
+            /// not a checkpoint. Messages already accepted are never dropped by it.
+            ///
+            /// ```
+            /// use scope_runtime::sync::{channel, TrySendError};
+            ///
+            /// scope_runtime::Runtime::new().unwrap().block_on(async {
+            ///     let (tx, rx) = channel(4);
+            ///     tx.try_send(1).unwrap();
+            ///     assert!(rx.close());
+            ///     assert_eq!(tx.try_send(2), Err(TrySendError::Closed(2)));
+            ///     assert_eq!(rx.recv().await, Ok(Some(1))); // what was accepted stays
+            ///     assert_eq!(rx.recv().await, Ok(None));
+            ///     assert!(!tx.close());
+            /// });
+            /// ```
+            pub fn close(&self) -> bool {
+                close(&self.shared)
+            }
+
             /// The number of messages in the channel's buffer.
             ///
             /// ```
@@ -408,6 +448,23 @@ common_handle_impls!(Sender, senders);
 common_handle_impls!(UnboundedSender, senders);
 common_handle_impls!(Receiver, receivers);
 
+/// Closes the channel (see `Sender::close`): wakes every blocked sender (they fail with
+/// `Closed`, getting their message back) and every waiting receiver (they drain the
+/// buffer, then see the end).
+fn close<T>(shared: &Shared<T>) -> bool {
+    let mut wakes = WakeList::default();
+    let first = {
+        let mut ch = shared.chan.lock();
+        let first = !ch.closed;
+        ch.closed = true;
+        ch.send_waiters.take_all_wakers(&mut wakes);
+        ch.recv_waiters.take_all_wakers(&mut wakes);
+        first
+    };
+    wakes.wake_all();
+    first
+}
+
 fn drop_sender<T>(shared: &Shared<T>) {
     let mut wakes = WakeList::default();
     {
@@ -464,7 +521,8 @@ impl<T> Sender<T> {
     ///   the message was accepted; nothing was sent, and the value comes back. If
     ///   a receiver took the message from this blocked sender before the cancel, the
     ///   send returns `Ok(())` and the *next* checkpoint fails.
-    /// * `Err(SendError::Closed(value))`: every receiver is gone.
+    /// * `Err(SendError::Closed(value))`: every receiver is gone, or the channel was
+    ///   [closed](Self::close).
     ///
     /// Senders blocked on a full channel are served in FIFO order. Dropping the future
     /// while it waits sends nothing (the value is dropped with the future).
@@ -509,7 +567,7 @@ impl<T> Sender<T> {
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let waker = {
             let mut ch = self.shared.chan.lock();
-            if ch.receivers == 0 {
+            if ch.send_closed() {
                 return Err(TrySendError::Closed(value));
             }
             ch.offer(value).map_err(TrySendError::Full)?
@@ -520,7 +578,7 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// Whether every receiver is gone (sends would fail).
+    /// Whether sends fail: every receiver is gone, or the channel was closed.
     ///
     /// ```
     /// let (tx, rx) = scope_runtime::sync::channel::<()>(1);
@@ -529,13 +587,14 @@ impl<T> Sender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.chan.lock().receivers == 0
+        self.shared.chan.lock().send_closed()
     }
 }
 
 impl<T> UnboundedSender<T> {
     /// Sends `value` at once. Never waits, so it is **not** a checkpoint. Fails only
-    /// with [`SendError::Closed`] (every receiver is gone), returning the value.
+    /// with [`SendError::Closed`] (every receiver is gone, or the channel was
+    /// closed), returning the value.
     ///
     /// ```
     /// use scope_runtime::sync::{unbounded, SendError};
@@ -548,7 +607,7 @@ impl<T> UnboundedSender<T> {
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         let waker = {
             let mut ch = self.shared.chan.lock();
-            if ch.receivers == 0 {
+            if ch.send_closed() {
                 return Err(SendError::Closed(value));
             }
             match ch.offer(value) {
@@ -562,7 +621,7 @@ impl<T> UnboundedSender<T> {
         Ok(())
     }
 
-    /// Whether every receiver is gone (sends would fail).
+    /// Whether sends fail: every receiver is gone, or the channel was closed.
     ///
     /// ```
     /// let (tx, rx) = scope_runtime::sync::unbounded::<()>();
@@ -570,7 +629,7 @@ impl<T> UnboundedSender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.chan.lock().receivers == 0
+        self.shared.chan.lock().send_closed()
     }
 }
 
@@ -578,7 +637,8 @@ impl<T> Receiver<T> {
     /// Receives the oldest message, waiting while the channel is empty. A checkpoint.
     ///
     /// * `Ok(Some(message))`.
-    /// * `Ok(None)`: every sender is gone and the channel is drained.
+    /// * `Ok(None)`: every sender is gone (or the channel was closed) and the channel
+    ///   is drained.
     /// * `Err(Cancelled)`: the calling code was cancelled; nothing was taken. A
     ///   message handed to this waiting receiver before the cancel is returned
     ///   instead; the next checkpoint fails.
@@ -629,7 +689,7 @@ impl<T> Receiver<T> {
             let mut ch = self.shared.chan.lock();
             match ch.take() {
                 Some(x) => x,
-                None if ch.senders == 0 => return Err(TryRecvError::Closed),
+                None if ch.recv_closed() => return Err(TryRecvError::Closed),
                 None => return Err(TryRecvError::Empty),
             }
         };
@@ -639,7 +699,7 @@ impl<T> Receiver<T> {
         Ok(v)
     }
 
-    /// Whether every sender is gone (the channel ends once drained).
+    /// Whether every sender is gone or the channel was closed (it ends once drained).
     ///
     /// ```
     /// let (tx, rx) = scope_runtime::sync::channel::<()>(1);
@@ -647,7 +707,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.chan.lock().senders == 0
+        self.shared.chan.lock().recv_closed()
     }
 }
 
@@ -699,7 +759,7 @@ impl<T> Future for SendFuture<'_, T> {
             }
         }
         let site = checkpoint();
-        if site.is_err() || ch.receivers == 0 {
+        if site.is_err() || ch.send_closed() {
             let value = match this.node.take() {
                 Some(key) => ch.send_waiters.remove(key),
                 None => this.value.take(),
@@ -839,7 +899,7 @@ fn poll_recv_node<T>(
         }
         return Poll::Ready(Ok(Some(v)));
     }
-    if ch.senders == 0 {
+    if ch.recv_closed() {
         if let Some(key) = node.take() {
             ch.recv_waiters.remove(key);
         }
@@ -872,7 +932,7 @@ fn abandon_recv_node<T>(shared: &Shared<T>, key: usize) {
 /// [`recv`](Receiver::recv) with the result turned around.
 ///
 /// * `Some(Ok(message))` for each message, oldest first;
-/// * `None` once every sender is gone and the channel is drained — the stream has
+/// * `None` once every sender is gone (or the channel was closed) and it is drained — the stream has
 ///   ended, and stays ended;
 /// * `Some(Err(Cancelled))` when the code polling it is cancelled: nothing was taken.
 ///   Cancellation stays in force until control leaves the cancelled scope, so every
@@ -1122,7 +1182,7 @@ impl<T> From<SendError<T>> for Box<dyn Error + 'static> {
     }
 }
 
-/// The channel is closed: every receiver is gone. What a [`SendError::Closed`] turns
+/// The channel is closed: every receiver is gone, or `close()` was called. What a [`SendError::Closed`] turns
 /// into when converted to an error without its message.
 ///
 /// ```
@@ -1134,7 +1194,7 @@ pub struct Closed(());
 
 impl fmt::Display for Closed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sending on a closed channel (every receiver was dropped)")
+        f.write_str("sending on a closed channel (closed, or every receiver was dropped)")
     }
 }
 
