@@ -75,8 +75,8 @@ pub use runtime::{
 };
 pub use runtime::{Interval, MissedTickPolicy, interval, interval_at};
 pub use scope::{
-    CancelScope, SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut, fail_after, fail_at,
-    move_on_after, move_on_at, task_group,
+    CancelScope, ChildError, ChildValue, SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut,
+    fail_after, fail_at, move_on_after, move_on_at, task_group,
 };
 pub use scope_runtime_macros::{main, test};
 
