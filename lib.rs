@@ -68,8 +68,9 @@ pub use runtime::cancel::{
     find_cancelled,
 };
 pub use runtime::{
-    Builder, IO_POLL_INTERVAL, JoinHandle, Outcome, Resources, Runtime, Sleep, TaskRef,
-    current_task, now, sleep, sleep_until, spawn, spawn_named, yield_now,
+    Builder, Dump, DumpHandle, DumpNode, IO_POLL_INTERVAL, Instrument, JoinHandle, Metrics,
+    Outcome, Resources, Runtime, ScopeDump, Sleep, TaskDump, TaskMeta, TaskRef, TaskState, Wait,
+    WaitingOn, current_task, dump, metrics, now, sleep, sleep_until, spawn, spawn_named, yield_now,
 };
 pub use scope::{
     CancelScope, SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut, fail_after, fail_at,

@@ -43,6 +43,7 @@ use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::{BoxError, CancelError, Cancelled};
+use crate::runtime::observe::SyncKind;
 
 struct Chan<T> {
     buf: VecDeque<T>,
@@ -66,8 +67,8 @@ impl<T> Shared<T> {
                 cap,
                 senders: 1,
                 receivers: 1,
-                recv_waiters: WaitList::new(),
-                send_waiters: WaitList::new(),
+                recv_waiters: WaitList::new(SyncKind::Recv),
+                send_waiters: WaitList::new(SyncKind::Send),
             }),
         })
     }
