@@ -69,7 +69,8 @@
 //!   [`read_to_end`], [`copy`] — helpers over the `futures-io` traits.
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
 //!   through it; [`fs`] — files through it.
-//! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor.
+//! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor;
+//!   [`dump_on_sigquit`] prints the task dump on `SIGQUIT`.
 //!
 //! Internals: `source` (the checkpoint-then-syscall loop every socket operation uses),
 //! `sys` (all platform code and `unsafe`: `sigaction`, `listen`).
@@ -79,6 +80,7 @@
 
 mod addr;
 mod blocking;
+mod dump_signal;
 pub mod fs;
 pub mod signal;
 mod source;
@@ -93,6 +95,8 @@ pub use addr::{ToSocketAddrs, lookup_host};
 pub use blocking::{
     BLOCKING_IDLE_TIMEOUT, BLOCKING_MAX_THREADS, BlockingHandle, blocking_threads, spawn_blocking,
 };
+pub use dump_signal::dump_on_sigquit;
+pub(crate) use dump_signal::wanted_by_env as dump_on_sigquit_wanted;
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

@@ -110,7 +110,7 @@ pub struct Wait {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TaskDump {
-    /// The task's id ([`TaskInfo::id`](crate::TaskInfo)): unique for the runtime's
+    /// The task's id ([`TaskInfo::id`](crate::TaskInfo::id)): unique for the runtime's
     /// lifetime, in spawn order.
     pub id: u64,
     /// Its name, if it was spawned with one (`main` for the `block_on` task).

@@ -104,7 +104,7 @@ pub trait Instrument {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TaskMeta {
-    /// Its id ([`TaskInfo::id`](crate::TaskInfo)).
+    /// Its id ([`TaskInfo::id`](crate::TaskInfo::id)).
     pub id: u64,
     /// Its name, if it has one.
     pub name: Option<Arc<str>>,

@@ -49,7 +49,7 @@ pub enum WaitingOn {
         until: Option<Instant>,
     },
     /// Awaiting a [`JoinHandle`](crate::JoinHandle): the task with this id
-    /// ([`TaskInfo::id`](crate::TaskInfo)).
+    /// ([`TaskInfo::id`](crate::TaskInfo::id)).
     Join {
         /// The joined task's id.
         task: u64,
