@@ -282,7 +282,8 @@ pub(crate) fn cancel(scope: &Rc<ScopeState>, reason: CancelReason) {
         Some((node, core)) => {
             disarm_deadline(&core, scope);
             let now = core.now();
-            let hook = core.instrument().map(|_| reason.clone());
+            let wanted = core.instrument().is_some() || cfg!(feature = "tracing");
+            let hook = wanted.then(|| reason.clone());
             let before = core.cancel().scopes_cancelled();
             let wakes = core
                 .cancel()
