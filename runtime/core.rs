@@ -438,12 +438,15 @@ impl Core {
         let entry = tasks.vacant_entry();
         let id = TaskId::new(self.id, entry.key(), seq);
         let root = parent.map_or(NO_NODE, |p| self.cancel.insert_root(p));
-        let hook_name = self.instrument.as_ref().and(name.clone());
+        let hook_name = self.instrument.as_ref().and_then(|_| name.clone());
         #[cfg(feature = "tracing")]
-        self.spans.borrow_mut().insert(
-            seq,
-            super::observe::tracing::task_span(seq, name.as_deref(), spawned_at),
-        );
+        {
+            // Kept only when a subscriber wants it: with none, tasks cost no map entry.
+            let span = super::observe::tracing::task_span(seq, name.as_deref(), spawned_at);
+            if !span.is_disabled() {
+                self.spans.borrow_mut().insert(seq, span);
+            }
+        }
         if let Some(name) = name {
             self.names.borrow_mut().insert(seq, name);
         }
@@ -583,8 +586,11 @@ impl Core {
     /// The task's span (feature `tracing`; a disabled span if it has none).
     #[cfg(feature = "tracing")]
     fn task_span(&self, id: TaskId) -> tracing::Span {
-        self.spans
-            .borrow()
+        let spans = self.spans.borrow();
+        if spans.is_empty() {
+            return tracing::Span::none();
+        }
+        spans
             .get(&id.seq)
             .cloned()
             .unwrap_or_else(tracing::Span::none)
@@ -659,9 +665,10 @@ impl Core {
             self.names.borrow_mut().remove(&id.seq);
         }
         #[cfg(feature = "tracing")]
-        let span = self.spans.borrow_mut().remove(&id.seq);
-        #[cfg(feature = "tracing")]
-        drop(span);
+        if !self.spans.borrow().is_empty() {
+            let span = self.spans.borrow_mut().remove(&id.seq);
+            drop(span);
+        }
         if Arc::get_mut(&mut handle).is_some() {
             let mut free = self.free_wakers.borrow_mut();
             if free.len() < MAX_FREE_WAKERS {

@@ -134,9 +134,9 @@ scope_runtime dump: 5 tasks (paused clock)
    └─ task group: cancelled (cancelled: shutdown)
       ├─ task #3 `cleanup` (spawned at *): waiting on sleep, 9.000s left
       │  └─ cancel scope: shielded
-      ├─ task #4 `sleeper` (spawned at *): ready to run
-      ├─ task #5 `receiver` (spawned at *): ready to run
-      └─ task #6 `deadline` (spawned at *): ready to run
+      ├─ task #4 `sleeper` (spawned at *): ready to run (a cancel woke it from: sleep, 1.500s left)
+      ├─ task #5 `receiver` (spawned at *): ready to run (a cancel woke it from: recv on channel #1)
+      └─ task #6 `deadline` (spawned at *): ready to run (a cancel woke it from: sleep, 59.000s left)
          └─ cancel scope: deadline in 3.000s, cancelled by an enclosing scope
 "
     );

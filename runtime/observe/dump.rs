@@ -427,7 +427,15 @@ impl Dump {
         write!(f, " (spawned at {}): ", t.spawned_at)?;
         match t.state {
             TaskState::Running => f.write_str("running")?,
-            TaskState::Ready => f.write_str("ready to run")?,
+            TaskState::Ready => {
+                f.write_str("ready to run")?;
+                let woken: Vec<&Wait> = t.waits.iter().filter(|w| w.woken_by_cancel).collect();
+                if !woken.is_empty() {
+                    f.write_str(" (a cancel woke it from: ")?;
+                    self.write_waits(f, woken.into_iter(), false)?;
+                    f.write_str(")")?;
+                }
+            }
             TaskState::Waiting if t.waits.is_empty() => {
                 if has_own_group_with_children(&t.children) {
                     f.write_str("waiting for its task group's children")?
@@ -437,21 +445,32 @@ impl Dump {
             }
             TaskState::Waiting => {
                 f.write_str("waiting on ")?;
-                for (i, w) in t.waits.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" and ")?;
-                    }
-                    let mut s = String::new();
-                    w.on.write(&mut s, self.now)?;
-                    f.write_str(&s)?;
-                    if w.woken_by_cancel {
-                        f.write_str(" (woken by a cancel)")?;
-                    }
-                }
+                self.write_waits(f, t.waits.iter(), true)?;
             }
         }
         if t.cancelling > 0 {
             write!(f, "; task cancelled (count {})", t.cancelling)?;
+        }
+        Ok(())
+    }
+
+    /// "sleep, 1.500s left and recv on channel #2"; `mark` flags waits a cancel woke.
+    fn write_waits<'w>(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        waits: impl Iterator<Item = &'w Wait>,
+        mark: bool,
+    ) -> fmt::Result {
+        for (i, w) in waits.enumerate() {
+            if i > 0 {
+                f.write_str(" and ")?;
+            }
+            let mut s = String::new();
+            w.on.write(&mut s, self.now)?;
+            f.write_str(&s)?;
+            if mark && w.woken_by_cancel {
+                f.write_str(" (woken by a cancel)")?;
+            }
         }
         Ok(())
     }
