@@ -9,9 +9,11 @@ use crate::runtime::{JoinHandle, dump, spawn_named};
 /// `SIGQUIT` (Ctrl-\ in a terminal, or `kill -QUIT <pid>`), for as long as the
 /// returned task runs: until it is cancelled, or the runtime is dropped.
 ///
-/// It spawns a top-level task named `sigquit dump` on the current runtime (it shows in
-/// the dump itself, running). Once called, `SIGQUIT` no longer ends the process with
-/// a core dump: the process goes on after printing.
+/// It spawns a top-level task named `sigquit dump` on the current runtime: it shows in
+/// the dump itself (running), and counts in [`Runtime::live_tasks`](crate::Runtime::live_tasks)
+/// and [`Metrics`](crate::Metrics). Once called, `SIGQUIT` no longer ends the process
+/// with a core dump: the process goes on after printing. Every runtime that called it
+/// prints its own tree.
 ///
 /// `#[scope_runtime::main]` and `#[scope_runtime::test]` call it for you when the
 /// environment variable `SCOPE_RUNTIME_DUMP` is `sigquit`:

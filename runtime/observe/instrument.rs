@@ -15,8 +15,9 @@ use crate::runtime::cancel::CancelReason;
 /// needs. The hooks run on the runtime's thread, synchronously, outside every internal
 /// borrow: they may read [`metrics`](crate::metrics) or take a [`dump`](crate::dump).
 /// Keep them quick, since the scheduler waits for them. (Spawning or cancelling from a
-/// hook works, and calls the hooks again.) A panic in a hook unwinds out of the
-/// runtime's operation that called it.
+/// hook works, and calls the hooks again.) A hook must not panic: the panic unwinds
+/// out of whichever runtime operation called it (a wake, a spawn, the run loop) and
+/// may leave the rest of that operation undone.
 ///
 /// Task ids are [`TaskInfo::id`](crate::TaskInfo)s.
 ///
