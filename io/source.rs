@@ -30,6 +30,8 @@ impl<S: Source> IoSource<S> {
         S: AsRawFd,
     {
         let fd = io.as_raw_fd();
+        // How the task dump names what a socket is (read only when a dump is taken).
+        crate::runtime::observe::set_fd_describer(super::sys::describe_fd);
         let reg = Registration::new(&mut io, fd, interest)?;
         Ok(IoSource { reg, io: Some(io) })
     }

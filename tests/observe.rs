@@ -291,29 +291,48 @@ fn every_kind_of_wait_says_what_it_waits_on() {
 }
 
 #[test]
-fn a_socket_wait_names_its_fd() {
+fn a_socket_wait_names_its_fd_and_address() {
     let rt = runtime();
     rt.block_on(async {
         let listener = scope_runtime::io::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A client that connects and then waits for a reply that never comes.
+        let client = scope_runtime::io::TcpStream::connect(addr).await.unwrap();
+        let (conn, _) = listener.accept().await.unwrap();
         task_group(|tg| async move {
             tg.spawn_named("acceptor", async move {
                 let _ = listener.accept().await?;
                 Ok(())
             });
+            tg.spawn_named("client", async move {
+                let mut buf = [0u8; 8];
+                let _ = client.read(&mut buf).await?;
+                Ok(())
+            });
             scope_runtime::yield_now().await;
             let dump = scope_runtime::dump();
-            let t = dump
-                .tasks()
-                .into_iter()
-                .find(|t| t.name.as_deref() == Some("acceptor"))
-                .unwrap()
-                .clone();
+            let waits = |name: &str| {
+                dump.tasks()
+                    .into_iter()
+                    .find(|t| t.name.as_deref() == Some(name))
+                    .unwrap()
+                    .waits
+                    .clone()
+            };
+            let acceptor = waits("acceptor");
             assert!(
-                matches!(t.waits[..], [scope_runtime::Wait { on: WaitingOn::Readable { fd }, .. }] if fd >= 0),
-                "{:?}",
-                t.waits
+                matches!(acceptor[..], [scope_runtime::Wait { on: WaitingOn::Readable { fd }, .. }] if fd >= 0),
+                "{acceptor:?}"
             );
+            assert_eq!(acceptor[0].detail.as_deref(), Some(&*format!("local {addr}")));
+            let client = waits("client");
+            assert_eq!(client[0].detail.as_deref(), Some(&*format!("peer {addr}")));
+            let text = dump.to_string();
+            assert!(text.contains(&format!("(local {addr})")), "{text}");
+            let json = dump.to_json();
+            assert!(json.contains(&format!(r#""detail":"peer {addr}""#)), "{json}");
             tg.cancel();
+            drop(conn);
             Ok(())
         })
         .await

@@ -97,13 +97,30 @@ pub enum TaskState {
 
 /// One blocked operation: what it waits on, and whether a cancellation has already
 /// woken it (it fails with `Cancelled` when its task runs next).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Wait {
     /// What it waits on.
     pub on: WaitingOn,
     /// A cancellation woke it; it has not run since.
     pub woken_by_cancel: bool,
+    /// For a wait on a socket: what it is, `peer ADDR` (connected), `local ADDR` (a
+    /// listener, a UDP socket) or `unix socket PATH`, read when the dump was taken.
+    pub detail: Option<String>,
+}
+
+impl Wait {
+    fn new(on: WaitingOn, woken_by_cancel: bool) -> Wait {
+        let detail = match on {
+            WaitingOn::Readable { fd } | WaitingOn::Writable { fd } => super::describe_fd(fd),
+            _ => None,
+        };
+        Wait {
+            on,
+            woken_by_cancel,
+            detail,
+        }
+    }
 }
 
 /// A task in a [`Dump`].
@@ -226,7 +243,8 @@ impl Dump {
     /// wait  = { "on": kind, "woken_by_cancel": bool, ...details }
     ///   details: sleep {"ends_in": secs|null}, join {"task": n},
     ///            recv/send {"channel": n}, lock {"mutex": n}, acquire {"semaphore": n},
-    ///            notified {"notify": n}, event {"event": n}, readable/writable {"fd": n}
+    ///            notified {"notify": n}, event {"event": n},
+    ///            readable/writable {"fd": n, "detail": "peer ADDR"|"local ADDR"|null}
     /// ```
     ///
     /// `kind` is [`WaitingOn::kind`].
@@ -326,7 +344,9 @@ impl Dump {
                 WaitingOn::Notified { notify } => write!(out, r#","notify":{notify}"#),
                 WaitingOn::Event { event } => write!(out, r#","event":{event}"#),
                 WaitingOn::Readable { fd } | WaitingOn::Writable { fd } => {
-                    write!(out, r#","fd":{fd}"#)
+                    let _ = write!(out, r#","fd":{fd},"detail":"#);
+                    json_opt_str(out, w.detail.as_deref());
+                    Ok(())
                 }
                 WaitingOn::Unknown
                 | WaitingOn::Oneshot
@@ -468,6 +488,9 @@ impl Dump {
             let mut s = String::new();
             w.on.write(&mut s, self.now)?;
             f.write_str(&s)?;
+            if let Some(d) = &w.detail {
+                write!(f, " ({d})")?;
+            }
             if mark && w.woken_by_cancel {
                 f.write_str(" (woken by a cancel)")?;
             }
@@ -598,10 +621,8 @@ impl Builder<'_> {
             return t;
         };
         t.cancelling = view.cancelling;
-        t.waits.extend(view.waits.iter().map(|&(on, fired)| Wait {
-            on,
-            woken_by_cancel: fired,
-        }));
+        t.waits
+            .extend(view.waits.iter().map(|&(on, fired)| Wait::new(on, fired)));
         let mut all_waits = std::mem::take(&mut t.waits);
         t.children = self.children(&view.children, &mut all_waits);
         t.waits = all_waits;
@@ -628,12 +649,9 @@ impl Builder<'_> {
             let waits: Vec<Wait> = view
                 .waits
                 .iter()
-                .map(|&(on, fired)| Wait {
-                    on,
-                    woken_by_cancel: fired,
-                })
+                .map(|&(on, fired)| Wait::new(on, fired))
                 .collect();
-            task_waits.extend(waits.iter().copied());
+            task_waits.extend(waits.iter().cloned());
             let children = self.children(&view.children, task_waits);
             out.push(DumpNode::Scope(ScopeDump {
                 group: scope.is_group(),

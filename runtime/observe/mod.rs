@@ -21,6 +21,7 @@ pub(crate) mod metrics;
 pub(crate) mod tracing;
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 pub use dump::{Dump, DumpHandle, DumpNode, ScopeDump, TaskDump, TaskState, Wait, dump};
@@ -174,6 +175,22 @@ pub(crate) fn secs_from(now: Instant, t: Instant) -> f64 {
     } else {
         -(now - t).as_secs_f64()
     }
+}
+
+/// How the dump says what a file descriptor is (set by `io/`, which has the platform
+/// calls; read only when a dump is taken).
+static FD_DESCRIBER: OnceLock<fn(i32) -> Option<String>> = OnceLock::new();
+
+/// Called by `io/` when it registers a source.
+pub(crate) fn set_fd_describer(describe: fn(i32) -> Option<String>) {
+    if FD_DESCRIBER.get().is_none() {
+        let _ = FD_DESCRIBER.set(describe);
+    }
+}
+
+/// What `fd` is ("peer 127.0.0.1:5000"), if `io/` can tell.
+pub(crate) fn describe_fd(fd: i32) -> Option<String> {
+    FD_DESCRIBER.get().and_then(|d| d(fd))
 }
 
 /// Which primitive a `sync` wait list belongs to (its waiters' [`WaitingOn`]).
