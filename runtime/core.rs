@@ -440,13 +440,7 @@ impl Core {
         let root = parent.map_or(NO_NODE, |p| self.cancel.insert_root(p));
         let hook_name = self.instrument.as_ref().and_then(|_| name.clone());
         #[cfg(feature = "tracing")]
-        {
-            // Kept only when a subscriber wants it: with none, tasks cost no map entry.
-            let span = super::observe::tracing::task_span(seq, name.as_deref(), spawned_at);
-            if !span.is_disabled() {
-                self.spans.borrow_mut().insert(seq, span);
-            }
-        }
+        let span_name = name.clone();
         if let Some(name) = name {
             self.names.borrow_mut().insert(seq, name);
         }
@@ -472,6 +466,15 @@ impl Core {
             watch: IgnoredCancelWatch::default(),
         });
         drop(tasks);
+        #[cfg(feature = "tracing")]
+        {
+            // Made outside the borrow (a subscriber is user code). Kept only when a
+            // subscriber wants it: with none, tasks cost no map entry.
+            let span = super::observe::tracing::task_span(seq, span_name.as_deref(), spawned_at);
+            if !span.is_disabled() {
+                self.spans.borrow_mut().insert(seq, span);
+            }
+        }
         bump(&self.counters.spawned, 1);
         if let Some(i) = self.instrument() {
             i.task_spawned(&TaskMeta {
