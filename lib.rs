@@ -70,8 +70,9 @@ pub use runtime::cancel::{
     find_cancelled,
 };
 pub use runtime::{
-    Builder, IO_POLL_INTERVAL, JoinHandle, Outcome, Resources, Runtime, Sleep, TaskRef,
-    current_task, now, sleep, sleep_until, spawn, spawn_named, yield_now,
+    Builder, Dump, DumpHandle, DumpNode, IO_POLL_INTERVAL, Instrument, JoinHandle, Metrics,
+    Outcome, Resources, Runtime, ScopeDump, Sleep, TaskDump, TaskMeta, TaskRef, TaskState, Wait,
+    WaitingOn, current_task, dump, metrics, now, sleep, sleep_until, spawn, spawn_named, yield_now,
 };
 pub use runtime::{Interval, MissedTickPolicy, interval, interval_at};
 pub use scope::{
@@ -90,19 +91,31 @@ pub mod __private {
     use std::future::Future;
 
     /// Used by `#[scope_runtime::main]`.
+    #[track_caller]
     pub fn run_main<F: Future>(fut: F) -> F::Output {
         crate::Runtime::new()
             .expect("scope_runtime: failed to create the runtime")
-            .block_on(fut)
+            .block_on(with_env_dump(fut))
     }
 
     /// Used by `#[scope_runtime::test]`.
+    #[track_caller]
     pub fn run_test<F: Future>(paused: bool, fut: F) -> F::Output {
         crate::Runtime::builder()
             .paused_clock(paused)
             .build()
             .expect("scope_runtime: failed to create the runtime")
-            .block_on(fut)
+            .block_on(with_env_dump(fut))
+    }
+
+    /// `fut`, after starting the SIGQUIT dump printer when `SCOPE_RUNTIME_DUMP=sigquit`.
+    async fn with_env_dump<F: Future>(fut: F) -> F::Output {
+        if crate::io::dump_on_sigquit_wanted() {
+            if let Err(e) = crate::io::dump_on_sigquit() {
+                eprintln!("scope_runtime: SCOPE_RUNTIME_DUMP=sigquit: no SIGQUIT listener: {e}");
+            }
+        }
+        fut.await
     }
 }
 

@@ -72,7 +72,8 @@
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
 //!   through it; [`fs`] — files through it.
 //! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor (a
-//!   [`Signal`](signal::Signal) is also a `Stream` of deliveries).
+//!   [`Signal`](signal::Signal) is also a `Stream` of deliveries);
+//!   [`dump_on_sigquit`] prints the task dump on `SIGQUIT`.
 //! * `hyper` (cargo feature `hyper`) — hyper's `Read` / `Write` on the streams, a
 //!   `Timer`; with `GroupExecutor` at the crate root, hyper runs with no glue code.
 //!
@@ -84,6 +85,7 @@
 
 mod addr;
 mod blocking;
+mod dump_signal;
 pub mod fs;
 #[cfg(feature = "hyper")]
 pub mod hyper;
@@ -100,6 +102,8 @@ pub use addr::{ToSocketAddrs, lookup_host};
 pub use blocking::{
     BLOCKING_IDLE_TIMEOUT, BLOCKING_MAX_THREADS, BlockingHandle, blocking_threads, spawn_blocking,
 };
+pub use dump_signal::dump_on_sigquit;
+pub(crate) use dump_signal::wanted_by_env as dump_on_sigquit_wanted;
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
 pub use tcp::{TcpIncoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;

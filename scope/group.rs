@@ -197,9 +197,11 @@ impl TaskGroup {
     /// A group not yet entered. [`cancel`](Self::cancel) before entry takes effect on
     /// entry; use [`cancel_scope`](Self::cancel_scope) to set a deadline or shield.
     pub fn new() -> TaskGroup {
+        let scope = CancelScope::new();
+        scope.state.mark_group(); // shown as a task group by the task dump
         TaskGroup {
             inner: Rc::new(GroupInner {
-                scope: CancelScope::new(),
+                scope,
                 state: Cell::new(State::Idle),
                 children: RefCell::new(Slab::new()),
                 host: RefCell::new(None),
@@ -655,6 +657,8 @@ impl GroupInner {
     }
 
     fn record_failure(&self, failure: TaskFailure) {
+        #[cfg(feature = "tracing")]
+        crate::runtime::observe::tracing::child_failed(&failure.task, &failure.error);
         let reason = CancelReason::TaskFailed(failure.task.clone());
         self.failures.borrow_mut().push(failure);
         cancel::cancel(&self.scope.state, reason);

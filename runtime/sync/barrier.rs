@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::Cancelled;
+use crate::runtime::observe::SyncKind;
 
 /// A barrier for `n` tasks: each [`wait`](Barrier::wait) blocks until `n` waits are in
 /// progress at once, then all of them return and the barrier starts a new round.
@@ -70,7 +71,7 @@ impl Barrier {
         Barrier {
             n: if n == 0 { 1 } else { n },
             state: Mutex::new(State {
-                waiters: WaitList::new(),
+                waiters: WaitList::new(SyncKind::Barrier),
                 queued: 0,
             }),
         }

@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::{CancelError, Cancelled};
+use crate::runtime::observe::SyncKind;
 
 struct State<T> {
     /// The kept messages; `ring[0]` has sequence number `first`.
@@ -95,7 +96,7 @@ pub fn broadcast<T>(capacity: usize) -> (BroadcastSender<T>, BroadcastReceiver<T
             capacity,
             senders: 1,
             receivers: 1,
-            waiters: WaitList::new(),
+            waiters: WaitList::new(SyncKind::Broadcast),
         }),
     });
     let rx = BroadcastReceiver {

@@ -54,6 +54,7 @@ use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::{BoxError, CancelError, Cancelled};
+use crate::runtime::observe::SyncKind;
 
 struct Chan<T> {
     buf: VecDeque<T>,
@@ -80,8 +81,8 @@ impl<T> Shared<T> {
                 senders: 1,
                 receivers: 1,
                 closed: false,
-                recv_waiters: WaitList::new(),
-                send_waiters: WaitList::new(),
+                recv_waiters: WaitList::new(SyncKind::Recv),
+                send_waiters: WaitList::new(SyncKind::Send),
             }),
         })
     }

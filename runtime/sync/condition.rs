@@ -18,6 +18,7 @@ use parking_lot::Mutex as PlMutex;
 use super::mutex::{Lock, Mutex, MutexGuard};
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::Cancelled;
+use crate::runtime::observe::SyncKind;
 
 /// A condition variable for the runtime's [`Mutex`]: a task holding the lock waits
 /// until another task notifies it, releasing the lock while it waits and holding it
@@ -65,7 +66,7 @@ impl Condition {
     /// A condition with no waiters.
     pub const fn new() -> Condition {
         Condition {
-            waiters: PlMutex::new(WaitList::new()),
+            waiters: PlMutex::new(WaitList::new(SyncKind::Condition)),
         }
     }
 

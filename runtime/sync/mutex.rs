@@ -25,6 +25,7 @@ use std::task::{Context, Poll};
 
 use super::wait_list::{WaitList, checkpoint};
 use crate::runtime::cancel::Cancelled;
+use crate::runtime::observe::SyncKind;
 
 struct LockState {
     locked: bool,
@@ -81,7 +82,7 @@ impl<T> Mutex<T> {
         Mutex {
             state: parking_lot::Mutex::new(LockState {
                 locked: false,
-                waiters: WaitList::new(),
+                waiters: WaitList::new(SyncKind::Lock),
             }),
             data: parking_lot::Mutex::new(value),
         }

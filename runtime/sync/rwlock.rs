@@ -25,6 +25,7 @@ use std::task::{Context, Poll};
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::Cancelled;
+use crate::runtime::observe::SyncKind;
 
 /// What a queued waiter wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +131,7 @@ impl<T> RwLock<T> {
             state: parking_lot::Mutex::new(LockState {
                 readers: 0,
                 writer: false,
-                waiters: WaitList::new(),
+                waiters: WaitList::new(SyncKind::RwLock),
             }),
             data: parking_lot::RwLock::new(value),
         }
