@@ -520,3 +520,68 @@ fn io_waits_are_instrumented_and_counted() {
     assert_eq!(*w.0.borrow(), [(Some(Duration::ZERO), 0)]);
     assert_eq!(rt.metrics().reactor_turns, 1);
 }
+
+#[test]
+fn the_newer_sync_primitives_say_what_they_wait_on() {
+    use scope_runtime::sync::{Barrier, Condition, RwLock, broadcast, watch};
+    let rt = runtime();
+    rt.block_on(async {
+        let (_wtx, wrx) = watch(0u8);
+        let (_btx, brx) = broadcast::<u8>(2);
+        let barrier = Rc::new(Barrier::new(2));
+        let rw = Rc::new(RwLock::new(()));
+        let cond = Rc::new((Mutex::new(()), Condition::new()));
+        task_group(|tg| async move {
+            let held = rw.write().await?;
+            let mut wrx = wrx;
+            tg.spawn_named("watch", async move {
+                wrx.changed().await?;
+                Ok(())
+            });
+            tg.spawn_named("broadcast", async move {
+                brx.recv().await?;
+                Ok(())
+            });
+            let b = barrier.clone();
+            tg.spawn_named("barrier", async move {
+                b.wait().await?;
+                Ok(())
+            });
+            let r = rw.clone();
+            tg.spawn_named("rwlock", async move {
+                let _g = r.read().await?;
+                Ok(())
+            });
+            let c = cond.clone();
+            tg.spawn_named("condition", async move {
+                let g = c.0.lock().await?;
+                let _g = c.1.wait(g).await?;
+                Ok(())
+            });
+            for _ in 0..3 {
+                scope_runtime::yield_now().await;
+            }
+            let dump = scope_runtime::dump();
+            let kind = |name: &str| {
+                let t = dump
+                    .tasks()
+                    .into_iter()
+                    .find(|t| t.name.as_deref() == Some(name))
+                    .unwrap_or_else(|| panic!("no task {name}"))
+                    .clone();
+                t.waits.iter().map(|w| w.on.kind()).collect::<Vec<_>>()
+            };
+            for k in ["watch", "broadcast", "barrier", "rwlock", "condition"] {
+                assert_eq!(kind(k), [k], "{dump}");
+            }
+            let text = dump.to_string();
+            assert!(text.contains("lock on RwLock #"), "{text}");
+            assert!(text.contains("change on watch #"), "{text}");
+            drop(held);
+            tg.cancel();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+}
