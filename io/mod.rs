@@ -70,9 +70,12 @@
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
 //!   through it; [`fs`] — files through it.
 //! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor.
+//! * [`process`] — child processes: [`Command`](process::Command) →
+//!   [`Child`](process::Child), waits that terminate the child when cancelled, pipes
+//!   with the `futures-io` traits.
 //!
 //! Internals: `source` (the checkpoint-then-syscall loop every socket operation uses),
-//! `sys` (all platform code and `unsafe`: `sigaction`, `listen`).
+//! `sys` (all platform code and `unsafe`: `sigaction`, `listen`, `pidfd_open`, `kill`).
 //!
 //! I/O objects belong to the runtime they were created on; waiting on one from another
 //! runtime is an error. Only Unix is supported.
@@ -80,6 +83,7 @@
 mod addr;
 mod blocking;
 pub mod fs;
+pub mod process;
 pub mod signal;
 mod source;
 mod split;
