@@ -17,6 +17,11 @@
 //! scope that absorbs it). The grace wait is shielded: the cancellation that started
 //! it does not cut it short, only its own timeout does.
 //!
+//! The grace is measured on the runtime's clock. On a **paused** clock, time jumps to
+//! the next timer as soon as every task is idle, so the grace passes at once and the
+//! child is usually `SIGKILL`ed right after its `SIGTERM`; it is still reaped before
+//! the wait returns.
+//!
 //! ```
 //! use scope_runtime::io::process::Command;
 //! use scope_runtime::move_on_after;
@@ -39,7 +44,7 @@
 //! reactor: it becomes readable when the child exits, and the waiting task reaps it.
 //! Where pidfds are unavailable (older kernels, other systems, a seccomp filter that
 //! refuses the call), a wait listens for `SIGCHLD` through
-//! [`Signal`](crate::io::signal::Signal) and re-checks the child after each delivery
+//! [`Signal`] and re-checks the child after each delivery
 //! and once right after the listener is installed, so an exit in between is not
 //! missed. That path installs the crate's `SIGCHLD` handler for the life of the process
 //! and, while waiting, holds one of the 256 signal listeners that can exist at once.
@@ -757,16 +762,11 @@ impl Child {
         })
         .await;
         drop((out_pipe, err_pipe));
-        let status = match read {
-            Ok(()) => {
-                let r = self.wait_exit().await;
-                self.after_wait(r).await?
-            }
-            Err(e) => {
-                self.after_wait(Err(e)).await?;
-                unreachable!("after_wait passes errors on")
-            }
+        let r = match read {
+            Ok(()) => self.wait_exit().await,
+            Err(e) => Err(e),
         };
+        let status = self.after_wait(r).await?;
         Ok(Output {
             status,
             stdout,
@@ -788,17 +788,15 @@ impl Child {
     }
 
     /// `SIGTERM`, up to `grace` for the child to exit, `SIGKILL`, reap; every wait
-    /// shielded from the caller's cancellation.
+    /// shielded from the caller's cancellation. A failure of the polite step (the
+    /// signal, or watching the exit) goes straight to `SIGKILL`.
     async fn terminate(&mut self) -> io::Result<()> {
         if self.reap()?.is_some() {
             return Ok(());
         }
-        if !self.grace.is_zero() {
-            self.signal(SignalKind::TERMINATE)?;
-            if cancel::shielded(Some(self.grace), self.wait_exit())
-                .await?
-                .is_some()
-            {
+        if !self.grace.is_zero() && self.signal(SignalKind::TERMINATE).is_ok() {
+            let waited = cancel::shielded(Some(self.grace), self.wait_exit()).await;
+            if matches!(waited, Ok(Some(_))) {
                 return Ok(());
             }
         }
