@@ -536,3 +536,39 @@ fn the_sigchld_path_passes_this_whole_file() {
     assert!(text.contains("test result: ok"), "{text}");
     assert!(!text.contains(" 0 passed"), "{text}");
 }
+
+/// Children, their pipes, the grace timers and the shielded scopes leave nothing
+/// behind in the runtime: no reactor source, timer, scope node or registration.
+#[test]
+fn nothing_is_left_in_the_runtime() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        fail_after(SAFETY_NET, async {
+            for _ in 0..3 {
+                let mut child = Command::new("sh")
+                    .args(["-c", "trap '' TERM; echo ready; exec cat"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .cancel_grace(Duration::from_millis(30))
+                    .spawn()?;
+                let mut ready = Cursor::new([0u8; 6]);
+                read_exact(child.stdout.as_mut().unwrap(), &mut ready).await?;
+                let stdin = child.stdin.take(); // keep cat reading: wait must cancel
+                let r = move_on_after(Duration::from_millis(10), child.wait()).await;
+                assert!(matches!(r, Ok(None)), "{r:?}");
+                drop(stdin);
+                let out = Command::new("echo").arg("x").output().await?;
+                assert_eq!(out.stdout, b"x\n");
+            }
+            Ok::<_, BoxError>(())
+        })
+        .await
+        .unwrap();
+    });
+    let res = rt.resources();
+    assert_eq!(res.io_sources, 0, "{res:?}");
+    assert_eq!(res.timers, 0, "{res:?}");
+    assert_eq!(res.scope_nodes, 0, "{res:?}");
+    assert_eq!(res.cancel_registrations, 0, "{res:?}");
+}
