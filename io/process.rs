@@ -575,7 +575,8 @@ impl Child {
                 }
             }
         };
-        // From here on, dropping `this` (on an error below) handles the child.
+        // If a pipe cannot be registered, `spawn` fails and nobody holds the child:
+        // dropping `this` kills it (and the orphan list reaps it).
         let mut this = Child {
             stdin: None,
             stdout: None,
@@ -584,12 +585,13 @@ impl Child {
             pid,
             status: None,
             watch,
-            kill_on_drop,
+            kill_on_drop: true,
             grace,
         };
         this.stdin = stdin.map(ChildStdin::from_std).transpose()?;
         this.stdout = stdout.map(ChildStdout::from_std).transpose()?;
         this.stderr = stderr.map(ChildStderr::from_std).transpose()?;
+        this.kill_on_drop = kill_on_drop;
         Ok(this)
     }
 
