@@ -44,3 +44,45 @@ where
     }
     out.map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::shielded;
+    use crate::Runtime;
+    use crate::runtime::cancel::{Cancelled, check_cancelled};
+    use crate::runtime::{current_task, now, sleep};
+
+    /// The shield hides a cancellation already pending around it; only its own
+    /// timeout stops the body; the outer cancellation is still there afterwards.
+    #[test]
+    fn only_the_own_timeout_cuts_a_shielded_body_short() {
+        let rt = Runtime::builder().paused_clock(true).build().unwrap();
+        rt.block_on(async {
+            current_task().cancel();
+            assert!(check_cancelled().is_err());
+            let t0 = now();
+            let r = shielded(Some(Duration::from_secs(2)), async {
+                sleep(Duration::from_secs(5)).await?;
+                Ok::<_, Cancelled>(())
+            })
+            .await;
+            assert_eq!(r, Ok(None), "the own timeout, absorbed");
+            assert_eq!(now() - t0, Duration::from_secs(2));
+            let r = shielded(None, async {
+                sleep(Duration::from_secs(1)).await?;
+                Ok::<_, Cancelled>(7)
+            })
+            .await;
+            assert_eq!(r, Ok(Some(7)));
+            assert!(
+                check_cancelled().is_err(),
+                "the outer cancel is still pending"
+            );
+            current_task().uncancel();
+        });
+        assert_eq!(rt.resources().timers, 0);
+        assert_eq!(rt.resources().scope_nodes, 0);
+    }
+}
