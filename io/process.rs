@@ -689,7 +689,8 @@ impl Child {
     ///
     /// # Panics
     ///
-    /// Outside a task of the runtime the child was spawned on.
+    /// Outside a task. (On another runtime than the child's, the wait may fail with
+    /// an error instead: a child belongs to the runtime it was spawned on.)
     pub async fn kill(&mut self) -> io::Result<()> {
         self.start_kill()?;
         cancel::shielded(None, self.wait_exit()).await?;
@@ -717,7 +718,8 @@ impl Child {
     ///
     /// # Panics
     ///
-    /// Outside a task of the runtime the child was spawned on.
+    /// Outside a task. (On another runtime than the child's, the wait may fail with
+    /// an error instead: a child belongs to the runtime it was spawned on.)
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         let r = self.wait_exit().await;
@@ -746,7 +748,8 @@ impl Child {
     ///
     /// # Panics
     ///
-    /// Outside a task of the runtime the child was spawned on.
+    /// Outside a task. (On another runtime than the child's, the wait may fail with
+    /// an error instead: a child belongs to the runtime it was spawned on.)
     pub async fn wait_with_output(mut self) -> io::Result<Output> {
         drop(self.stdin.take());
         let mut stdout = Vec::new();
