@@ -11,7 +11,9 @@
 //!   one cancelled scope.
 //! * **Checkpoints are the runtime's own operations that can block**: [`sleep`],
 //!   [`checkpoint`], awaiting a [`JoinHandle`], socket I/O ([`io`]), the [`sync`]
-//!   primitives, blocking-pool results, signals. They notice a cancel also when polled
+//!   primitives, blocking-pool results, signals, ticks of an [`interval`], and the
+//!   `next()` of the runtime's streams (a channel `Receiver`, a listener's `incoming()`,
+//!   a `Signal`). They notice a cancel also when polled
 //!   inside `futures` combinators (`join_all`, `FuturesUnordered`, `buffered`,
 //!   `select_all`...): the scheduler wakes the blocked operation itself.
 //! * **A future of another crate is not a checkpoint**: inside a cancelled scope it
@@ -68,33 +70,52 @@ pub use runtime::cancel::{
     find_cancelled,
 };
 pub use runtime::{
-    Builder, IO_POLL_INTERVAL, JoinHandle, Outcome, Resources, Runtime, Sleep, TaskRef,
-    current_task, now, sleep, sleep_until, spawn, spawn_named, yield_now,
+    Builder, Dump, DumpHandle, DumpNode, IO_POLL_INTERVAL, Instrument, JoinHandle, Metrics,
+    Outcome, Resources, Runtime, ScopeDump, Sleep, TaskDump, TaskMeta, TaskRef, TaskState, Wait,
+    WaitingOn, current_task, dump, metrics, now, sleep, sleep_until, spawn, spawn_named, yield_now,
 };
+pub use runtime::{Interval, MissedTickPolicy, interval, interval_at};
 pub use scope::{
-    CancelScope, SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut, fail_after, fail_at,
-    move_on_after, move_on_at, task_group,
+    CancelScope, ChildError, ChildValue, SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut,
+    fail_after, fail_at, move_on_after, move_on_at, task_group,
 };
 pub use scope_runtime_macros::{main, test};
+
+/// hyper's executor spawning into a task group (cargo feature `hyper`); the stream
+/// traits and the timer are in [`io::hyper`].
+#[cfg(feature = "hyper")]
+pub use scope::GroupExecutor;
 
 #[doc(hidden)]
 pub mod __private {
     use std::future::Future;
 
     /// Used by `#[scope_runtime::main]`.
+    #[track_caller]
     pub fn run_main<F: Future>(fut: F) -> F::Output {
         crate::Runtime::new()
             .expect("scope_runtime: failed to create the runtime")
-            .block_on(fut)
+            .block_on(with_env_dump(fut))
     }
 
     /// Used by `#[scope_runtime::test]`.
+    #[track_caller]
     pub fn run_test<F: Future>(paused: bool, fut: F) -> F::Output {
         crate::Runtime::builder()
             .paused_clock(paused)
             .build()
             .expect("scope_runtime: failed to create the runtime")
-            .block_on(fut)
+            .block_on(with_env_dump(fut))
+    }
+
+    /// `fut`, after starting the SIGQUIT dump printer when `SCOPE_RUNTIME_DUMP=sigquit`.
+    async fn with_env_dump<F: Future>(fut: F) -> F::Output {
+        if crate::io::dump_on_sigquit_wanted() {
+            if let Err(e) = crate::io::dump_on_sigquit() {
+                eprintln!("scope_runtime: SCOPE_RUNTIME_DUMP=sigquit: no SIGQUIT listener: {e}");
+            }
+        }
+        fut.await
     }
 }
 

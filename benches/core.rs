@@ -4,6 +4,12 @@
 //! * B2 `yield_many`    — 1,000 tasks each yield 200 times.
 //! * B4 `chained_spawn` — each task spawns the next, depth 1,000.
 //! * B7 `timers_fire`   — 100,000 sleeps with deadlines spread over 0–50 ms, all fire.
+//! * B14 `observe_overhead` — the observability cost on the hot paths: 2,000 tasks
+//!   spawned, each yielding 20 times then sleeping 1 µs (spawn, poll, wake, timer
+//!   fire), on a runtime without an instrument (`ours`) and with a no-op one
+//!   (`ours/instr`); tokio runs the same work as a yardstick. Run it once plain and once
+//!   with `--features tracing` and compare the `tokio/ours` ratios: the counters and the
+//!   unset hook are in both builds, the feature adds the spans.
 //!
 //! Every row runs the same work on scope_runtime, tokio (current-thread, `enable_all`)
 //! and smol (`LocalExecutor` driven by `async_io::block_on`), interleaved iteration by
@@ -388,6 +394,80 @@ fn b7() {
     common::run("B7", "timers_fire", "≥ 1.1× best", variants);
 }
 
+// ---------------------------------------------------------------------------------
+// B14 observe_overhead
+// ---------------------------------------------------------------------------------
+
+const OBSERVE_TASKS: usize = 2_000;
+const OBSERVE_YIELDS: usize = 20;
+
+/// An instrument whose hooks all do nothing (the defaults): what an installed hook
+/// costs the scheduler.
+struct NoOp;
+impl scope_runtime::Instrument for NoOp {}
+
+fn observe_work_ours(rt: &scope_runtime::Runtime) -> Sample {
+    rt.block_on(async {
+        let t = Stamp::now();
+        let handles: Vec<_> = (0..OBSERVE_TASKS)
+            .map(|_| {
+                scope_runtime::spawn(async {
+                    for _ in 0..OBSERVE_YIELDS {
+                        scope_runtime::yield_now().await;
+                    }
+                    scope_runtime::sleep(Duration::from_micros(1)).await?;
+                    Ok::<_, Cancelled>(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+        t.elapsed()
+    })
+}
+
+fn b14() {
+    let ours = ours_rt();
+    let instr = scope_runtime::Runtime::builder()
+        .instrument(std::rc::Rc::new(NoOp))
+        .build()
+        .unwrap();
+    let tokio = tokio_rt();
+    let variants: Vec<(&'static str, Runner<'_>)> = vec![
+        ("ours", Box::new(|| observe_work_ours(&ours))),
+        (
+            "tokio",
+            Box::new(|| {
+                tokio.block_on(async {
+                    let t = Stamp::now();
+                    let handles: Vec<_> = (0..OBSERVE_TASKS)
+                        .map(|_| {
+                            tokio::spawn(async {
+                                for _ in 0..OBSERVE_YIELDS {
+                                    tokio::task::yield_now().await;
+                                }
+                                tokio::time::sleep(Duration::from_micros(1)).await;
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        h.await.unwrap();
+                    }
+                    t.elapsed()
+                })
+            }),
+        ),
+        ("ours/instr", Box::new(|| observe_work_ours(&instr))),
+    ];
+    let target = if cfg!(feature = "tracing") {
+        "feature tracing on"
+    } else {
+        "features off"
+    };
+    common::run("B14", "observe_overhead", target, variants);
+}
+
 fn main() {
     println!(
         "core benchmarks: scope_runtime vs tokio (current_thread) vs smol (LocalExecutor); mode: {}",
@@ -397,4 +477,5 @@ fn main() {
     b2();
     b4();
     b7();
+    b14();
 }

@@ -35,6 +35,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::Cancelled;
 use crate::runtime::cancel::CancelWait;
+use crate::runtime::observe::WaitingOn;
 
 /// The most threads the blocking pool runs at once.
 ///
@@ -93,7 +94,10 @@ impl Pool {
     /// The process-wide pool.
     fn global() -> &'static Arc<Pool> {
         static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
-        POOL.get_or_init(|| Pool::new(BLOCKING_MAX_THREADS, BLOCKING_IDLE_TIMEOUT))
+        POOL.get_or_init(|| {
+            crate::runtime::observe::metrics::set_blocking_threads(blocking_threads);
+            Pool::new(BLOCKING_MAX_THREADS, BLOCKING_IDLE_TIMEOUT)
+        })
     }
 
     /// Live threads (busy or idle).
@@ -357,7 +361,7 @@ impl<T> Future for BlockingHandle<T> {
             }
             Poll::Pending => {
                 let waker = cx.waker();
-                self.wait.arm(waker);
+                self.wait.arm(waker, WaitingOn::BlockingJob);
                 Poll::Pending
             }
         }

@@ -60,7 +60,9 @@
 //! # Map
 //!
 //! * [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`UnixListener`], [`UnixStream`],
-//!   [`UnixDatagram`] — sockets registered with the runtime's reactor. Streams
+//!   [`UnixDatagram`] — sockets registered with the runtime's reactor. A listener's
+//!   `incoming()` ([`TcpIncoming`], [`UnixIncoming`]) is a `futures` `Stream` of
+//!   connections. Streams
 //!   implement the `futures-io` [`AsyncRead`](futures_io::AsyncRead) /
 //!   [`AsyncWrite`](futures_io::AsyncWrite) traits (also on `&TcpStream`), split into
 //!   [`ReadHalf`] / [`WriteHalf`], and [`BufReader`] adds
@@ -69,7 +71,11 @@
 //!   [`read_to_end`], [`copy`] — helpers over the `futures-io` traits.
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
 //!   through it; [`fs`] — files through it.
-//! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor.
+//! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor (a
+//!   [`Signal`](signal::Signal) is also a `Stream` of deliveries);
+//!   [`dump_on_sigquit`] prints the task dump on `SIGQUIT`.
+//! * `hyper` (cargo feature `hyper`) — hyper's `Read` / `Write` on the streams, a
+//!   `Timer`; with `GroupExecutor` at the crate root, hyper runs with no glue code.
 //! * [`process`] — child processes: [`Command`](process::Command) →
 //!   [`Child`](process::Child), waits that terminate the child when cancelled, pipes
 //!   with the `futures-io` traits.
@@ -82,7 +88,10 @@
 
 mod addr;
 mod blocking;
+mod dump_signal;
 pub mod fs;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod process;
 pub mod signal;
 mod source;
@@ -97,8 +106,10 @@ pub use addr::{ToSocketAddrs, lookup_host};
 pub use blocking::{
     BLOCKING_IDLE_TIMEOUT, BLOCKING_MAX_THREADS, BlockingHandle, blocking_threads, spawn_blocking,
 };
+pub use dump_signal::dump_on_sigquit;
+pub(crate) use dump_signal::wanted_by_env as dump_on_sigquit_wanted;
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{TcpIncoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixDatagram, UnixListener, UnixStream};
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 pub use util::{BufReader, copy, read, read_exact, read_to_end, write, write_all};

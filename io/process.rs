@@ -458,6 +458,12 @@ impl Command {
 #[derive(Debug)]
 struct PidFd(OwnedFd);
 
+impl AsRawFd for PidFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 impl mio::event::Source for PidFd {
     fn register(
         &mut self,

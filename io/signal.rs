@@ -34,6 +34,8 @@ use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use mio::Interest;
 use mio::unix::pipe;
 
@@ -278,7 +280,55 @@ impl Drop for Signal {
     }
 }
 
+/// A [`Signal`] is an endless stream of deliveries: each item is what
+/// [`recv`](Signal::recv) returns, `Ok(())` for one or more deliveries since the
+/// previous item (deliveries are coalesced), never `None`.
+///
+/// Polled in cancelled code — before or while it waits; the cancellation wakes the
+/// waiting poll, also inside `futures` combinators — it yields the `Cancelled` as an
+/// `io::Error` (recognised by [`CancelError`](crate::CancelError)), and a delivery in
+/// the meantime is still reported by the first poll that is not cancelled.
+/// Cancellation stays in force until control leaves the cancelled scope, so every poll
+/// there yields it again: a loop that stops at errors (`while let Some(s) =
+/// signals.next().await { s?; .. }`) leaves at the first one.
+///
+/// ```
+/// use futures::StreamExt;
+/// use scope_runtime::io::signal::{Signal, SignalKind};
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let mut hangups = Signal::new(SignalKind::HANGUP)?;
+///     let pid = std::process::id().to_string();
+///     std::process::Command::new("kill").args(["-HUP", &pid]).status()?;
+///     // A configuration-reload loop would be `while let Some(d) = hangups.next().await`.
+///     let delivery = hangups.next().await.expect("the stream never ends");
+///     assert!(delivery.is_ok());
+///     Ok::<_, std::io::Error>(())
+/// }).unwrap();
+/// ```
+impl Stream for Signal {
+    type Item = io::Result<()>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx).map(Some)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::MAX, None)
+    }
+}
+
+/// Never terminated: deliveries do not end.
+impl FusedStream for Signal {
+    fn is_terminated(&self) -> bool {
+        false
+    }
+}
+
 /// Completes when the process receives `SIGINT` (Ctrl-C). See [`ctrl_c`].
+///
+/// It completes once; for a stream of Ctrl-Cs, use
+/// `Signal::new(SignalKind::INTERRUPT)`, which is a [`Stream`].
 ///
 /// ```
 /// use scope_runtime::io::signal;

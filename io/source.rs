@@ -3,6 +3,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::task::{Context, Poll, ready};
 
 use mio::Interest;
@@ -24,8 +25,14 @@ impl<S: Source> IoSource<S> {
     ///
     /// Outside a runtime.
     #[track_caller]
-    pub(crate) fn new(mut io: S, interest: Interest) -> io::Result<IoSource<S>> {
-        let reg = Registration::new(&mut io, interest)?;
+    pub(crate) fn new(mut io: S, interest: Interest) -> io::Result<IoSource<S>>
+    where
+        S: AsRawFd,
+    {
+        let fd = io.as_raw_fd();
+        // How the task dump names what a socket is (read only when a dump is taken).
+        crate::runtime::observe::set_fd_describer(super::sys::describe_fd);
+        let reg = Registration::new(&mut io, fd, interest)?;
         Ok(IoSource { reg, io: Some(io) })
     }
 

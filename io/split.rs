@@ -26,10 +26,28 @@ pub(crate) mod sealed {
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>>;
         fn shutdown_priv(&self, how: Shutdown) -> io::Result<()>;
+        /// `poll_read_priv` into memory that may be uninitialised (hyper's read
+        /// buffers): on `Ok(n)` the first `n` bytes of `buf` were written.
+        #[cfg(feature = "hyper")]
+        fn poll_read_uninit_priv(
+            &self,
+            cx: &mut Context<'_>,
+            buf: &mut [std::mem::MaybeUninit<u8>],
+        ) -> Poll<io::Result<usize>>;
     }
 }
 
 use sealed::Stream;
+
+/// The outcome of `shutdown(2)` on a stream, with `NotConnected` counted as done: the
+/// peer closed or reset the connection first, so there is nothing left to shut down.
+/// Every shutdown and `poll_close` of the streams and their halves goes through here.
+pub(crate) fn shutdown_done(res: io::Result<()>) -> io::Result<()> {
+    match res {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        res => res,
+    }
+}
 
 /// The reading half of a stream, from `into_split`. Reads are checkpoints exactly as
 /// on the whole stream.
@@ -195,7 +213,8 @@ impl<S: Stream> WriteHalf<S> {
         std::future::poll_fn(|cx| self.inner.poll_write_priv(cx, buf)).await
     }
 
-    /// Shuts down the write direction now (the drop would do it later).
+    /// Shuts down the write direction now (the drop would do it later). A peer that
+    /// already closed counts as shut down (`Ok(())`, not `NotConnected`).
     ///
     /// ```
     /// use scope_runtime::io::UnixStream;
@@ -318,5 +337,23 @@ impl<S: Stream> AsyncWrite for &WriteHalf<S> {
 
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.inner.shutdown_priv(Shutdown::Write))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shutdown_done;
+    use std::io::{self, ErrorKind};
+
+    /// Linux never answers `ENOTCONN` for a Unix stream (macOS does), so the mapping the
+    /// Unix streams share with TCP is pinned here as well as by the TCP test.
+    #[test]
+    fn not_connected_counts_as_shut_down_and_other_errors_stay() {
+        assert!(shutdown_done(Err(ErrorKind::NotConnected.into())).is_ok());
+        assert!(shutdown_done(Ok(())).is_ok());
+        let kept = shutdown_done(Err(io::Error::other("bad fd"))).unwrap_err();
+        assert_eq!(kept.to_string(), "bad fd");
+        let kept = shutdown_done(Err(ErrorKind::InvalidInput.into())).unwrap_err();
+        assert_eq!(kept.kind(), ErrorKind::InvalidInput);
     }
 }

@@ -18,6 +18,9 @@
 //!   `epoll` re-checks readiness before reporting an event, and one reader draining a
 //!   shared pipe would swallow the wake-up of the others.
 //! * [`set_backlog`] — `listen(2)` again on a listening socket to change its backlog.
+//! * `recv_uninit` (with the `hyper` feature) — `recv(2)` into memory that may be
+//!   uninitialised; on `Ok(n)` exactly the first `n` bytes were written.
+//! * [`describe_fd`] — a socket's peer or local address as text, for the task dump.
 //! * Processes: [`pidfd_open`] (Linux ≥ 5.3; `Unsupported` elsewhere or on older
 //!   kernels), [`pidfd_send_signal`] and [`send_signal`] (`kill(2)` on one positive pid,
 //!   never a process group), for `io/process.rs`.
@@ -286,6 +289,96 @@ pub(crate) fn send_signal(pid: u32, signum: i32) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Reads from a connected socket into `buf`, which may be uninitialised: the kernel
+/// only writes to it. On `Ok(n)` the first `n` bytes of `buf` are initialised (`n <=
+/// buf.len()`); errors come from `errno` (`WouldBlock`, `Interrupted`... for the caller
+/// to handle).
+#[cfg(feature = "hyper")]
+pub(crate) fn recv_uninit(
+    socket: &impl AsRawFd,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe one live allocation that we borrow
+    // mutably for the duration of the call; `recv` writes at most `buf.len()` bytes
+    // into it and never reads it, so uninitialised bytes are fine. `MaybeUninit<u8>`
+    // has the layout of `u8`. The fd is borrowed from a live socket.
+    let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    // A negative result is exactly -1 with `errno` set; any other fits in `usize`.
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// What the socket `fd` is, for the task dump: `peer ADDR` when it is connected,
+/// `local ADDR` otherwise (a listener, an unconnected UDP socket), `unix socket PATH`
+/// for a named Unix socket; `None` for anything else (a pipe, a closed fd). Called
+/// only when a dump is taken, never on an I/O path.
+pub(crate) fn describe_fd(fd: i32) -> Option<String> {
+    if let Some(peer) = socket_address(fd, libc::getpeername) {
+        return Some(format!("peer {peer}"));
+    }
+    socket_address(fd, libc::getsockname).map(|local| format!("local {local}"))
+}
+
+type AddrCall =
+    unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
+
+/// `getpeername` / `getsockname` of `fd`, as text.
+fn socket_address(fd: i32, call: AddrCall) -> Option<String> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    // SAFETY: `sockaddr_storage` is plain old data, for which all zeroes is a value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is writable for `len` bytes, and the call writes at most `len`
+    // bytes into it (updating `len`). Any fd number is allowed: a bad one fails with
+    // `EBADF` or `ENOTSOCK`, which we report as "nothing to say".
+    let r = unsafe {
+        call(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a `sockaddr_in`, and
+            // `sockaddr_storage` is large and aligned enough for every address type.
+            let a = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))).to_string())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for `sockaddr_in6`.
+            let a = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::from((ip, u16::from_be(a.sin6_port))).to_string())
+        }
+        libc::AF_UNIX => {
+            // SAFETY: as above, for `sockaddr_un`.
+            let a = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_un>()
+            };
+            let path: Vec<u8> = a
+                .sun_path
+                .iter()
+                .take_while(|&&c| c != 0)
+                .map(|&c| c as u8)
+                .collect();
+            if path.is_empty() {
+                None // unnamed (a socketpair, a client): nothing worth saying
+            } else {
+                Some(format!("unix socket {}", String::from_utf8_lossy(&path)))
+            }
+        }
+        _ => None,
     }
 }
 

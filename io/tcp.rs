@@ -3,8 +3,11 @@
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::task::{Context, Poll};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use mio::Interest;
 
 use super::addr::{ToSocketAddrs, lookup_host};
@@ -146,6 +149,32 @@ impl TcpListener {
         Ok((TcpStream::from_mio(s)?, addr))
     }
 
+    /// The connections, as a [`Stream`]: each item is what [`accept`](Self::accept)
+    /// returns, without the peer's address (ask the stream's
+    /// [`peer_addr`](TcpStream::peer_addr)). See [`TcpIncoming`].
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use scope_runtime::io::{TcpListener, TcpStream};
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let l = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let client = TcpStream::connect(l.local_addr()?).await?;
+    ///     let mut incoming = l.incoming();
+    ///     let conn = incoming.next().await.expect("never ends")?;
+    ///     assert_eq!(conn.peer_addr()?, client.local_addr()?);
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub fn incoming(&self) -> TcpIncoming<'_> {
+        TcpIncoming { listener: self }
+    }
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<TcpStream>> {
+        let (s, _) = ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
+        Poll::Ready(TcpStream::from_mio(s))
+    }
+
     /// The local address (with the port the OS chose for port 0).
     ///
     /// ```
@@ -178,11 +207,83 @@ impl TcpListener {
     }
 }
 
+/// The connections of a [`TcpListener`], as an endless [`Stream`] of
+/// `io::Result<TcpStream>`: made by [`TcpListener::incoming`].
+///
+/// Each poll is an [`accept`](TcpListener::accept), with its errors and its
+/// cancellation:
+///
+/// * `Some(Ok(stream))` for each connection;
+/// * `Some(Err(e))` when an accept fails (for instance `EMFILE`, out of file
+///   descriptors): the stream goes on, and the next poll tries again at once — a loop
+///   that keeps going after such an error should wait a little first (a
+///   [`sleep`](crate::sleep)), or it spins while the condition lasts. The stream never
+///   yields `None`.
+/// * `Some(Err(e))` where `e` is the `Cancelled` (as an `io::Error`, recognised by
+///   [`CancelError`]) when the code polling it is cancelled, before or while it waits
+///   (the cancellation wakes the waiting poll, also inside `futures` combinators): no
+///   connection is taken from the backlog. Cancellation stays in force until control
+///   leaves the cancelled scope, so every poll there fails the same way; a loop that
+///   stops at errors (`while let Some(c) = incoming.next().await { let c = c?; .. }`)
+///   leaves at the first one.
+///
+/// ```
+/// use futures::StreamExt;
+/// use scope_runtime::io::TcpListener;
+/// use scope_runtime::move_on_after;
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let l = TcpListener::bind("127.0.0.1:0").await?;
+///     // Nobody connects: the deadline cancels the wait, the loop stops at the error,
+///     // the scope absorbs it.
+///     let r = move_on_after(Duration::from_millis(10), async {
+///         let mut incoming = l.incoming();
+///         while let Some(conn) = incoming.next().await {
+///             let _conn = conn?;
+///         }
+///         Ok::<_, std::io::Error>(())
+///     })
+///     .await;
+///     assert!(r?.is_none());
+///     Ok::<_, std::io::Error>(())
+/// }).unwrap();
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct TcpIncoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl fmt::Debug for TcpIncoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TcpIncoming").field(self.listener).finish()
+    }
+}
+
+impl Stream for TcpIncoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.listener.poll_accept(cx).map(Some)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::MAX, None)
+    }
+}
+
+/// Never terminated: a listener's connections do not end.
+impl FusedStream for TcpIncoming<'_> {
+    fn is_terminated(&self) -> bool {
+        false
+    }
+}
+
 /// A TCP connection, registered with the runtime's reactor.
 ///
 /// # Cancellation
 ///
-/// Every operation that can block is a checkpoint (design rule R1): if the calling code
+/// Every operation that can block is a checkpoint: if the calling code
 /// is cancelled, [`read`](Self::read) and [`write`](Self::write) return `Cancelled` (as
 /// an `io::Error`, recognised by [`CancelError`]) **without** reading or writing
 /// anything. A cancellation that arrives while the call waits wakes it, and it returns
@@ -348,8 +449,10 @@ impl TcpStream {
     }
 
     /// Shuts down the read, write or both directions. Not a checkpoint (it never
-    /// blocks, and cleanup must work in cancelled code). Shutting down a
-    /// connection the peer already reset may fail with `NotConnected`.
+    /// blocks, and cleanup must work in cancelled code). A connection the peer already
+    /// closed or reset counts as shut down: the kernel's `NotConnected` is reported as
+    /// `Ok(())`, here and in `poll_close` (as tokio does), so closing never fails just
+    /// because the other side was quicker.
     ///
     /// ```
     /// use scope_runtime::io::{TcpListener, TcpStream};
@@ -367,7 +470,7 @@ impl TcpStream {
     /// });
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.shutdown_priv(how)
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
@@ -510,7 +613,25 @@ macro_rules! stream_impls {
             }
 
             fn shutdown_priv(&self, how: Shutdown) -> io::Result<()> {
-                self.io.get_ref().shutdown(how)
+                crate::io::split::shutdown_done(self.io.get_ref().shutdown(how))
+            }
+
+            #[cfg(feature = "hyper")]
+            fn poll_read_uninit_priv(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> Poll<io::Result<usize>> {
+                let len = buf.len();
+                let res = self.io.poll_io(cx, Direction::Read, |s| {
+                    crate::io::sys::recv_uninit(s, &mut *buf)
+                });
+                if let Poll::Ready(Ok(n)) = res {
+                    if n > 0 && n < len {
+                        self.io.clear_readiness(Direction::Read);
+                    }
+                }
+                res
             }
         }
 
@@ -562,7 +683,7 @@ macro_rules! stream_impls {
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut Context<'_>,
             ) -> Poll<io::Result<()>> {
-                Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
+                Poll::Ready(self.shutdown_priv(Shutdown::Write))
             }
         }
 
@@ -594,7 +715,7 @@ macro_rules! stream_impls {
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut Context<'_>,
             ) -> Poll<io::Result<()>> {
-                Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
+                Poll::Ready(self.shutdown_priv(Shutdown::Write))
             }
         }
     };

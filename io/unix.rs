@@ -5,9 +5,12 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::task::{Context, Poll};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use mio::Interest;
 
 use super::source::IoSource;
@@ -122,6 +125,35 @@ impl UnixListener {
         Ok((UnixStream::from_mio(s)?, addr))
     }
 
+    /// The connections, as a [`Stream`]: each item is what [`accept`](Self::accept)
+    /// returns, without the peer's address. See [`UnixIncoming`].
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use scope_runtime::io::{UnixListener, UnixStream};
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let path = std::env::temp_dir().join(format!("sr-doc-inc-{}", std::process::id()));
+    ///     let _ = std::fs::remove_file(&path);
+    ///     let l = UnixListener::bind(&path)?;
+    ///     let client = UnixStream::connect(&path).await?;
+    ///     let conn = l.incoming().next().await.expect("never ends")?;
+    ///     client.write(b"hi").await?;
+    ///     let mut buf = [0u8; 2];
+    ///     assert_eq!(conn.read(&mut buf).await?, 2);
+    ///     std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub fn incoming(&self) -> UnixIncoming<'_> {
+        UnixIncoming { listener: self }
+    }
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<UnixStream>> {
+        let (s, _) = ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
+        Poll::Ready(UnixStream::from_mio(s))
+    }
+
     /// The address the listener is bound to.
     ///
     /// ```
@@ -137,6 +169,69 @@ impl UnixListener {
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
+    }
+}
+
+/// The connections of a [`UnixListener`], as an endless [`Stream`] of
+/// `io::Result<UnixStream>`: made by [`UnixListener::incoming`].
+///
+/// It behaves as [`TcpIncoming`](super::TcpIncoming) does: each poll is an
+/// [`accept`](UnixListener::accept); a failed accept yields `Some(Err(e))` and the
+/// stream goes on (it never yields `None`; after an error such as `EMFILE`, wait a
+/// little before polling again, or the loop spins while it lasts); polled in cancelled code it yields the
+/// `Cancelled` as an `io::Error`, before or while it waits, without taking a
+/// connection, and again at every poll until control leaves the cancelled scope.
+///
+/// ```
+/// use futures::StreamExt;
+/// use scope_runtime::io::UnixListener;
+/// use scope_runtime::move_on_after;
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let path = std::env::temp_dir().join(format!("sr-doc-uinc-{}", std::process::id()));
+///     let _ = std::fs::remove_file(&path);
+///     let l = UnixListener::bind(&path)?;
+///     let r = move_on_after(Duration::from_millis(10), async {
+///         let mut incoming = l.incoming();
+///         while let Some(conn) = incoming.next().await {
+///             let _conn = conn?;
+///         }
+///         Ok::<_, std::io::Error>(())
+///     })
+///     .await;
+///     assert!(r?.is_none(), "nobody connected: cancelled by the deadline");
+///     std::fs::remove_file(&path)?;
+///     Ok::<_, std::io::Error>(())
+/// }).unwrap();
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct UnixIncoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl fmt::Debug for UnixIncoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("UnixIncoming").field(self.listener).finish()
+    }
+}
+
+impl Stream for UnixIncoming<'_> {
+    type Item = io::Result<UnixStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.listener.poll_accept(cx).map(Some)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::MAX, None)
+    }
+}
+
+/// Never terminated: a listener's connections do not end.
+impl FusedStream for UnixIncoming<'_> {
+    fn is_terminated(&self) -> bool {
+        false
     }
 }
 
@@ -294,7 +389,9 @@ impl UnixStream {
         std::future::poll_fn(|cx| self.poll_write_priv(cx, buf)).await
     }
 
-    /// Shuts down one or both directions. Not a checkpoint.
+    /// Shuts down one or both directions. Not a checkpoint. A peer that already closed
+    /// counts as shut down: `NotConnected` is reported as `Ok(())` (see
+    /// [`TcpStream::shutdown`](super::TcpStream::shutdown)).
     ///
     /// ```
     /// use scope_runtime::io::UnixStream;
@@ -308,7 +405,7 @@ impl UnixStream {
     /// });
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.shutdown_priv(how)
     }
 
     /// The local address (unnamed for a connecting or paired socket).

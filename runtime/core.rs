@@ -38,6 +38,8 @@ use slab::Slab;
 use super::cancel::{self, Cancellation, NO_NODE, NodeKey};
 use super::clock::Clock;
 use super::ignored_cancel::IgnoredCancelWatch;
+use super::observe::metrics::{Counters, bump};
+use super::observe::{Instrument, Metrics, TaskMeta};
 use super::reactor::Reactor;
 use super::task::{Runnable, Shared, TaskId, TaskSlot, TaskWaker};
 use super::timer::{TimerEntry, TimerKey, Timers};
@@ -199,6 +201,16 @@ impl WakerId {
     }
 }
 
+/// One live task, as the task dump reads it ([`Core::task_rows`]).
+pub(crate) struct TaskRow {
+    pub(crate) id: TaskId,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) root: NodeKey,
+    pub(crate) spawned_at: &'static Location<'static>,
+    /// In the ready queue (or being polled after a wake during its poll).
+    pub(crate) scheduled: bool,
+}
+
 /// The state of one runtime.
 pub(crate) struct Core {
     id: RuntimeId,
@@ -224,10 +236,22 @@ pub(crate) struct Core {
     names: RefCell<HashMap<u64, Arc<str>>>,
     /// Wakers of finished tasks, unshared, ready for reuse.
     free_wakers: RefCell<Vec<Arc<TaskWaker>>>,
+    /// The last number handed to a `sync` wait queue (what the task dump calls it).
+    last_object_id: Cell<u64>,
+    /// The metrics counters.
+    counters: Counters,
+    /// The user's hooks, if any.
+    instrument: Option<Rc<dyn Instrument>>,
+    /// Each task's span, by task sequence number (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    spans: RefCell<HashMap<u64, tracing::Span>>,
 }
 
 impl Core {
-    pub(crate) fn new(paused: bool) -> std::io::Result<Core> {
+    pub(crate) fn new(
+        paused: bool,
+        instrument: Option<Rc<dyn Instrument>>,
+    ) -> std::io::Result<Core> {
         let (reactor, mio_waker) = Reactor::new()?;
         let clock = Clock::new(paused);
         let id = RuntimeId::next();
@@ -247,6 +271,11 @@ impl Core {
             polls_since_park: Cell::new(0),
             names: RefCell::new(HashMap::new()),
             free_wakers: RefCell::new(Vec::new()),
+            last_object_id: Cell::new(0),
+            counters: Counters::default(),
+            instrument,
+            #[cfg(feature = "tracing")]
+            spans: RefCell::new(HashMap::new()),
         })
     }
 
@@ -292,6 +321,13 @@ impl Core {
         }
     }
 
+    /// A fresh number for a `sync` wait queue (1, 2, ... per runtime).
+    pub(crate) fn next_object_id(&self) -> u64 {
+        let id = self.last_object_id.get() + 1;
+        self.last_object_id.set(id);
+        id
+    }
+
     /// Whether `block_on` is running.
     pub(crate) fn is_running(&self) -> bool {
         self.running.get()
@@ -318,7 +354,32 @@ impl Core {
     }
 
     pub(crate) fn insert_timer(&self, at: Instant, entry: TimerEntry) -> TimerKey {
+        bump(&self.counters.timers_armed, 1);
         self.timers.borrow_mut().insert(at, entry)
+    }
+
+    /// The metrics counters, now.
+    pub(crate) fn metrics(&self) -> Metrics {
+        let c = &self.counters;
+        Metrics {
+            live_tasks: self.tasks.try_borrow().map_or(0, |t| t.len()),
+            tasks_spawned: c.spawned.get(),
+            polls: c.polls.get(),
+            local_wakes: c.local_wakes.get(),
+            remote_wakes: self.shared.remote_wakes.load(Ordering::Relaxed),
+            reactor_turns: c.reactor_turns.get(),
+            io_events: c.io_events.get(),
+            timers_armed: c.timers_armed.get(),
+            timers_fired: c.timers_fired.get(),
+            scopes_cancelled: self.cancel.scopes_cancelled(),
+            blocking_threads: super::observe::metrics::blocking_threads(),
+        }
+    }
+
+    /// The user's hooks, if installed.
+    #[inline(always)]
+    pub(crate) fn instrument(&self) -> Option<&dyn Instrument> {
+        self.instrument.as_deref()
     }
 
     /// Removes a timer; its entry (a waker) is dropped after the borrow.
@@ -356,6 +417,10 @@ impl Core {
     /// Puts a task on the local ready queue (its waker already deduplicated the wake).
     pub(crate) fn push_ready(&self, id: TaskId) {
         self.ready.borrow_mut().push_back(id);
+        bump(&self.counters.local_wakes, 1);
+        if let Some(i) = self.instrument() {
+            i.task_scheduled(id.seq);
+        }
     }
 
     /// Creates a task slot without scheduling it. A root node is created now when the
@@ -373,6 +438,9 @@ impl Core {
         let entry = tasks.vacant_entry();
         let id = TaskId::new(self.id, entry.key(), seq);
         let root = parent.map_or(NO_NODE, |p| self.cancel.insert_root(p));
+        let hook_name = self.instrument.as_ref().and_then(|_| name.clone());
+        #[cfg(feature = "tracing")]
+        let span_name = name.clone();
         if let Some(name) = name {
             self.names.borrow_mut().insert(seq, name);
         }
@@ -394,8 +462,27 @@ impl Core {
             task,
             handle,
             root,
-            watch: IgnoredCancelWatch::new(spawned_at),
+            spawned_at,
+            watch: IgnoredCancelWatch::default(),
         });
+        drop(tasks);
+        #[cfg(feature = "tracing")]
+        {
+            // Made outside the borrow (a subscriber is user code). Kept only when a
+            // subscriber wants it: with none, tasks cost no map entry.
+            let span = super::observe::tracing::task_span(seq, span_name.as_deref(), spawned_at);
+            if !span.is_disabled() {
+                self.spans.borrow_mut().insert(seq, span);
+            }
+        }
+        bump(&self.counters.spawned, 1);
+        if let Some(i) = self.instrument() {
+            i.task_spawned(&TaskMeta {
+                id: seq,
+                name: hook_name,
+                spawned_at,
+            });
+        }
         id
     }
 
@@ -419,7 +506,8 @@ impl Core {
             return;
         };
         if !slot.handle.scheduled.swap(true, Ordering::AcqRel) {
-            self.ready.borrow_mut().push_back(id);
+            drop(tasks);
+            self.push_ready(id);
         }
     }
 
@@ -465,10 +553,10 @@ impl Core {
             let Some(slot) = tasks.get_mut(id.slot()).filter(|s| s.id == id) else {
                 return;
             };
-            match slot.watch.failed_at(serial) {
-                Some(at) => at,
-                None => return,
+            if !slot.watch.failed_at(serial) {
+                return;
             }
+            slot.spawned_at
         };
         let task = cancel::TaskInfo {
             id: id.seq,
@@ -478,6 +566,37 @@ impl Core {
             "{}",
             super::ignored_cancel::warning(&task.to_string(), spawned_at)
         );
+    }
+
+    /// Every live task as the task dump reads it (empty while the slab is borrowed).
+    pub(crate) fn task_rows(&self) -> Vec<TaskRow> {
+        let Ok(tasks) = self.tasks.try_borrow() else {
+            return Vec::new();
+        };
+        let names = self.names.try_borrow().ok();
+        tasks
+            .iter()
+            .map(|(_, s)| TaskRow {
+                id: s.id,
+                name: names.as_ref().and_then(|n| n.get(&s.id.seq).cloned()),
+                root: s.root,
+                spawned_at: s.spawned_at,
+                scheduled: s.handle.scheduled.load(Ordering::Acquire),
+            })
+            .collect()
+    }
+
+    /// The task's span (feature `tracing`; a disabled span if it has none).
+    #[cfg(feature = "tracing")]
+    fn task_span(&self, id: TaskId) -> tracing::Span {
+        let spans = self.spans.borrow();
+        if spans.is_empty() {
+            return tracing::Span::none();
+        }
+        spans
+            .get(&id.seq)
+            .cloned()
+            .unwrap_or_else(tracing::Span::none)
     }
 
     pub(crate) fn task_name(&self, id: TaskId) -> Option<Arc<str>> {
@@ -498,6 +617,14 @@ impl Core {
             slot.handle.scheduled.store(false, Ordering::Release);
             (task.clone(), Waker::from(slot.handle.clone()), slot.root)
         };
+        bump(&self.counters.polls, 1);
+        if let Some(i) = self.instrument() {
+            i.before_poll(id.seq);
+        }
+        #[cfg(feature = "tracing")]
+        let span = self.task_span(id);
+        #[cfg(feature = "tracing")]
+        let _span = span.enter();
         let in_task = TaskContext::enter(self, id, root, Some(&waker));
         // Task cells catch the panics of user code, so this poll does not unwind
         // except for bugs in the runtime itself.
@@ -505,6 +632,9 @@ impl Core {
         // Released before `finish_task`, so an unshared waker can be recycled.
         drop(waker);
         drop(in_task);
+        if let Some(i) = self.instrument() {
+            i.after_poll(id.seq, res.is_ready());
+        }
         match res {
             Poll::Ready(()) => {
                 self.finish_task(id);
@@ -537,6 +667,11 @@ impl Core {
         if !self.names.borrow().is_empty() {
             self.names.borrow_mut().remove(&id.seq);
         }
+        #[cfg(feature = "tracing")]
+        if !self.spans.borrow().is_empty() {
+            let span = self.spans.borrow_mut().remove(&id.seq);
+            drop(span);
+        }
         if Arc::get_mut(&mut handle).is_some() {
             let mut free = self.free_wakers.borrow_mut();
             if free.len() < MAX_FREE_WAKERS {
@@ -545,6 +680,9 @@ impl Core {
         }
         // The cell itself (its future is already dropped) goes last, outside borrows.
         drop(task);
+        if let Some(i) = self.instrument() {
+            i.task_exited(id.seq);
+        }
     }
 
     /// Drops a task that has not finished: its future is dropped first (so the scopes
@@ -589,9 +727,15 @@ impl Core {
     fn drain_injector(&self) {
         while let Some(id) = self.shared.pop_injected() {
             self.ready.borrow_mut().push_back(id);
+            if let Some(i) = self.instrument() {
+                i.task_scheduled(id.seq);
+            }
         }
         while let Some((remote, reason)) = self.shared.pop_remote_cancel() {
             cancel::apply_remote(self, remote, reason);
+        }
+        while let Some(reply) = self.shared.pop_dump_request() {
+            reply.fulfil(super::observe::dump::snapshot(self));
         }
     }
 
@@ -609,7 +753,25 @@ impl Core {
                 }
             }
             fired += 1;
+            bump(&self.counters.timers_fired, 1);
         }
+    }
+
+    /// Asks the reactor for events (blocking at most `timeout`), counting the turn.
+    fn turn_reactor(&self, timeout: Option<std::time::Duration>) -> usize {
+        if let Some(i) = self.instrument() {
+            i.before_io_wait(timeout);
+        }
+        let events = self
+            .reactor
+            .turn(self, timeout)
+            .expect("scope_runtime: polling the OS for I/O readiness failed");
+        bump(&self.counters.reactor_turns, 1);
+        bump(&self.counters.io_events, events as u64);
+        if let Some(i) = self.instrument() {
+            i.after_io_wait(events);
+        }
+        events
     }
 
     /// One turn of the reactor: I/O events, cross-thread wakes, timers. Blocks only
@@ -625,10 +787,7 @@ impl Core {
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(self.now()))
         };
-        let events = self
-            .reactor
-            .turn(self, timeout)
-            .expect("scope_runtime: polling the OS for I/O readiness failed");
+        let events = self.turn_reactor(timeout);
         self.drain_injector();
         let fired = self.fire_timers();
         if self.clock.is_paused() && self.ready.borrow().is_empty() && events == 0 && fired == 0 {
@@ -641,9 +800,7 @@ impl Core {
                     self.fire_timers();
                 }
                 None => {
-                    self.reactor
-                        .turn(self, None)
-                        .expect("scope_runtime: polling the OS for I/O readiness failed");
+                    self.turn_reactor(None);
                     self.drain_injector();
                 }
             }
@@ -718,6 +875,9 @@ impl Core {
         self.shared.close();
         while self.shared.pop_injected().is_some() {}
         while self.shared.pop_remote_cancel().is_some() {}
+        while let Some(reply) = self.shared.pop_dump_request() {
+            reply.abandon();
+        }
         first
     }
 }
@@ -748,9 +908,22 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
     loop {
         handle.scheduled.store(false, Ordering::Release);
         let root = core.task_root(main).unwrap_or(NO_NODE);
+        bump(&core.counters.polls, 1);
+        if let Some(i) = core.instrument() {
+            i.before_poll(main.seq);
+        }
+        #[cfg(feature = "tracing")]
+        let span = core.task_span(main);
+        #[cfg(feature = "tracing")]
+        let span_guard = span.enter();
         let in_task = TaskContext::enter(core, main, root, Some(&waker));
         let res = fut.as_mut().poll(&mut Context::from_waker(&waker));
         drop(in_task);
+        #[cfg(feature = "tracing")]
+        drop(span_guard);
+        if let Some(i) = core.instrument() {
+            i.after_poll(main.seq, res.is_ready());
+        }
         if let Poll::Ready(out) = res {
             return out;
         }

@@ -8,12 +8,13 @@
 //! one the checkpoint sees, named by its node's serial: node keys are reused, serials
 //! are not), wherever inside it the task is; at
 //! [`WARN_AFTER`] it prints one warning on stderr naming the task and where it was
-//! spawned. It is fed from the one place where checkpoints fail
-//! (`cancel::check_in`).
+//! spawned (the slot's `spawned_at`, which the task dump shows too). It is fed from
+//! the one place where checkpoints fail (`cancel::check_in`).
 //!
 //! In release builds the watch is a zero-sized type and every call compiles to
 //! nothing.
 
+#[cfg(debug_assertions)]
 use std::panic::Location;
 
 /// Failed checkpoints in a row in one scope after which a task is reported.
@@ -21,50 +22,35 @@ use std::panic::Location;
 pub(crate) const WARN_AFTER: u32 = 10_000;
 
 /// Per-task state of the diagnostic (empty in release builds).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct IgnoredCancelWatch {
-    #[cfg(debug_assertions)]
-    spawned_at: &'static Location<'static>,
     /// The serial of the scope that cancelled the last failed checkpoint.
     #[cfg(debug_assertions)]
     serial: u64,
-    /// Failed checkpoints in a row in that node; `u32::MAX` once reported.
+    /// Failed checkpoints in a row because of that scope; `u32::MAX` once reported.
     #[cfg(debug_assertions)]
     streak: u32,
 }
 
 impl IgnoredCancelWatch {
-    #[inline]
-    #[cfg_attr(not(debug_assertions), allow(unused_variables))]
-    pub(crate) fn new(spawned_at: &'static Location<'static>) -> IgnoredCancelWatch {
-        IgnoredCancelWatch {
-            #[cfg(debug_assertions)]
-            spawned_at,
-            #[cfg(debug_assertions)]
-            serial: 0,
-            #[cfg(debug_assertions)]
-            streak: 0,
-        }
-    }
-
-    /// Records a checkpoint that failed because of the scope whose serial is `serial`. Returns
-    /// where the task was spawned when this failure completes a streak worth reporting
-    /// (once per task and scope).
+    /// Records a checkpoint that failed because of the scope whose serial is `serial`.
+    /// Returns `true` when this failure completes a streak worth reporting (once per
+    /// task and scope).
     #[cfg(debug_assertions)]
-    pub(crate) fn failed_at(&mut self, serial: u64) -> Option<&'static Location<'static>> {
+    pub(crate) fn failed_at(&mut self, serial: u64) -> bool {
         if serial != self.serial {
             self.serial = serial;
             self.streak = 0;
         }
         if self.streak == u32::MAX {
-            return None;
+            return false;
         }
         self.streak += 1;
         if self.streak < WARN_AFTER {
-            return None;
+            return false;
         }
         self.streak = u32::MAX;
-        Some(self.spawned_at)
+        true
     }
 }
 

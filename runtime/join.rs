@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::cancel::{self, CancelError, CancelWait, Cancelled, NodeKey, TaskInfo};
 use super::core::{Core, try_with_core, with_core};
+use super::observe::WaitingOn;
 use super::task::{ChildTask, Runnable, TaskId};
 
 /// Polls `fut`, turning a panic into `Err(payload)`.
@@ -265,7 +266,12 @@ impl<T, E> Future for JoinHandle<T, E> {
                 "JoinHandle polled after it returned the task's outcome (or its task was dropped)"
             ),
             Poll::Pending => {
-                this.wait.arm(cx.waker());
+                this.wait.arm(
+                    cx.waker(),
+                    WaitingOn::Join {
+                        task: this.task.id.seq,
+                    },
+                );
                 Poll::Pending
             }
         }

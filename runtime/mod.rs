@@ -10,7 +10,8 @@
 //!   entry and exit, absorption, task cancel counts, cross-thread cancels,
 //!   `cancellable`. `scope/` is the user-facing face of it.
 //! * `join` — `spawn`, `JoinHandle`, `Outcome`, `TaskRef`, `current_task`.
-//! * `time` — `sleep`, `sleep_until`, `yield_now`, `now`; `timer` — pending timers
+//! * `time` — `sleep`, `sleep_until`, `yield_now`, `now`; `interval` — periodic
+//!   ticks on top of `Sleep`, with the missed-tick policies; `timer` — pending timers
 //!   ordered by deadline; `clock` — real or paused time.
 //! * `reactor` — `mio::Poll` and per-source readiness, used by `io/`.
 //! * `sync/` — the cancellation-aware primitives; `wake_list` — wakers collected under
@@ -28,7 +29,9 @@ pub(crate) mod cancel;
 pub(crate) mod clock;
 pub(crate) mod core;
 mod ignored_cancel;
+mod interval;
 mod join;
+pub(crate) mod observe;
 pub(crate) mod reactor;
 pub mod sync;
 pub(crate) mod task;
@@ -44,8 +47,13 @@ use std::rc::Rc;
 
 pub use core::IO_POLL_INTERVAL;
 pub(crate) use core::{try_with_core, with_core};
+pub use interval::{Interval, MissedTickPolicy, interval, interval_at};
 pub use join::{JoinHandle, Outcome, TaskRef, current_task, spawn, spawn_named};
 pub(crate) use join::{catch_unwind, drop_tasks, spawn_child};
+pub use observe::{
+    Dump, DumpHandle, DumpNode, Instrument, Metrics, ScopeDump, TaskDump, TaskMeta, TaskState,
+    Wait, WaitingOn, dump,
+};
 pub use time::{Sleep, now, sleep, sleep_until, yield_now};
 
 /// A single-threaded runtime: an executor, a reactor on `mio`, timers, and the
@@ -80,9 +88,19 @@ impl fmt::Debug for Runtime {
 }
 
 /// Configures a [`Runtime`].
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Builder {
     paused_clock: bool,
+    instrument: Option<Rc<dyn observe::Instrument>>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("paused_clock", &self.paused_clock)
+            .field("instrument", &self.instrument.is_some())
+            .finish()
+    }
 }
 
 impl Builder {
@@ -94,10 +112,17 @@ impl Builder {
         self
     }
 
+    /// Installs hooks the scheduler calls as it works (see [`Instrument`]). One per
+    /// runtime; a second call replaces the first.
+    pub fn instrument(mut self, instrument: Rc<dyn observe::Instrument>) -> Builder {
+        self.instrument = Some(instrument);
+        self
+    }
+
     /// Builds the runtime. Fails only if the OS refuses an epoll instance or eventfd.
     pub fn build(self) -> io::Result<Runtime> {
         Ok(Runtime {
-            core: Rc::new(core::Core::new(self.paused_clock)?),
+            core: Rc::new(core::Core::new(self.paused_clock, self.instrument)?),
             _not_send: PhantomData,
         })
     }
@@ -196,6 +221,60 @@ impl Runtime {
     pub fn resources(&self) -> Resources {
         self.core.resources()
     }
+
+    /// A [`Dump`] of the tree of tasks and scopes this runtime holds now: between
+    /// `block_on` calls (the tasks left are frozen where they wait), or from inside
+    /// (like [`dump`](crate::dump)).
+    ///
+    /// ```
+    /// use scope_runtime::{Runtime, spawn_named, sleep, Cancelled};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::builder().paused_clock(true).build()?;
+    /// let _h = rt.block_on(async {
+    ///     spawn_named("sleeper", async {
+    ///         sleep(Duration::from_secs(3)).await?;
+    ///         Ok::<_, Cancelled>(())
+    ///     })
+    /// });
+    /// rt.block_on(scope_runtime::yield_now()); // let it reach its sleep
+    /// let text = rt.dump().to_string();
+    /// assert!(text.contains("`sleeper`"));
+    /// assert!(text.contains("waiting on sleep, 3.000s left"), "{text}");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn dump(&self) -> Dump {
+        observe::dump::snapshot(&self.core)
+    }
+
+    /// A handle that other threads use to ask this runtime for a [`Dump`]
+    /// ([`DumpHandle::request`]).
+    pub fn dump_handle(&self) -> DumpHandle {
+        DumpHandle::new(self.core.shared().clone())
+    }
+
+    /// The runtime's counters now (see [`Metrics`]).
+    pub fn metrics(&self) -> Metrics {
+        self.core.metrics()
+    }
+}
+
+/// The counters of the runtime this code runs on (see [`Metrics`]).
+///
+/// # Panics
+///
+/// Outside a runtime (use [`Runtime::metrics`] there).
+///
+/// ```
+/// # let rt = scope_runtime::Runtime::new()?;
+/// rt.block_on(async {
+///     assert_eq!(scope_runtime::metrics().live_tasks, 1); // this block_on task
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[track_caller]
+pub fn metrics() -> Metrics {
+    with_core(|core| core.metrics())
 }
 
 impl Drop for Runtime {

@@ -50,6 +50,7 @@ use slab::Slab;
 
 use super::cancel::CancelWait;
 use super::core::Core;
+use super::observe::WaitingOn;
 
 /// Token reserved for the cross-thread `mio::Waker`.
 pub(crate) const WAKE_TOKEN: Token = Token(usize::MAX);
@@ -107,7 +108,7 @@ struct Waiters {
 impl Waiters {
     /// Adds `waker` (or finds it already there) and (re)registers it with the status
     /// tree at the node of the code polling now.
-    fn add(&mut self, core: &Core, waker: &Waker) {
+    fn add(&mut self, core: &Core, waker: &Waker, on: WaitingOn) {
         let found = match &mut self.first {
             Some(w) if w.waker.will_wake(waker) => Some(w),
             Some(_) => self.more.iter_mut().find(|w| w.waker.will_wake(waker)),
@@ -128,7 +129,7 @@ impl Waiters {
                 }
             }
         };
-        w.cancel.arm_in(core, waker);
+        w.cancel.arm_in(core, waker, on);
     }
 
     /// Moves the wakers out and drops their registrations.
@@ -147,11 +148,14 @@ pub(crate) struct IoState {
     ready: Cell<u8>,
     reader: RefCell<Waiters>,
     writer: RefCell<Waiters>,
+    /// The source's file descriptor (what the task dump shows a wait on).
+    fd: i32,
 }
 
 impl IoState {
-    fn new() -> IoState {
+    fn new(fd: i32) -> IoState {
         IoState {
+            fd,
             ready: Cell::new(READABLE | WRITABLE),
             reader: RefCell::default(),
             writer: RefCell::default(),
@@ -266,15 +270,20 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// Registers `source` with the reactor of the runtime running on this thread.
+    /// Registers `source` (whose file descriptor is `fd`, shown by the task dump) with
+    /// the reactor of the runtime running on this thread.
     ///
     /// # Panics
     ///
     /// Outside a runtime.
-    pub(crate) fn new(source: &mut impl Source, interest: Interest) -> io::Result<Registration> {
+    pub(crate) fn new(
+        source: &mut impl Source,
+        fd: i32,
+        interest: Interest,
+    ) -> io::Result<Registration> {
         crate::runtime::with_core(|core| {
             let reactor = core.reactor();
-            let state = Rc::new(IoState::new());
+            let state = Rc::new(IoState::new(fd));
             let key = reactor.sources.borrow_mut().insert(state.clone());
             let res = reactor
                 .poll
@@ -315,7 +324,15 @@ impl Registration {
             if core.reactor().id != self.reactor {
                 return false;
             }
-            self.state.waiters(dir).borrow_mut().add(core, cx.waker());
+            let fd = self.state.fd;
+            let on = match dir {
+                Direction::Read => WaitingOn::Readable { fd },
+                Direction::Write => WaitingOn::Writable { fd },
+            };
+            self.state
+                .waiters(dir)
+                .borrow_mut()
+                .add(core, cx.waker(), on);
             true
         });
         if added != Some(true) {

@@ -35,11 +35,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Wake};
 
 use crossbeam_queue::SegQueue;
@@ -47,6 +47,7 @@ use crossbeam_queue::SegQueue;
 use super::cancel::NodeKey;
 use super::core::RuntimeId;
 use super::ignored_cancel::IgnoredCancelWatch;
+use super::observe::dump::DumpReply;
 
 /// Identifies a task: its runtime, its slab key, and a sequence number that runtime
 /// never reuses. Comparing whole ids (as every lookup does) makes an id of another
@@ -85,6 +86,10 @@ pub(crate) struct Shared {
     /// The runtime has shut down: nothing is queued any more (a `CancelHandle` or a
     /// waker that outlives its runtime costs nothing per call).
     closed: AtomicBool,
+    /// Dumps asked for by [`DumpHandle`](crate::DumpHandle)s, answered by the run loop.
+    dump_requests: SegQueue<Arc<DumpReply>>,
+    /// Wakes from other threads (a metrics counter).
+    pub(crate) remote_wakes: AtomicU64,
 }
 
 impl Shared {
@@ -94,6 +99,8 @@ impl Shared {
             mio_waker,
             remote_cancels: SegQueue::new(),
             closed: AtomicBool::new(false),
+            dump_requests: SegQueue::new(),
+            remote_wakes: AtomicU64::new(0),
         }
     }
 
@@ -112,6 +119,7 @@ impl Shared {
             return;
         }
         self.injector.push(id);
+        self.remote_wakes.fetch_add(1, Ordering::Relaxed);
         // A failed wake means the poll is gone (runtime dropped): nothing to do.
         let _ = self.mio_waker.wake();
     }
@@ -132,6 +140,22 @@ impl Shared {
 
     pub(crate) fn pop_remote_cancel(&self) -> Option<(u64, Option<Arc<str>>)> {
         self.remote_cancels.pop()
+    }
+
+    /// Queues a dump request and interrupts the reactor; `false` if the runtime is
+    /// gone.
+    pub(crate) fn push_dump_request(&self, reply: Arc<DumpReply>) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.dump_requests.push(reply);
+        let _ = self.mio_waker.wake();
+        // Closed meanwhile: the shutdown may have drained the queue already.
+        !self.is_closed()
+    }
+
+    pub(crate) fn pop_dump_request(&self) -> Option<Arc<DumpReply>> {
+        self.dump_requests.pop()
     }
 }
 
@@ -249,7 +273,7 @@ where
     }
 }
 
-/// One task of the runtime (48 bytes: this is per-task memory, see benchmark B9).
+/// One task of the runtime (56 bytes: this is per-task memory, see benchmark B9).
 pub(crate) struct TaskSlot {
     pub(crate) id: TaskId,
     /// `None` for the `block_on` task, whose future lives on `block_on`'s stack.
@@ -259,6 +283,9 @@ pub(crate) struct TaskSlot {
     /// scope entered, a cancel requested, a wait recorded); group children get theirs
     /// at spawn. (Names live in `Core::names`, since few tasks have one.)
     pub(crate) root: NodeKey,
+    /// Where the task was spawned (`#[track_caller]` of `spawn` and friends): shown by
+    /// the task dump and by the ignored-cancel warning. 8 bytes in every build.
+    pub(crate) spawned_at: &'static Location<'static>,
     /// The ignored-cancel diagnostic (zero-sized in release builds).
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(crate) watch: IgnoredCancelWatch,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::cancel::{CancelWait, Cancelled};
 use super::clock;
 use super::core::{Core, try_with_core, with_core};
+use super::observe::WaitingOn;
 use super::timer::{TimerEntry, TimerKey};
 
 /// The current time of the runtime's clock (virtual when the clock is paused).
@@ -101,7 +102,13 @@ impl Future for Sleep {
                 }
                 (_, None) => {}
             }
-            this.wait.arm_in(core, cx.waker());
+            this.wait.arm_in(
+                core,
+                cx.waker(),
+                WaitingOn::Sleep {
+                    until: this.deadline,
+                },
+            );
             Poll::Pending
         })
     }

@@ -197,9 +197,11 @@ impl TaskGroup {
     /// A group not yet entered. [`cancel`](Self::cancel) before entry takes effect on
     /// entry; use [`cancel_scope`](Self::cancel_scope) to set a deadline or shield.
     pub fn new() -> TaskGroup {
+        let scope = CancelScope::new();
+        scope.state.mark_group(); // shown as a task group by the task dump
         TaskGroup {
             inner: Rc::new(GroupInner {
-                scope: CancelScope::new(),
+                scope,
                 state: Cell::new(State::Idle),
                 children: RefCell::new(Slab::new()),
                 host: RefCell::new(None),
@@ -215,7 +217,8 @@ impl TaskGroup {
         &self.inner.scope
     }
 
-    /// Cancels the group: its body and every child (R3: scheduled, not raised).
+    /// Cancels the group: its body and every child. It only marks them cancelled and wakes what they wait on; each sees the
+    /// cancellation at its next checkpoint.
     pub fn cancel(&self) {
         self.inner.scope.cancel();
     }
@@ -349,7 +352,7 @@ impl TaskGroup {
     }
 
     /// Starts a child and waits until it reports readiness with
-    /// [`TaskStatus::started`]; returns the value it reported (R8).
+    /// [`TaskStatus::started`]; returns the value it reported.
     ///
     /// Until `started`, the child runs under the caller's scopes: if the caller is
     /// cancelled, so is the child, and its error (or cancellation) comes back here.
@@ -654,6 +657,8 @@ impl GroupInner {
     }
 
     fn record_failure(&self, failure: TaskFailure) {
+        #[cfg(feature = "tracing")]
+        crate::runtime::observe::tracing::child_failed(&failure.task, &failure.error);
         let reason = CancelReason::TaskFailed(failure.task.clone());
         self.failures.borrow_mut().push(failure);
         cancel::cancel(&self.scope.state, reason);

@@ -12,6 +12,9 @@
 
 pub(crate) mod error;
 pub(crate) mod group;
+#[cfg(feature = "hyper")]
+mod hyper;
+mod value;
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
@@ -20,6 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use error::TimedOut;
+#[cfg(feature = "hyper")]
+pub use hyper::GroupExecutor;
+pub use value::{ChildError, ChildValue};
 
 use crate::runtime::cancel::{
     self, CancelError, CancelHandle, CancelReason, Deadline, Entered, ScopeState,

@@ -478,3 +478,47 @@ async fn end_of_file_arriving_with_the_data_is_not_missed() {
     .await
     .unwrap();
 }
+
+/// A server-side stream whose peer reset the connection: the reset has arrived (a read
+/// reported it), so the kernel holds the socket as closed and `shutdown(2)` answers
+/// `ENOTCONN`.
+async fn stream_reset_by_peer() -> TcpStream {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().await.unwrap();
+    s.write(b"unread").await.unwrap();
+    // The peer holds unread data when it closes, so its kernel answers with RST.
+    sleep(Duration::from_millis(20)).await.unwrap();
+    drop(peer);
+    let mut buf = [0u8; 8];
+    let err = s.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    s
+}
+
+/// Closing a stream whose peer closed first is done, not an error (`ENOTCONN` is
+/// mapped to `Ok`, as tokio does): hyper closes every connection this way, and an
+/// error there would be logged or fail the connection task for nothing.
+#[scope_runtime::test]
+async fn closing_after_the_peer_closed_first_is_ok() {
+    use futures::AsyncWriteExt;
+    fail_after(SAFETY_NET, async {
+        let s = stream_reset_by_peer().await;
+        for how in [Shutdown::Write, Shutdown::Read, Shutdown::Both] {
+            s.shutdown(how).unwrap();
+        }
+        let mut s = stream_reset_by_peer().await;
+        s.close().await.unwrap();
+        let s = stream_reset_by_peer().await;
+        (&s).close().await.unwrap();
+        let (_r, w) = stream_reset_by_peer().await.into_split();
+        w.shutdown().unwrap();
+        let (_r, mut w) = stream_reset_by_peer().await.into_split();
+        w.close().await.unwrap();
+        let (_r, w) = stream_reset_by_peer().await.into_split();
+        (&w).close().await.unwrap();
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .unwrap();
+}

@@ -252,3 +252,24 @@ async fn unix_datagrams_by_path_and_pair() {
     .await
     .unwrap();
 }
+
+/// Closing a Unix stream (or its write half) after the peer closed first is `Ok`:
+/// where the kernel answers `NotConnected` (macOS), it is mapped, as for TCP.
+#[scope_runtime::test]
+async fn unix_close_after_the_peer_closed_first_is_ok() {
+    use futures::AsyncWriteExt;
+    fail_after(SAFETY_NET, async {
+        let (mut a, b) = UnixStream::pair()?;
+        drop(b);
+        a.shutdown(std::net::Shutdown::Both)?;
+        a.close().await?;
+        let (a, b) = UnixStream::pair()?;
+        drop(b);
+        let (_r, mut w) = a.into_split();
+        w.shutdown()?;
+        w.close().await?;
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .unwrap();
+}

@@ -1161,3 +1161,80 @@ async fn std_threads_wake_event_notify_semaphore_oneshot_and_unbounded() {
     );
     thread.join().unwrap();
 }
+
+// ---- close() ----------------------------------------------------------------------
+
+#[test]
+fn close_wakes_a_blocked_sender_with_its_message_and_keeps_the_buffer() {
+    scope_runtime::Runtime::builder()
+        .paused_clock(true)
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (tx, rx) = channel(1);
+            tx.send(1).await.unwrap();
+            let t0 = now();
+            task_group(|tg| async move {
+                let tx2 = tx.clone();
+                tg.spawn(async move {
+                    // Blocked on the full channel until the close at 1 s.
+                    match tx2.send(2).await {
+                        Err(SendError::Closed(v)) => assert_eq!(v, 2),
+                        other => panic!("expected Closed(2), got {other:?}"),
+                    }
+                    assert_eq!(now() - t0, Duration::from_secs(1));
+                    Ok(())
+                });
+                sleep(Duration::from_secs(1)).await?;
+                assert!(rx.close());
+                assert!(tx.is_closed() && rx.is_closed());
+                assert_eq!(rx.recv().await?, Some(1), "accepted before the close");
+                assert_eq!(rx.recv().await?, None);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        });
+}
+
+#[test]
+fn close_from_a_sender_ends_a_waiting_receiver_and_the_stream() {
+    use futures::StreamExt;
+    scope_runtime::Runtime::builder()
+        .paused_clock(true)
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (tx, mut rx) = unbounded::<u32>();
+            let t0 = now();
+            task_group(|tg| async move {
+                let rx2 = rx.clone();
+                tg.spawn(async move {
+                    assert_eq!(rx2.recv().await?, None);
+                    assert_eq!(now() - t0, Duration::from_secs(2));
+                    Ok(())
+                });
+                sleep(Duration::from_secs(2)).await?;
+                assert!(tx.close());
+                assert!(matches!(tx.send(5), Err(SendError::Closed(5))));
+                assert!(rx.next().await.is_none());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        });
+}
+
+#[test]
+fn close_from_another_thread_wakes_the_runtime() {
+    scope_runtime::Runtime::new().unwrap().block_on(async {
+        let (tx, rx) = channel::<u8>(1);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.close()
+        });
+        let r = move_on_after(Duration::from_secs(10), rx.recv()).await;
+        assert_eq!(r, Ok(Some(None)));
+        assert!(t.join().unwrap());
+    });
+}

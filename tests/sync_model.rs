@@ -9,10 +9,16 @@
 //! when a timer wins a race against it. Many timers share the same millisecond, so
 //! cancels and hand-offs land in the same scheduler turn — the R10 window. Every
 //! operation gives up after `GIVE_UP`, so a case always ends; the test then drains the
-//! channel and compares what happened with the model.
+//! channel and compares what happened with the model. Some cases also `close()` the
+//! channel at a random instant: what was accepted before is still delivered.
 //!
 //! The same scripts drive a `Semaphore` and a `Mutex`: permits are never over-granted
-//! (at most one lock holder) and, once every actor is done, none leaked.
+//! (at most one lock holder) and, once every actor is done, none leaked. And a `watch`
+//! channel: receivers see versions in order, and no change is lost to a cancel or drop.
+//! And a `Barrier`: every round lets out exactly `n` waits, cancelled ones never count.
+//! And `broadcast`: each receiver accounts for every message once (received or lagged);
+//! `RwLock`: never a writer beside anyone, nothing leaked; `Condition`: each
+//! notification that found a waiter is delivered once.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -165,7 +171,12 @@ async fn run_receiver(rx: Receiver<u64>, steps: Vec<Step>, log: Rc<RefCell<Log>>
     }
 }
 
-fn check_case(capacity: Option<usize>, actors: Vec<Actor>) -> Result<(), TestCaseError> {
+/// `close_at`: a task closes the channel (`close()`) after that many ms.
+fn check_case(
+    capacity: Option<usize>,
+    actors: Vec<Actor>,
+    close_at: Option<u8>,
+) -> Result<(), TestCaseError> {
     let rt = Runtime::builder().paused_clock(true).build().unwrap();
     let log = Rc::new(RefCell::new(Log::default()));
     let drained = rt.block_on({
@@ -183,6 +194,14 @@ fn check_case(capacity: Option<usize>, actors: Vec<Actor>) -> Result<(), TestCas
             };
             let keep = rx.clone(); // drains what is left at the end
             task_group(|tg| async move {
+                if let Some(ms) = close_at {
+                    let closer = rx.clone();
+                    tg.spawn(async move {
+                        sleep(Duration::from_millis(ms.into())).await?;
+                        closer.close();
+                        Ok(())
+                    });
+                }
                 for (id, a) in actors.into_iter().enumerate() {
                     let log = log.clone();
                     if a.sender {
@@ -268,8 +287,9 @@ proptest! {
     fn channel_never_loses_or_duplicates_a_message(
         capacity in capacity(),
         actors in prop::collection::vec(actor(), 1..7),
+        close_at in prop::option::weighted(0.25, 0u8..20),
     ) {
-        check_case(capacity, actors)?;
+        check_case(capacity, actors, close_at)?;
     }
 }
 
@@ -299,7 +319,8 @@ fn crowded_channel_with_every_kind_of_interrupt() {
         });
     }
     for cap in [Some(0), Some(1), Some(3), None] {
-        check_case(cap, actors.clone()).unwrap();
+        check_case(cap, actors.clone(), None).unwrap();
+        check_case(cap, actors.clone(), Some(3)).unwrap();
     }
 }
 
@@ -412,5 +433,432 @@ proptest! {
         scripts in prop::collection::vec(prop::collection::vec(acq(), 1..6), 1..6),
     ) {
         check_mutex(scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Watch: receivers see versions in order, never a change that did not happen, and no
+// change is lost to a cancel or a drop — after the sender is gone, every receiver
+// catches up to the last value.
+// ---------------------------------------------------------------------------------
+
+fn check_watch(sends: Vec<u8>, scripts: Vec<Vec<Step>>) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::watch;
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let last = sends.len() as u64;
+    let failure: Rc<RefCell<Option<String>>> = Rc::default();
+    let f = failure.clone();
+    rt.block_on(async move {
+        let (tx, rx) = watch(0u64);
+        task_group(|tg| async move {
+            // The sender: values 1, 2, ... after the scripted delays, then drops.
+            tg.spawn(async move {
+                for (i, d) in sends.into_iter().enumerate() {
+                    sleep(Duration::from_millis(d.into())).await?;
+                    tx.send_replace(i as u64 + 1);
+                }
+                Ok(())
+            });
+            for steps in scripts {
+                let mut rx = rx.clone();
+                let f = f.clone();
+                tg.spawn(async move {
+                    let mut seen = *rx.borrow_and_update();
+                    let fail = |msg: String| {
+                        f.borrow_mut().get_or_insert(msg);
+                    };
+                    for step in steps {
+                        sleep(Duration::from_millis(step.delay.into())).await?;
+                        let had_change = rx.has_changed();
+                        match run_op(rx.changed(), step.interrupt).await {
+                            Ended::Done(Ok(true)) => {
+                                let now = *rx.borrow_and_update();
+                                if now <= seen {
+                                    fail(format!("changed() reported {now} after {seen}"));
+                                }
+                                seen = now;
+                            }
+                            Ended::Done(Ok(false)) => {
+                                if had_change {
+                                    fail("a pending change was reported as closed".into());
+                                }
+                            }
+                            Ended::Done(Err(Cancelled { .. }))
+                            | Ended::Withdrawn
+                            | Ended::DroppedBlind => {}
+                        }
+                    }
+                    // The sender is gone (or will be): catch up.
+                    while rx.changed().await? {
+                        let now = *rx.borrow_and_update();
+                        if now < seen {
+                            fail(format!("went back from {seen} to {now}"));
+                        }
+                        seen = now;
+                    }
+                    if seen != last {
+                        fail(format!("ended at {seen}, the last value sent was {last}"));
+                    }
+                    Ok(())
+                });
+            }
+            drop(rx);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    match failure.borrow_mut().take() {
+        Some(msg) => Err(TestCaseError::fail(msg)),
+        None => Ok(()),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn watch_receivers_see_every_change_in_order(
+        sends in prop::collection::vec(0u8..4, 0..6),
+        scripts in prop::collection::vec(
+            prop::collection::vec(
+                ((0u8..4), interrupt()).prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+                1..6,
+            ),
+            1..5,
+        ),
+    ) {
+        check_watch(sends, scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Barrier: a cancelled waiter never counts as an arrival, and a released waiter is
+// never lost: every round lets out exactly `n` waits that all return `Ok`, one of them
+// the leader. (Only finishing or cancelled waits here: a dropped wait that was
+// released could not report it.)
+// ---------------------------------------------------------------------------------
+
+fn check_barrier(n: usize, scripts: Vec<Vec<Step>>) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::Barrier;
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let barrier = Rc::new(Barrier::new(n));
+    let counts = Rc::new(RefCell::new((0usize, 0usize))); // (Ok waits, leaders)
+    let c = counts.clone();
+    rt.block_on(async move {
+        task_group(|tg| async move {
+            for steps in scripts {
+                let (b, c) = (barrier.clone(), c.clone());
+                tg.spawn(async move {
+                    for step in steps {
+                        sleep(Duration::from_millis(step.delay.into())).await?;
+                        if let Ended::Done(Ok(r)) = run_op(b.wait(), step.interrupt).await {
+                            let mut c = c.borrow_mut();
+                            c.0 += 1;
+                            c.1 += usize::from(r.is_leader());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    let (oks, leaders) = *counts.borrow();
+    prop_assert_eq!(
+        oks,
+        leaders * n,
+        "{} Ok waits for {} rounds of {}",
+        oks,
+        leaders,
+        n
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn barrier_rounds_release_exactly_n(
+        n in 1usize..=4,
+        scripts in prop::collection::vec(
+            prop::collection::vec(
+                ((0u8..4), prop_oneof![Just(Interrupt::None), (0u8..6).prop_map(Interrupt::Cancel)])
+                    .prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+                1..6,
+            ),
+            1..7,
+        ),
+    ) {
+        check_barrier(n, scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Broadcast: every receiver accounts for every message exactly once — received in
+// order, or reported missed by a `Lagged(n)` at the point where it was missed — under
+// cancels and drops of its receives.
+// ---------------------------------------------------------------------------------
+
+fn check_broadcast(
+    capacity: usize,
+    sends: Vec<u8>,
+    scripts: Vec<Vec<Step>>,
+) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::{BroadcastError, broadcast};
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let total = sends.len() as u64;
+    let failure: Rc<RefCell<Option<String>>> = Rc::default();
+    let f = failure.clone();
+    rt.block_on(async move {
+        let (tx, rx) = broadcast(capacity);
+        task_group(|tg| async move {
+            tg.spawn(async move {
+                for (i, d) in sends.into_iter().enumerate() {
+                    sleep(Duration::from_millis(d.into())).await?;
+                    let _ = tx.send(i as u64 + 1);
+                }
+                Ok(())
+            });
+            for steps in scripts {
+                let rx = rx.clone();
+                let f = f.clone();
+                tg.spawn(async move {
+                    let mut expected = 1u64;
+                    let mut account = |r: Result<Option<u64>, BroadcastError>| -> bool {
+                        let msg = match r {
+                            Ok(Some(v)) if v == expected => {
+                                expected += 1;
+                                return true;
+                            }
+                            Ok(Some(v)) => format!("got {v}, expected {expected}"),
+                            Err(BroadcastError::Lagged(n)) => {
+                                expected += n;
+                                return true;
+                            }
+                            Ok(None) => return false,
+                            Err(e) => format!("unexpected {e:?}"),
+                        };
+                        f.borrow_mut().get_or_insert(msg);
+                        false
+                    };
+                    for step in steps {
+                        sleep(Duration::from_millis(step.delay.into())).await?;
+                        if let Ended::Done(r) = run_op(rx.recv(), step.interrupt).await {
+                            if !matches!(r, Err(BroadcastError::Cancelled(_))) {
+                                account(r);
+                            }
+                        }
+                    }
+                    loop {
+                        let r = rx.recv().await;
+                        if let Err(BroadcastError::Cancelled(c)) = r {
+                            return Err(c.into());
+                        }
+                        if !account(r) {
+                            break;
+                        }
+                    }
+                    if expected != total + 1 {
+                        f.borrow_mut().get_or_insert(format!(
+                            "accounted for {} of {total} messages",
+                            expected - 1
+                        ));
+                    }
+                    Ok(())
+                });
+            }
+            drop(rx);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    match failure.borrow_mut().take() {
+        Some(msg) => Err(TestCaseError::fail(msg)),
+        None => Ok(()),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn broadcast_receivers_account_for_every_message(
+        capacity in 1usize..=4,
+        sends in prop::collection::vec(0u8..3, 0..10),
+        scripts in prop::collection::vec(
+            prop::collection::vec(
+                ((0u8..4), interrupt()).prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+                1..6,
+            ),
+            1..5,
+        ),
+    ) {
+        check_broadcast(capacity, sends, scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// RwLock: never a writer beside anyone else, and nothing leaks (the same scripts as
+// the mutex; `wanted == 1` asks for write access, more asks for read access).
+// ---------------------------------------------------------------------------------
+
+fn check_rwlock(scripts: Vec<Vec<Acq>>) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::RwLock;
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let lock = Rc::new(RwLock::new(0u32));
+    // (readers inside, writer inside)
+    let inside = Rc::new(std::cell::Cell::new((0usize, false)));
+    rt.block_on({
+        let (lock, inside) = (lock.clone(), inside.clone());
+        async move {
+            task_group(|tg| async move {
+                for script in scripts {
+                    let (lock, inside) = (lock.clone(), inside.clone());
+                    tg.spawn(async move {
+                        for step in script {
+                            let hold = Duration::from_millis(step.hold.into());
+                            sleep(Duration::from_millis(step.delay.into())).await.ok();
+                            if step.wanted == 1 {
+                                if let Ended::Done(Ok(mut g)) =
+                                    run_op(lock.write(), step.interrupt).await
+                                {
+                                    assert_eq!(
+                                        inside.replace((0, true)),
+                                        (0, false),
+                                        "writer beside others"
+                                    );
+                                    *g += 1;
+                                    sleep(hold).await.ok();
+                                    inside.set((0, false));
+                                }
+                            } else if let Ended::Done(Ok(g)) =
+                                run_op(lock.read(), step.interrupt).await
+                            {
+                                let (r, w) = inside.get();
+                                assert!(!w, "reader beside a writer");
+                                inside.set((r + 1, false));
+                                let _ = *g;
+                                sleep(hold).await.ok();
+                                let (r, w) = inside.get();
+                                inside.set((r - 1, w));
+                            }
+                        }
+                        Ok(())
+                    });
+                }
+                Ok(())
+            })
+            .await
+            .expect("actors do not fail");
+        }
+    });
+    prop_assert!(lock.try_write().is_some(), "the lock leaked");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn rwlock_never_mixes_a_writer_or_leaks(
+        scripts in prop::collection::vec(prop::collection::vec(acq(), 1..6), 1..6),
+    ) {
+        check_rwlock(scripts)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Condition: every notification that found a waiter (`notify_one` returned true) is
+// delivered exactly once — one wait returns `Ok` with the lock — even when waits are
+// cancelled around it; the lock is free at the end. (Finishing or cancelled waits
+// only: a dropped notified waiter passes its notification on, possibly to no one.)
+// ---------------------------------------------------------------------------------
+
+fn check_condition(
+    notifies: Vec<(u8, bool)>,
+    scripts: Vec<Vec<Step>>,
+) -> Result<(), TestCaseError> {
+    use scope_runtime::sync::{Condition, Mutex};
+    let rt = Runtime::builder().paused_clock(true).build().unwrap();
+    let shared = Rc::new((Mutex::new(()), Condition::new()));
+    let counts = Rc::new(RefCell::new((0usize, 0usize))); // (delivered, sent to a waiter)
+    let scopes: Rc<RefCell<Vec<CancelScope>>> = Rc::default();
+    let (s, c, sc) = (shared.clone(), counts.clone(), scopes.clone());
+    rt.block_on(async move {
+        task_group(|tg| async move {
+            for steps in scripts {
+                let (s, c, sc) = (s.clone(), c.clone(), sc.clone());
+                tg.spawn(async move {
+                    for step in steps {
+                        sleep(Duration::from_millis(step.delay.into())).await?;
+                        let timeout = match step.interrupt {
+                            Interrupt::Cancel(m) => Duration::from_millis(m.into()),
+                            _ => GIVE_UP,
+                        };
+                        let scope = CancelScope::new().with_timeout(timeout);
+                        sc.borrow_mut().push(scope.clone());
+                        let (m, cond) = &*s;
+                        let r = scope
+                            .run(async {
+                                let g = m.lock().await?;
+                                cond.wait(g).await.map(drop)
+                            })
+                            .await;
+                        if matches!(r, Ok(Some(()))) {
+                            c.borrow_mut().0 += 1;
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            for (d, cancel_all) in notifies {
+                sleep(Duration::from_millis(d.into())).await?;
+                if s.1.notify_one() {
+                    c.borrow_mut().1 += 1;
+                }
+                if cancel_all {
+                    // In the same turn as the notification, before the notified
+                    // waiter runs: it must keep it.
+                    for scope in sc.borrow().iter() {
+                        scope.cancel();
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    let (delivered, sent) = *counts.borrow();
+    prop_assert_eq!(
+        delivered,
+        sent,
+        "notifications delivered vs sent to a waiter"
+    );
+    prop_assert!(!shared.0.is_locked(), "the lock leaked");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn condition_delivers_each_notification_once(
+        notifies in prop::collection::vec((0u8..4, prop::bool::weighted(0.3)), 0..8),
+        scripts in prop::collection::vec(
+            prop::collection::vec(
+                ((0u8..4), prop_oneof![Just(Interrupt::None), (0u8..6).prop_map(Interrupt::Cancel)])
+                    .prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+                1..5,
+            ),
+            1..5,
+        ),
+    ) {
+        check_condition(notifies, scripts)?;
     }
 }

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::{CancelWait, Cancelled};
+use crate::runtime::observe::WaitingOn;
 
 /// Makes a future of another crate cancellable: it resolves `Ok(value)` when `fut`
 /// completes, or `Err(Cancelled)` when the code awaiting it is cancelled, dropping
@@ -99,7 +100,7 @@ impl<F: Future> Future for Cancellable<F> {
             fut.set(None); // drop is the last resort (R11)
             return Poll::Ready(Err(c));
         }
-        this.wait.arm(cx.waker());
+        this.wait.arm(cx.waker(), WaitingOn::Foreign);
         Poll::Pending
     }
 }

@@ -103,6 +103,17 @@ impl Cancellation {
         self.tree.borrow().len()
     }
 
+    /// One node as the task dump reads it (`None` for a stale key, or while the tree
+    /// is borrowed: the dump then shows less rather than panicking).
+    pub(crate) fn view(&self, key: NodeKey) -> Option<tree::NodeView> {
+        self.tree.try_borrow().ok()?.view(key)
+    }
+
+    /// Entered scopes that became cancelled so far (a metrics counter).
+    pub(crate) fn scopes_cancelled(&self) -> u64 {
+        self.tree.try_borrow().map_or(0, |t| t.scopes_cancelled())
+    }
+
     /// Scopes reachable through a `CancelHandle`.
     pub(crate) fn remote_count(&self) -> usize {
         self.remote.borrow().len()
@@ -273,12 +284,16 @@ pub(crate) fn cancel(scope: &Rc<ScopeState>, reason: CancelReason) {
         Some((node, core)) => {
             disarm_deadline(&core, scope);
             let now = core.now();
+            let wanted = core.instrument().is_some() || cfg!(feature = "tracing");
+            let hook = wanted.then(|| reason.clone());
+            let before = core.cancel().scopes_cancelled();
             let wakes = core
                 .cancel()
                 .tree
                 .borrow_mut()
                 .cancel_scope(node, reason, now);
             wakes.run(|id| core.schedule(id));
+            note_cancelled(&core, before, hook);
         }
         _ => scope.cancel_idle(reason, try_with_core(|core| core.now())),
     }
@@ -336,12 +351,14 @@ fn arm_deadline(core: &Core, scope: &Rc<ScopeState>, serial: Option<u64>) {
         return;
     };
     if at <= core.now() {
+        let before = core.cancel().scopes_cancelled();
         let wakes = core
             .cancel()
             .tree
             .borrow_mut()
             .cancel_scope(node, CancelReason::Deadline, at);
         wakes.run(|id| core.schedule(id));
+        note_cancelled(core, before, Some(CancelReason::Deadline));
     } else {
         let serial = serial.or_else(|| core.cancel().tree.borrow().serial(node));
         if let Some(serial) = serial {
@@ -352,8 +369,25 @@ fn arm_deadline(core: &Core, scope: &Rc<ScopeState>, serial: Option<u64>) {
 
 /// Called by the run loop when a scope's deadline timer fires.
 pub(crate) fn deadline_fired(core: &Core, node: NodeKey, serial: u64) {
+    #[cfg(feature = "tracing")]
+    crate::runtime::observe::tracing::deadline_fired();
+    let before = core.cancel().scopes_cancelled();
     let wakes = core.cancel().tree.borrow_mut().deadline_fired(node, serial);
     wakes.run(|id| core.schedule(id));
+    note_cancelled(core, before, Some(CancelReason::Deadline));
+}
+
+/// Tells the instrument (and the `tracing` feature) that a scope became cancelled, if
+/// the counter moved past `before`.
+fn note_cancelled(core: &Core, before: u64, reason: Option<CancelReason>) {
+    if core.cancel().scopes_cancelled() == before {
+        return;
+    }
+    if let (Some(i), Some(r)) = (core.instrument(), &reason) {
+        i.scope_cancelled(r);
+    }
+    #[cfg(feature = "tracing")]
+    crate::runtime::observe::tracing::scope_cancelled(reason.as_ref());
 }
 
 /// An entered scope: owns its tree node until [`exit`](Entered::exit) or drop.
@@ -364,6 +398,9 @@ pub(crate) struct Entered {
     node: NodeKey,
     owner: TaskId,
     parent: NodeKey,
+    /// The scope's span, entered while its body is polled (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl Entered {
@@ -390,6 +427,8 @@ impl Entered {
             );
             arm_deadline(core, &scope, Some(serial));
             Entered {
+                #[cfg(feature = "tracing")]
+                span: crate::runtime::observe::tracing::scope_span(scope.is_group()),
                 scope: Some(scope),
                 core: core.clone(),
                 node,
@@ -439,6 +478,8 @@ impl Entered {
         }
         core.cancel().current.set(self.node);
         let _restore = Restore(core, self.parent);
+        #[cfg(feature = "tracing")]
+        let _span = self.span.enter();
         fut.poll(cx)
     }
 
@@ -461,6 +502,11 @@ impl Entered {
             .exit_scope(self.node, cancelled_out);
         drop(state);
         wakes.run(|id| core.schedule(id));
+        #[cfg(feature = "tracing")]
+        if absorbed {
+            let _span = self.span.enter();
+            crate::runtime::observe::tracing::absorbed();
+        }
         absorbed
     }
 }

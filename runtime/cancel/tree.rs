@@ -50,6 +50,7 @@ use slab::Slab;
 
 use super::error::{CancelReason, Cancelled};
 use crate::runtime::core::Core;
+use crate::runtime::observe::WaitingOn;
 use crate::runtime::task::TaskId;
 use crate::runtime::timer::TimerKey;
 use crate::runtime::wake_list::{Target, WakeBy};
@@ -113,6 +114,8 @@ pub(crate) struct ScopeState {
     /// Set once a `CancelHandle` was handed out: the scope's id in the remote map of
     /// that runtime (so dropping the scope removes the entry, wherever it is dropped).
     remote: RefCell<Option<(u64, Weak<Core>)>>,
+    /// The scope is a task group's (a label for the task dump; no rule reads it).
+    group: Cell<bool>,
 }
 
 impl std::fmt::Debug for ScopeState {
@@ -128,6 +131,15 @@ impl std::fmt::Debug for ScopeState {
 }
 
 impl ScopeState {
+    /// Labels the scope as a task group's, for the task dump.
+    pub(crate) fn mark_group(&self) {
+        self.group.set(true);
+    }
+
+    pub(crate) fn is_group(&self) -> bool {
+        self.group.get()
+    }
+
     pub(crate) fn phase(&self) -> Phase {
         self.phase.get()
     }
@@ -245,17 +257,22 @@ enum Kind {
 enum Inline {
     #[default]
     Free,
-    /// Held by the registration numbered `seq` (never reused, as for [`Waiter`]s).
-    Armed { seq: u64, target: Target },
+    /// Held by the registration numbered `seq` (never reused, as for [`Waiter`]s),
+    /// of an operation waiting on `on`.
+    Armed {
+        seq: u64,
+        target: Target,
+        on: WaitingOn,
+    },
     /// Woken by a cancel; held until its owner removes it (like a fired [`Waiter`]).
-    Fired { seq: u64 },
+    Fired { seq: u64, on: WaitingOn },
 }
 
 impl Inline {
     fn seq(&self) -> Option<u64> {
         match self {
             Inline::Free => None,
-            Inline::Armed { seq, .. } | Inline::Fired { seq } => Some(*seq),
+            Inline::Armed { seq, .. } | Inline::Fired { seq, .. } => Some(*seq),
         }
     }
 
@@ -355,6 +372,22 @@ struct Waiter {
     /// Taken when the node is cancelled (the registration stays until its owner
     /// removes it).
     target: Option<Target>,
+    /// What the operation waits on (for the task dump).
+    on: WaitingOn,
+}
+
+/// One node as the task dump reads it ([`CancelTree::view`]).
+pub(crate) struct NodeView {
+    pub(crate) parent: NodeKey,
+    /// The scope's state; `None` for a task's root node.
+    pub(crate) scope: Option<Rc<ScopeState>>,
+    /// A root's cancel count (0 for a scope).
+    pub(crate) cancelling: u32,
+    pub(crate) effective: bool,
+    pub(crate) children: Vec<NodeKey>,
+    /// The operations registered here: what each waits on, and whether a cancel
+    /// already woke it.
+    pub(crate) waits: Vec<(WaitingOn, bool)>,
 }
 
 /// A registration's identity: its slot and its never-reused sequence number.
@@ -379,6 +412,8 @@ pub(crate) struct CancelTree {
     /// Scratch stack of [`recompute`](Self::recompute), kept to avoid an allocation
     /// per cancel.
     stack: Vec<NodeKey>,
+    /// Entered scopes that became cancelled (a metrics counter).
+    scopes_cancelled: u64,
 }
 
 fn key_of(k: usize) -> u32 {
@@ -582,8 +617,9 @@ impl CancelTree {
             n.effective = eff;
             let mut child = n.first_child;
             if eff {
-                if let Inline::Armed { seq, .. } = n.inline {
-                    if let Some(t) = std::mem::replace(&mut n.inline, Inline::Fired { seq }).take()
+                if let Inline::Armed { seq, on, .. } = n.inline {
+                    if let Some(t) =
+                        std::mem::replace(&mut n.inline, Inline::Fired { seq, on }).take()
                     {
                         wakes.push(t);
                     }
@@ -696,10 +732,16 @@ impl CancelTree {
             Kind::Root { .. } => false,
         };
         if changed {
+            self.scopes_cancelled += 1;
             self.recompute(key)
         } else {
             Wakes::default()
         }
+    }
+
+    /// Entered scopes that became cancelled so far.
+    pub(crate) fn scopes_cancelled(&self) -> u64 {
+        self.scopes_cancelled
     }
 
     /// The deadline timer of the scope at `key` fired (if `serial` still names it).
@@ -803,17 +845,58 @@ impl CancelTree {
         best
     }
 
+    // ---- reading the tree for the task dump ------------------------------------
+
+    /// What the task dump reads of one node (`None` for a stale key). Children and
+    /// registrations come oldest first.
+    pub(crate) fn view(&self, key: NodeKey) -> Option<NodeView> {
+        let n = self.node(key)?;
+        let mut children = Vec::new();
+        let mut c = n.first_child;
+        while c != NIL {
+            children.push(c);
+            c = self.n(c).next;
+        }
+        children.reverse();
+        let mut waits = Vec::new();
+        let mut w = n.first_waiter;
+        while w != NIL {
+            let waiter = &self.waiters[w as usize];
+            waits.push((waiter.on, waiter.target.is_none()));
+            w = waiter.next;
+        }
+        match &n.inline {
+            Inline::Armed { on, .. } => waits.push((*on, false)),
+            Inline::Fired { on, .. } => waits.push((*on, true)),
+            Inline::Free => {}
+        }
+        waits.reverse();
+        let (scope, cancelling) = match &n.kind {
+            Kind::Root { cancelling, .. } => (None, *cancelling),
+            Kind::Scope(s) => (Some(s.clone()), 0),
+        };
+        Some(NodeView {
+            parent: n.parent,
+            scope,
+            cancelling,
+            effective: n.effective,
+            children,
+            waits,
+        })
+    }
+
     // ---- registrations of blocked operations (R13) ------------------------------
 
     /// Registers `target` as an operation waiting at `node`, or updates the
     /// registration `key` (moving it if the operation now waits at another node).
     /// Returns the registration and a replaced target for the caller to drop after its
-    /// borrow.
+    /// borrow. `on` says what the operation waits on (read only by the task dump).
     pub(crate) fn arm(
         &mut self,
         key: Option<WaiterKey>,
         node: NodeKey,
         target: WakeBy<'_>,
+        on: WaitingOn,
     ) -> (WaiterKey, Option<Target>) {
         let mut replaced = None;
         if let Some(key) = key {
@@ -821,12 +904,18 @@ impl CancelTree {
                 if let Some(n) = self.inline_node_mut(key) {
                     if key.slot == node {
                         let old = match &mut n.inline {
-                            Inline::Armed { target: t, .. } if t.same(target) => None,
+                            Inline::Armed {
+                                target: t, on: o, ..
+                            } if t.same(target) => {
+                                *o = on;
+                                None
+                            }
                             slot => std::mem::replace(
                                 slot,
                                 Inline::Armed {
                                     seq: key.seq & !INLINE,
                                     target: target.to_target(),
+                                    on,
                                 },
                             )
                             .take(),
@@ -839,6 +928,7 @@ impl CancelTree {
                 }
             } else if let Some(w) = self.waiters.get_mut(key.slot as usize) {
                 if w.seq == key.seq {
+                    w.on = on;
                     let old = match &w.target {
                         Some(old) if old.same(target) => None,
                         _ => w.target.replace(target.to_target()),
@@ -858,6 +948,7 @@ impl CancelTree {
                 n.inline = Inline::Armed {
                     seq,
                     target: target.to_target(),
+                    on,
                 };
                 self.inline_count += 1;
                 let key = WaiterKey {
@@ -873,6 +964,7 @@ impl CancelTree {
             next: NIL,
             seq,
             target: Some(target.to_target()),
+            on,
         }));
         self.link_waiter(slot, node);
         (WaiterKey { slot, seq }, replaced)
@@ -998,9 +1090,9 @@ mod tests {
         let (w1, k1) = counter();
         let (w2, k2) = counter();
         let (wh, kh) = counter();
-        t.arm(None, c1, WakeBy::Waker(&k1));
-        t.arm(None, inner, WakeBy::Waker(&k2));
-        t.arm(None, host, WakeBy::Waker(&kh));
+        t.arm(None, c1, WakeBy::Waker(&k1), WaitingOn::Unknown);
+        t.arm(None, inner, WakeBy::Waker(&k2), WaitingOn::Unknown);
+        t.arm(None, host, WakeBy::Waker(&kh), WaitingOn::Unknown);
         t.cancel_scope(group, CancelReason::Explicit(None), Instant::now())
             .run(no_tasks);
         assert_eq!((count(&w1), count(&w2), count(&wh)), (1, 1, 0));
@@ -1025,8 +1117,8 @@ mod tests {
         assert!(shielded.shield());
         let (wo, ko) = counter();
         let (ws, ks) = counter();
-        t.arm(None, o, WakeBy::Waker(&ko));
-        let (key_s, _) = t.arm(None, s, WakeBy::Waker(&ks));
+        t.arm(None, o, WakeBy::Waker(&ko), WaitingOn::Unknown);
+        let (key_s, _) = t.arm(None, s, WakeBy::Waker(&ks), WaitingOn::Unknown);
         t.cancel_scope(o, CancelReason::Explicit(None), Instant::now())
             .run(no_tasks);
         assert_eq!(
@@ -1086,7 +1178,7 @@ mod tests {
         let mut t = CancelTree::default();
         let root = t.insert_root(NO_NODE);
         let (w, k) = counter();
-        t.arm(None, root, WakeBy::Waker(&k));
+        t.arm(None, root, WakeBy::Waker(&k), WaitingOn::Unknown);
         let (n, wakes) = t.add_cancelling(root, 1, Instant::now());
         wakes.run(no_tasks);
         assert_eq!((n, count(&w)), (1, 1));
@@ -1135,11 +1227,11 @@ mod tests {
         let root = t.insert_root(NO_NODE);
         let (_, a) = scope(&mut t, root);
         let (w, k) = counter();
-        let (key, old) = t.arm(None, root, WakeBy::Waker(&k));
+        let (key, old) = t.arm(None, root, WakeBy::Waker(&k), WaitingOn::Unknown);
         assert!(old.is_none());
         // Polled again inside `a`: the registration moves there (a new key; the
         // replaced waker comes back to be dropped outside the borrow).
-        let (key2, old) = t.arm(Some(key), a, WakeBy::Waker(&k));
+        let (key2, old) = t.arm(Some(key), a, WakeBy::Waker(&k), WaitingOn::Unknown);
         assert!(key2 != key && old.is_some());
         assert!(t.disarm(key).is_none(), "the old key is stale now");
         let key = key2;
@@ -1151,7 +1243,7 @@ mod tests {
         assert!(t.waiter_cancelled(key));
         assert!(t.disarm(key).is_none(), "fired: its waker was taken");
         assert!(t.disarm(key).is_none(), "a stale key does nothing");
-        let (fresh, _) = t.arm(Some(key), a, WakeBy::Waker(&k));
+        let (fresh, _) = t.arm(Some(key), a, WakeBy::Waker(&k), WaitingOn::Unknown);
         assert_ne!(fresh, key, "a stale key is never revived");
         assert_eq!(t.waiter_count(), 1);
         t.remove(a).0.run(no_tasks);
@@ -1181,12 +1273,17 @@ mod tests {
         let counters: Vec<_> = (0..3).map(|_| counter()).collect();
         let keys: Vec<_> = counters
             .iter()
-            .map(|(_, w)| t.arm(None, a, WakeBy::Waker(w)).0)
+            .map(|(_, w)| t.arm(None, a, WakeBy::Waker(w), WaitingOn::Unknown).0)
             .collect();
         assert_eq!(t.waiter_count(), 3);
         assert_eq!(t.waiters.len(), 2, "the first is inline, the others listed");
         // Move the inline one to the root and back: it frees and takes slots.
-        let (moved, old) = t.arm(Some(keys[0]), root, WakeBy::Waker(&counters[0].1));
+        let (moved, old) = t.arm(
+            Some(keys[0]),
+            root,
+            WakeBy::Waker(&counters[0].1),
+            WaitingOn::Unknown,
+        );
         assert!(
             old.is_some(),
             "the replaced registration's waker comes back"
@@ -1207,7 +1304,7 @@ mod tests {
         assert_eq!(t.waiter_count(), 0);
         // An inline registration orphaned by its node's removal stays harmless.
         let (_, b) = scope(&mut t, root);
-        let (k, _) = t.arm(None, b, WakeBy::Waker(&counters[0].1));
+        let (k, _) = t.arm(None, b, WakeBy::Waker(&counters[0].1), WaitingOn::Unknown);
         t.remove(b).0.run(no_tasks);
         assert_eq!(t.waiter_count(), 0);
         assert!(!t.waiter_cancelled(k) && t.disarm(k).is_none());

@@ -22,6 +22,7 @@ use std::task::Waker;
 use super::tree::{NO_NODE, WaiterKey};
 use super::{Cancelled, check_in, ensure_current_node};
 use crate::runtime::core::{Core, RuntimeId, try_with_core};
+use crate::runtime::observe::WaitingOn;
 
 /// Where a blocked operation waits: its registration in a runtime's status tree.
 /// Plain data (`Send`), compared against the runtime of the thread that asks.
@@ -72,13 +73,14 @@ impl CancelWait {
     }
 
     /// Makes a cancel of the code polling now wake `waker` (see the module doc).
-    /// Returns the site, or `None` outside a runtime task.
-    pub(crate) fn arm(&mut self, waker: &Waker) -> Option<Site> {
-        try_with_core(|core| self.arm_in(core, waker)).flatten()
+    /// `on` says what the operation waits on; the task dump shows it. Returns the
+    /// site, or `None` outside a runtime task.
+    pub(crate) fn arm(&mut self, waker: &Waker, on: WaitingOn) -> Option<Site> {
+        try_with_core(|core| self.arm_in(core, waker, on)).flatten()
     }
 
     /// [`arm`](Self::arm) with the runtime at hand.
-    pub(crate) fn arm_in(&mut self, core: &Core, waker: &Waker) -> Option<Site> {
+    pub(crate) fn arm_in(&mut self, core: &Core, waker: &Waker, on: WaitingOn) -> Option<Site> {
         core.current_task()?;
         let node = ensure_current_node(core);
         if node == NO_NODE {
@@ -89,7 +91,7 @@ impl CancelWait {
         let prev = self.site.filter(|s| s.runtime == core.id()).map(Site::key);
         // The task's own waker is recorded as the task (cheaper to keep and to wake).
         let by = core.wake_by(waker);
-        let (key, old) = core.cancel().tree.borrow_mut().arm(prev, node, by);
+        let (key, old) = core.cancel().tree.borrow_mut().arm(prev, node, by, on);
         drop(old);
         let site = Site {
             runtime: core.id(),

@@ -24,6 +24,14 @@
 //! (or hands it to the next waiting receiver), so it stays the oldest; this may hold
 //! `cap + 1` messages in `buf` for a moment.
 //!
+//! A receiver polled as a `Stream` has no future to own its node between polls, so
+//! the node of a pending `poll_next` is kept in the `Receiver` (`stream_node`). It
+//! follows the same life as a receive future's node, with one addition: any other
+//! receive on that receiver (`recv`, `try_recv`) first takes the node over — returning
+//! a message handed to it, or removing it unserved — so an abandoned `next()` neither
+//! hides a message from its own receiver nor keeps catching messages meant for the
+//! receive made now. Dropping the receiver passes a handed message on.
+//!
 //! # Locking and wakes
 //!
 //! Wakers are collected under the lock and woken after it is released, and messages
@@ -37,12 +45,16 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
 
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
 use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::{BoxError, CancelError, Cancelled};
+use crate::runtime::observe::SyncKind;
 
 struct Chan<T> {
     buf: VecDeque<T>,
@@ -50,6 +62,8 @@ struct Chan<T> {
     cap: usize,
     senders: usize,
     receivers: usize,
+    /// `close()` was called: no send is accepted any more; receivers drain `buf`.
+    closed: bool,
     recv_waiters: WaitList<Option<T>>,
     send_waiters: WaitList<Option<T>>,
 }
@@ -66,14 +80,25 @@ impl<T> Shared<T> {
                 cap,
                 senders: 1,
                 receivers: 1,
-                recv_waiters: WaitList::new(),
-                send_waiters: WaitList::new(),
+                closed: false,
+                recv_waiters: WaitList::new(SyncKind::Recv),
+                send_waiters: WaitList::new(SyncKind::Send),
             }),
         })
     }
 }
 
 impl<T> Chan<T> {
+    /// Sends fail: every receiver is gone, or the channel was closed.
+    fn send_closed(&self) -> bool {
+        self.receivers == 0 || self.closed
+    }
+
+    /// Receives end once `buf` is drained: every sender is gone, or it was closed.
+    fn recv_closed(&self) -> bool {
+        self.senders == 0 || self.closed
+    }
+
     /// Offers `v` to the first waiting receiver or the buffer. Returns the receiver's
     /// waker to wake, or gives `v` back if the channel is full.
     fn offer(&mut self, v: T) -> Result<Option<std::task::Waker>, T> {
@@ -93,7 +118,8 @@ impl<T> Chan<T> {
     fn take(&mut self) -> Option<(T, Option<std::task::Waker>)> {
         if let Some(v) = self.buf.pop_front() {
             let mut waker = None;
-            if self.buf.len() < self.cap {
+            // After `close()` blocked senders are not admitted: they fail with `Closed`.
+            if self.buf.len() < self.cap && !self.closed {
                 if let Some(node) = self.send_waiters.pop_front_ready() {
                     let offered = node
                         .state
@@ -106,6 +132,9 @@ impl<T> Chan<T> {
             return Some((v, waker));
         }
         // Rendezvous (capacity 0): take straight from a blocked sender.
+        if self.closed {
+            return None;
+        }
         let node = self.send_waiters.pop_front_ready()?;
         let v = node
             .state
@@ -153,10 +182,8 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     );
     let shared = Shared::new(capacity);
     (
-        Sender {
-            shared: shared.clone(),
-        },
-        Receiver { shared },
+        Sender::from_shared(shared.clone()),
+        Receiver::from_shared(shared),
     )
 }
 
@@ -178,10 +205,8 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 pub fn unbounded<T>() -> (UnboundedSender<T>, Receiver<T>) {
     let shared = Shared::new(usize::MAX);
     (
-        UnboundedSender {
-            shared: shared.clone(),
-        },
-        Receiver { shared },
+        UnboundedSender::from_shared(shared.clone()),
+        Receiver::from_shared(shared),
     )
 }
 
@@ -231,6 +256,57 @@ pub struct UnboundedSender<T> {
 /// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
+    /// The node in `recv_waiters` of a receive made through [`Stream::poll_next`] that
+    /// returned `Pending` (`NO_NODE`: none). It lives in the receiver, not in a future,
+    /// because the stream's `next()` futures are short-lived: a message handed to this
+    /// node is kept here for the receiver's next receive of any kind (see
+    /// `reclaim_stream_node`), or passed on when the receiver is dropped.
+    ///
+    /// Atomic only so that `&self` receives (`recv`, `try_recv`, possibly on several
+    /// threads) can take it over with one `swap`; `poll_next` has `&mut self`.
+    stream_node: AtomicUsize,
+    /// The last `poll_next` returned `None` (for `FusedStream::is_terminated`).
+    stream_ended: bool,
+}
+
+/// `Receiver::stream_node` when there is none (slab keys never get this large).
+const NO_NODE: usize = usize::MAX;
+
+impl<T> Sender<T> {
+    fn from_shared(shared: Arc<Shared<T>>) -> Sender<T> {
+        Sender { shared }
+    }
+}
+
+impl<T> UnboundedSender<T> {
+    fn from_shared(shared: Arc<Shared<T>>) -> UnboundedSender<T> {
+        UnboundedSender { shared }
+    }
+}
+
+impl<T> Receiver<T> {
+    fn from_shared(shared: Arc<Shared<T>>) -> Receiver<T> {
+        Receiver {
+            shared,
+            stream_node: AtomicUsize::new(NO_NODE),
+            stream_ended: false,
+        }
+    }
+
+    /// Takes over the node a pending `poll_next` left queued, if any: a message handed
+    /// to it is returned (it is the oldest one this receiver was given); an unserved
+    /// node is removed, so that it does not catch messages meant for the receive being
+    /// made now (which queues its own node if it has to wait).
+    fn reclaim_stream_node(&self) -> Option<T> {
+        if self.stream_node.load(Ordering::Relaxed) == NO_NODE {
+            return None;
+        }
+        let key = self.stream_node.swap(NO_NODE, Ordering::AcqRel);
+        if key == NO_NODE {
+            return None; // another thread's receive took it over first
+        }
+        self.shared.chan.lock().recv_waiters.remove(key)
+    }
 }
 
 macro_rules! common_handle_impls {
@@ -238,9 +314,7 @@ macro_rules! common_handle_impls {
         impl<T> Clone for $ty<T> {
             fn clone(&self) -> Self {
                 self.shared.chan.lock().$count += 1;
-                $ty {
-                    shared: self.shared.clone(),
-                }
+                $ty::from_shared(self.shared.clone())
             }
         }
 
@@ -257,6 +331,29 @@ macro_rules! common_handle_impls {
         }
 
         impl<T> $ty<T> {
+            /// Closes the channel for everyone, from any handle: from now on every send
+            /// fails with `Closed` (blocked senders are woken and get their message
+            /// back), and receivers get the messages already in the channel, then the
+            /// end (`Ok(None)`). Returns `false` if it was already closed. Not async,
+            /// not a checkpoint. Messages already accepted are never dropped by it.
+            ///
+            /// ```
+            /// use scope_runtime::sync::{channel, TrySendError};
+            ///
+            /// scope_runtime::Runtime::new().unwrap().block_on(async {
+            ///     let (tx, rx) = channel(4);
+            ///     tx.try_send(1).unwrap();
+            ///     assert!(rx.close());
+            ///     assert_eq!(tx.try_send(2), Err(TrySendError::Closed(2)));
+            ///     assert_eq!(rx.recv().await, Ok(Some(1))); // what was accepted stays
+            ///     assert_eq!(rx.recv().await, Ok(None));
+            ///     assert!(!tx.close());
+            /// });
+            /// ```
+            pub fn close(&self) -> bool {
+                close(&self.shared)
+            }
+
             /// The number of messages in the channel's buffer.
             ///
             /// ```
@@ -352,6 +449,23 @@ common_handle_impls!(Sender, senders);
 common_handle_impls!(UnboundedSender, senders);
 common_handle_impls!(Receiver, receivers);
 
+/// Closes the channel (see `Sender::close`): wakes every blocked sender (they fail with
+/// `Closed`, getting their message back) and every waiting receiver (they drain the
+/// buffer, then see the end).
+fn close<T>(shared: &Shared<T>) -> bool {
+    let mut wakes = WakeList::default();
+    let first = {
+        let mut ch = shared.chan.lock();
+        let first = !ch.closed;
+        ch.closed = true;
+        ch.send_waiters.take_all_wakers(&mut wakes);
+        ch.recv_waiters.take_all_wakers(&mut wakes);
+        first
+    };
+    wakes.wake_all();
+    first
+}
+
 fn drop_sender<T>(shared: &Shared<T>) {
     let mut wakes = WakeList::default();
     {
@@ -379,6 +493,11 @@ impl<T> Drop for UnboundedSender<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        let key = *self.stream_node.get_mut();
+        if key != NO_NODE {
+            // A message handed to a pending stream poll goes to the next receiver.
+            abandon_recv_node(&self.shared, key);
+        }
         let mut wakes = WakeList::default();
         let dropped = {
             let mut ch = self.shared.chan.lock();
@@ -400,10 +519,11 @@ impl<T> Sender<T> {
     ///
     /// * `Ok(())`: the message is in the channel (or handed to a receiver).
     /// * `Err(SendError::Cancelled(value, c))`: the calling code was cancelled before
-    ///   the message was accepted; nothing was sent (R1), and the value comes back. If
+    ///   the message was accepted; nothing was sent, and the value comes back. If
     ///   a receiver took the message from this blocked sender before the cancel, the
-    ///   send returns `Ok(())` (R10) and the *next* checkpoint fails.
-    /// * `Err(SendError::Closed(value))`: every receiver is gone.
+    ///   send returns `Ok(())` and the *next* checkpoint fails.
+    /// * `Err(SendError::Closed(value))`: every receiver is gone, or the channel was
+    ///   [closed](Self::close).
     ///
     /// Senders blocked on a full channel are served in FIFO order. Dropping the future
     /// while it waits sends nothing (the value is dropped with the future).
@@ -448,7 +568,7 @@ impl<T> Sender<T> {
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let waker = {
             let mut ch = self.shared.chan.lock();
-            if ch.receivers == 0 {
+            if ch.send_closed() {
                 return Err(TrySendError::Closed(value));
             }
             ch.offer(value).map_err(TrySendError::Full)?
@@ -459,7 +579,7 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// Whether every receiver is gone (sends would fail).
+    /// Whether sends fail: every receiver is gone, or the channel was closed.
     ///
     /// ```
     /// let (tx, rx) = scope_runtime::sync::channel::<()>(1);
@@ -468,13 +588,14 @@ impl<T> Sender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.chan.lock().receivers == 0
+        self.shared.chan.lock().send_closed()
     }
 }
 
 impl<T> UnboundedSender<T> {
     /// Sends `value` at once. Never waits, so it is **not** a checkpoint. Fails only
-    /// with [`SendError::Closed`] (every receiver is gone), returning the value.
+    /// with [`SendError::Closed`] (every receiver is gone, or the channel was
+    /// closed), returning the value.
     ///
     /// ```
     /// use scope_runtime::sync::{unbounded, SendError};
@@ -487,7 +608,7 @@ impl<T> UnboundedSender<T> {
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         let waker = {
             let mut ch = self.shared.chan.lock();
-            if ch.receivers == 0 {
+            if ch.send_closed() {
                 return Err(SendError::Closed(value));
             }
             match ch.offer(value) {
@@ -501,7 +622,7 @@ impl<T> UnboundedSender<T> {
         Ok(())
     }
 
-    /// Whether every receiver is gone (sends would fail).
+    /// Whether sends fail: every receiver is gone, or the channel was closed.
     ///
     /// ```
     /// let (tx, rx) = scope_runtime::sync::unbounded::<()>();
@@ -509,7 +630,7 @@ impl<T> UnboundedSender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.chan.lock().receivers == 0
+        self.shared.chan.lock().send_closed()
     }
 }
 
@@ -517,10 +638,11 @@ impl<T> Receiver<T> {
     /// Receives the oldest message, waiting while the channel is empty. A checkpoint.
     ///
     /// * `Ok(Some(message))`.
-    /// * `Ok(None)`: every sender is gone and the channel is drained.
-    /// * `Err(Cancelled)`: the calling code was cancelled; nothing was taken (R1). A
-    ///   message handed to this waiting receiver before the cancel is returned instead
-    ///   (R10); the next checkpoint fails.
+    /// * `Ok(None)`: every sender is gone (or the channel was closed) and the channel
+    ///   is drained.
+    /// * `Err(Cancelled)`: the calling code was cancelled; nothing was taken. A
+    ///   message handed to this waiting receiver before the cancel is returned
+    ///   instead; the next checkpoint fails.
     ///
     /// Receivers waiting on an empty channel are served in FIFO order; one that is
     /// cancelled or dropped before being served leaves its place to the next one. A
@@ -543,7 +665,7 @@ impl<T> Receiver<T> {
     /// ```
     pub fn recv(&self) -> RecvFuture<'_, T> {
         RecvFuture {
-            shared: &self.shared,
+            rx: self,
             node: None,
         }
     }
@@ -561,11 +683,14 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        if let Some(v) = self.reclaim_stream_node() {
+            return Ok(v);
+        }
         let (v, waker) = {
             let mut ch = self.shared.chan.lock();
             match ch.take() {
                 Some(x) => x,
-                None if ch.senders == 0 => return Err(TryRecvError::Closed),
+                None if ch.recv_closed() => return Err(TryRecvError::Closed),
                 None => return Err(TryRecvError::Empty),
             }
         };
@@ -575,7 +700,7 @@ impl<T> Receiver<T> {
         Ok(v)
     }
 
-    /// Whether every sender is gone (the channel ends once drained).
+    /// Whether every sender is gone or the channel was closed (it ends once drained).
     ///
     /// ```
     /// let (tx, rx) = scope_runtime::sync::channel::<()>(1);
@@ -583,7 +708,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.chan.lock().senders == 0
+        self.shared.chan.lock().recv_closed()
     }
 }
 
@@ -635,7 +760,7 @@ impl<T> Future for SendFuture<'_, T> {
             }
         }
         let site = checkpoint();
-        if site.is_err() || ch.receivers == 0 {
+        if site.is_err() || ch.send_closed() {
             let value = match this.node.take() {
                 Some(key) => ch.send_waiters.remove(key),
                 None => this.value.take(),
@@ -702,7 +827,7 @@ impl<T> Drop for SendFuture<'_, T> {
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct RecvFuture<'a, T> {
-    shared: &'a Shared<T>,
+    rx: &'a Receiver<T>,
     /// Our node in `recv_waiters` while blocked on an empty channel.
     node: Option<usize>,
 }
@@ -720,63 +845,183 @@ impl<T> Future for RecvFuture<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let mut ch = this.shared.chan.lock();
-        if let Some(key) = this.node {
-            if !ch.recv_waiters.is_linked(key) {
-                // A message was handed to us (R10: kept even if we are cancelled now).
-                let v = ch.recv_waiters.remove(key);
-                this.node = None;
-                return Poll::Ready(Ok(Some(v.expect("a served receiver holds a message"))));
+        if this.node.is_none() {
+            // A message already handed to this receiver's pending stream poll is the
+            // oldest it was given (and kept even if we are cancelled now).
+            if let Some(v) = this.rx.reclaim_stream_node() {
+                return Poll::Ready(Ok(Some(v)));
             }
         }
-        if let Err(c) = checkpoint() {
-            if let Some(key) = this.node.take() {
-                ch.recv_waiters.remove(key); // unserved: nothing to pass on
-            }
-            return Poll::Ready(Err(c));
-        }
-        // Queued or not, take what is there: while a receiver is queued and not
-        // cancelled, messages go to it rather than to the buffer, so a message can only
-        // be waiting here if it skipped us while we were cancelled.
-        if let Some((v, waker)) = ch.take() {
-            if let Some(key) = this.node.take() {
-                ch.recv_waiters.remove(key);
-            }
-            drop(ch);
-            if let Some(w) = waker {
-                w.wake();
-            }
-            return Poll::Ready(Ok(Some(v)));
-        }
-        if ch.senders == 0 {
-            if let Some(key) = this.node.take() {
-                ch.recv_waiters.remove(key);
-            }
-            return Poll::Ready(Ok(None));
-        }
-        match this.node {
-            Some(key) => ch.recv_waiters.update(key, cx.waker()),
-            None => this.node = Some(ch.recv_waiters.push_back(None, cx.waker())),
-        }
-        Poll::Pending
+        poll_recv_node(&this.rx.shared, &mut this.node, cx)
     }
 }
 
 impl<T> Drop for RecvFuture<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.node.take() {
-            let waker = {
-                let mut ch = self.shared.chan.lock();
-                match ch.recv_waiters.remove(key) {
-                    // Served but never returned: pass the message on.
-                    Some(v) => ch.put_back(v),
-                    None => None,
-                }
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
+            abandon_recv_node(&self.rx.shared, key);
         }
+    }
+}
+
+/// One poll of a receive whose node in `recv_waiters` (if queued) is `node`: what
+/// [`RecvFuture`] and the [`Stream`] of a [`Receiver`] both do. `node` is `None` again
+/// once the poll returns `Ready`.
+fn poll_recv_node<T>(
+    shared: &Shared<T>,
+    node: &mut Option<usize>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Option<T>, Cancelled>> {
+    let mut ch = shared.chan.lock();
+    if let Some(key) = *node {
+        if !ch.recv_waiters.is_linked(key) {
+            // A message was handed to us (R10: kept even if we are cancelled now).
+            let v = ch.recv_waiters.remove(key);
+            *node = None;
+            return Poll::Ready(Ok(Some(v.expect("a served receiver holds a message"))));
+        }
+    }
+    if let Err(c) = checkpoint() {
+        if let Some(key) = node.take() {
+            ch.recv_waiters.remove(key); // unserved: nothing to pass on
+        }
+        return Poll::Ready(Err(c));
+    }
+    // Queued or not, take what is there: while a receiver is queued and not
+    // cancelled, messages go to it rather than to the buffer, so a message can only
+    // be waiting here if it skipped us while we were cancelled.
+    if let Some((v, waker)) = ch.take() {
+        if let Some(key) = node.take() {
+            ch.recv_waiters.remove(key);
+        }
+        drop(ch);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        return Poll::Ready(Ok(Some(v)));
+    }
+    if ch.recv_closed() {
+        if let Some(key) = node.take() {
+            ch.recv_waiters.remove(key);
+        }
+        return Poll::Ready(Ok(None));
+    }
+    match *node {
+        Some(key) => ch.recv_waiters.update(key, cx.waker()),
+        None => *node = Some(ch.recv_waiters.push_back(None, cx.waker())),
+    }
+    Poll::Pending
+}
+
+/// A receive gave up its node `key` (dropped while waiting): a message already handed
+/// to it goes to the next waiting receiver or back to the front of the buffer.
+fn abandon_recv_node<T>(shared: &Shared<T>, key: usize) {
+    let waker = {
+        let mut ch = shared.chan.lock();
+        match ch.recv_waiters.remove(key) {
+            // Served but never returned: pass the message on.
+            Some(v) => ch.put_back(v),
+            None => None,
+        }
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+/// A [`Receiver`] is a stream of the channel's messages: `next()` is
+/// [`recv`](Receiver::recv) with the result turned around.
+///
+/// * `Some(Ok(message))` for each message, oldest first;
+/// * `None` once every sender is gone (or the channel was closed) and it is drained — the stream has
+///   ended, and stays ended;
+/// * `Some(Err(Cancelled))` when the code polling it is cancelled: nothing was taken.
+///   Cancellation stays in force until control leaves the cancelled scope, so every
+///   further poll there yields `Some(Err(Cancelled))` again (it does not end the
+///   stream: the receiver is still good once outside the scope). A loop that stops at
+///   errors — `while let Some(msg) = rx.next().await { let msg = msg?; .. }`, or
+///   `try_next()` with `?` — therefore leaves at the first cancellation; a loop that
+///   ignores the errors spins.
+///
+/// A message handed to a receiver waiting in `next()` before the cancellation came is
+/// returned, not lost; the poll after it reports the cancellation. A cancellation
+/// wakes a waiting `next()` itself, also inside `futures` combinators (`select`,
+/// `take_until`, `buffer_unordered`, ...).
+///
+/// While a poll is pending the receiver keeps its place in the queue of waiting
+/// receivers, between polls too: if a `next()` is abandoned (say, the other branch of a
+/// `select` won), a message handed to the receiver meanwhile is kept for its next
+/// receive of any kind (`next`, `recv`, `try_recv`), or given to the other receivers
+/// when it is dropped.
+///
+/// ```
+/// use futures::StreamExt;
+/// use scope_runtime::sync::channel;
+/// use scope_runtime::{Cancelled, move_on_after, spawn};
+/// use std::time::Duration;
+///
+/// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+///     let (tx, mut rx) = channel(8);
+///     spawn(async move {
+///         for i in 1..=3 {
+///             tx.send(i).await.map_err(|e| e.into_error())?;
+///         }
+///         Ok::<_, scope_runtime::BoxError>(()) // drops `tx`: the stream ends
+///     });
+///     let mut sum = 0;
+///     while let Some(msg) = rx.next().await {
+///         sum += msg?;
+///     }
+///     assert_eq!(sum, 6);
+///
+///     // Cancelled while waiting: the loop stops at the error, the scope absorbs it.
+///     let (_tx, mut rx) = channel::<u32>(8);
+///     let r = move_on_after(Duration::from_secs(1), async {
+///         while let Some(msg) = rx.next().await {
+///             msg?;
+///         }
+///         Ok::<_, Cancelled>(())
+///     })
+///     .await;
+///     assert_eq!(r, Ok(None));
+/// # Ok::<(), Cancelled>(())
+/// }).unwrap();
+/// ```
+impl<T> Stream for Receiver<T> {
+    type Item = Result<T, Cancelled>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let slot = this.stream_node.get_mut();
+        let mut node = (*slot != NO_NODE).then_some(*slot);
+        let res = poll_recv_node(&this.shared, &mut node, cx);
+        *slot = node.unwrap_or(NO_NODE);
+        let item = ready!(res).transpose();
+        this.stream_ended = item.is_none();
+        Poll::Ready(item)
+    }
+}
+
+/// Terminated once `next()` returned `None` (every sender gone, nothing left), so
+/// `futures::select!` can take `rx.next()` directly and stops polling it after the
+/// end.
+///
+/// ```
+/// use futures::stream::{FusedStream, StreamExt};
+///
+/// scope_runtime::Runtime::new().unwrap().block_on(async {
+///     let (tx, mut rx) = scope_runtime::sync::unbounded();
+///     tx.send(1).unwrap();
+///     drop(tx);
+///     assert_eq!(rx.next().await, Some(Ok(1)));
+///     assert!(!rx.is_terminated(), "the end was not seen yet");
+///     assert_eq!(rx.next().await, None);
+///     assert!(rx.is_terminated());
+/// });
+/// ```
+impl<T> FusedStream for Receiver<T> {
+    fn is_terminated(&self) -> bool {
+        self.stream_ended
     }
 }
 
@@ -938,7 +1183,7 @@ impl<T> From<SendError<T>> for Box<dyn Error + 'static> {
     }
 }
 
-/// The channel is closed: every receiver is gone. What a [`SendError::Closed`] turns
+/// The channel is closed: every receiver is gone, or `close()` was called. What a [`SendError::Closed`] turns
 /// into when converted to an error without its message.
 ///
 /// ```
@@ -950,7 +1195,7 @@ pub struct Closed(());
 
 impl fmt::Display for Closed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sending on a closed channel (every receiver was dropped)")
+        f.write_str("sending on a closed channel (closed, or every receiver was dropped)")
     }
 }
 

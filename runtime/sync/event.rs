@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::Cancelled;
+use crate::runtime::observe::SyncKind;
 
 /// An event: set once, waited on by many. `Sync`: [`set`](Event::set) may be called
 /// from any thread (share it with `Arc`) and wakes the runtime.
@@ -58,7 +59,7 @@ impl Event {
     pub const fn new() -> Event {
         Event {
             set: AtomicBool::new(false),
-            waiters: Mutex::new(WaitList::new()),
+            waiters: Mutex::new(WaitList::new(SyncKind::Event)),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`Semaphore`], [`Notify`],
-//! memory channels ([`channel`], [`unbounded`]), [`oneshot`] and [`watch`].
+//! Cancellation-aware synchronisation: [`Event`], [`Mutex`], [`RwLock`], [`Semaphore`],
+//! [`Notify`], [`Barrier`], [`Condition`],
+//! memory channels ([`channel`], [`unbounded`], [`broadcast`]), [`oneshot`] and [`watch`].
 //!
 //! # Every wait is a checkpoint
 //!
@@ -62,7 +63,8 @@
 //! # Errors
 //!
 //! Waits return `Result<_, Cancelled>` so `?` works everywhere; "closed" is a value:
-//! `recv()` returns `Ok(None)` at the end of a channel. The one compound error is
+//! `recv()` returns `Ok(None)` at the end of a channel. A [`Receiver`] is also a
+//! `futures` `Stream` of `Result<T, Cancelled>` that ends (`None`) there. The one compound error is
 //! [`SendError`], which gives the unsent message back; it implements
 //! [`CancelError`](crate::CancelError) and converts into `io::Error` and
 //! [`BoxError`](crate::BoxError) so that scopes and task groups still recognise a
@@ -78,10 +80,11 @@
 //! | type | `Send` / `Sync` |
 //! |------|-----------------|
 //! | [`Sender`], [`UnboundedSender`], [`Receiver`], [`OneshotSender`], [`OneshotReceiver`] | both, for `T: Send` |
-//! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`] | both |
+//! | [`Event`], [`Notify`], [`Semaphore`], [`OwnedSemaphorePermit`], [`Barrier`], [`Condition`] | both |
 //! | [`Mutex<T>`] | both, for `T: Send` |
-//! | [`WatchSender`], [`WatchReceiver`] | both, for `T: Send + Sync` |
-//! | [`MutexGuard`] | `!Send` (it holds the inner data lock; keep it within one task) |
+//! | [`WatchSender`], [`WatchReceiver`], [`BroadcastSender`], [`BroadcastReceiver`] | both, for `T: Send + Sync` |
+//! | [`RwLock<T>`] | both, for `T: Send + Sync` |
+//! | [`MutexGuard`], [`RwLockReadGuard`], [`RwLockWriteGuard`] | `!Send` (they hold the inner data lock; keep them within one task) |
 //!
 //! A plain thread can send into a channel (`try_send`, `UnboundedSender::send`, or any
 //! executor for `send().await`), set an [`Event`], add permits, or notify; the task
@@ -93,22 +96,33 @@
 //! `wait_list` (the FIFO of waiters all primitives share, with the hand-off protocol),
 //! `channel`, `oneshot`, `event`, `mutex`, `semaphore`, `notify`.
 
+mod barrier;
+mod broadcast;
 mod channel;
+mod condition;
 mod event;
 mod mutex;
 mod notify;
 mod oneshot;
+mod rwlock;
 mod semaphore;
 mod wait_list;
 mod watch;
 
+pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
+pub use broadcast::{
+    BroadcastClosed, BroadcastError, BroadcastReceiver, BroadcastRecv, BroadcastSender, broadcast,
+};
 pub use channel::{
     Closed, Receiver, RecvFuture, SendError, SendFuture, Sender, TryRecvError, TrySendError,
     UnboundedSender, channel, unbounded,
 };
+pub use condition::{Condition, Wait as ConditionWait};
 pub use event::{Event, EventWait};
 pub use mutex::{Lock, Mutex, MutexGuard};
 pub use notify::{Notified, Notify};
 pub use oneshot::{OneshotReceiver, OneshotSender, oneshot};
+pub use rwlock::Acquire as RwLockAcquire;
+pub use rwlock::{Access, Read, RwLock, RwLockReadGuard, RwLockWriteGuard, Write};
 pub use semaphore::{Acquire, AcquireOwned, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 pub use watch::{Changed, WatchClosed, WatchReceiver, WatchRef, WatchSender, watch};

@@ -25,6 +25,7 @@ use std::task::{Context, Poll};
 
 use super::wait_list::{WaitList, checkpoint};
 use crate::runtime::cancel::Cancelled;
+use crate::runtime::observe::SyncKind;
 
 struct LockState {
     locked: bool,
@@ -81,7 +82,7 @@ impl<T> Mutex<T> {
         Mutex {
             state: parking_lot::Mutex::new(LockState {
                 locked: false,
-                waiters: WaitList::new(),
+                waiters: WaitList::new(SyncKind::Lock),
             }),
             data: parking_lot::Mutex::new(value),
         }
@@ -120,6 +121,18 @@ impl<T: ?Sized> Mutex<T> {
         Lock {
             mutex: self,
             node: None,
+            shielded: false,
+        }
+    }
+
+    /// Like [`lock`](Self::lock), but no cancellation stops it: not a checkpoint, and
+    /// its place in the queue is kept when the code around it is cancelled. For a
+    /// `Condition` re-taking the lock after it was notified.
+    pub(crate) fn lock_shielded(&self) -> Lock<'_, T> {
+        Lock {
+            mutex: self,
+            node: None,
+            shielded: true,
         }
     }
 
@@ -227,6 +240,8 @@ impl<T: ?Sized> fmt::Debug for Mutex<T> {
 pub struct Lock<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
     node: Option<usize>,
+    /// Not a checkpoint, not registered with the status tree (`lock_shielded`).
+    shielded: bool,
 }
 
 impl<T: ?Sized> fmt::Debug for Lock<'_, T> {
@@ -253,11 +268,13 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
                 return Poll::Ready(Ok(mutex.guard()));
             }
         }
-        if let Err(c) = checkpoint() {
-            if let Some(key) = this.node.take() {
-                st.waiters.remove(key); // not granted: nothing to pass on
+        if !this.shielded {
+            if let Err(c) = checkpoint() {
+                if let Some(key) = this.node.take() {
+                    st.waiters.remove(key); // not granted: nothing to pass on
+                }
+                return Poll::Ready(Err(c));
             }
-            return Poll::Ready(Err(c));
         }
         if !st.locked {
             // Free. A queued waiter finds it free only if it was released past us
@@ -269,9 +286,11 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
             drop(st);
             return Poll::Ready(Ok(mutex.guard()));
         }
-        match this.node {
-            Some(key) => st.waiters.update(key, cx.waker()),
-            None => this.node = Some(st.waiters.push_back((), cx.waker())),
+        match (this.node, this.shielded) {
+            (Some(key), false) => st.waiters.update(key, cx.waker()),
+            (Some(key), true) => st.waiters.update_unarmed(key, cx.waker()),
+            (None, false) => this.node = Some(st.waiters.push_back((), cx.waker())),
+            (None, true) => this.node = Some(st.waiters.push_back_unarmed((), cx.waker())),
         }
         Poll::Pending
     }
@@ -324,6 +343,13 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
         self.data
             .as_deref_mut()
             .expect("guard data present until drop")
+    }
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// The mutex this guard locks.
+    pub(crate) fn mutex(&self) -> &'a Mutex<T> {
+        self.mutex
     }
 }
 

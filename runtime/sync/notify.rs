@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::Cancelled;
+use crate::runtime::observe::SyncKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Served {
@@ -89,7 +90,7 @@ impl Notify {
         Notify {
             state: Mutex::new(NotifyState {
                 permit: false,
-                waiters: WaitList::new(),
+                waiters: WaitList::new(SyncKind::Notified),
             }),
             generation: AtomicU64::new(0),
         }

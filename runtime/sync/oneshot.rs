@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 
 use super::channel::TryRecvError;
 use crate::runtime::cancel::{CancelWait, Cancelled, Site, site_cancelled};
+use crate::runtime::observe::WaitingOn;
 
 struct State<T> {
     value: Option<T>,
@@ -229,7 +230,7 @@ impl<T> Future for OneshotReceiver<T> {
             Some(w) if w.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
-        st.rx_site = this.wait.arm(cx.waker());
+        st.rx_site = this.wait.arm(cx.waker(), WaitingOn::Oneshot);
         drop(st);
         this.waiting = true;
         Poll::Pending

@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::Cancelled;
+use crate::runtime::observe::SyncKind;
 
 struct SemState {
     permits: usize,
@@ -101,7 +102,7 @@ impl Semaphore {
         Semaphore {
             state: Mutex::new(SemState {
                 permits,
-                waiters: WaitList::new(),
+                waiters: WaitList::new(SyncKind::Acquire),
             }),
         }
     }

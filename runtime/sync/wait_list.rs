@@ -41,6 +41,8 @@ use std::task::Waker;
 use slab::Slab;
 
 use crate::runtime::cancel::{CancelWait, Cancelled, check_cancelled, site_cancelled};
+use crate::runtime::core::try_with_core;
+use crate::runtime::observe::{SyncKind, WaitingOn};
 pub(crate) use crate::runtime::wake_list::WakeList;
 
 /// The checkpoint of every wait (rule R1), run at the start of each poll: fails if the
@@ -71,15 +73,31 @@ pub(crate) struct WaitList<S> {
     nodes: Slab<Node<S>>,
     head: Option<usize>,
     tail: Option<usize>,
+    /// What its waiters wait on, for the task dump: the primitive's kind, and the
+    /// queue's number (0 until it first makes a task wait, then one of its runtime's).
+    kind: SyncKind,
+    id: u64,
 }
 
 impl<S> WaitList<S> {
-    pub(crate) const fn new() -> WaitList<S> {
+    /// An empty list of a primitive of kind `kind` (what its waiters show in the
+    /// task dump).
+    pub(crate) const fn new(kind: SyncKind) -> WaitList<S> {
         WaitList {
             nodes: Slab::new(),
             head: None,
             tail: None,
+            kind,
+            id: 0,
         }
+    }
+
+    /// What a waiter of this list waits on (numbering the list on first use).
+    fn waiting_on(&mut self) -> WaitingOn {
+        if self.id == 0 {
+            self.id = try_with_core(|core| core.next_object_id()).unwrap_or(0);
+        }
+        self.kind.waiting_on(self.id)
     }
 
     /// No waiter is queued (served nodes not yet removed do not count).
@@ -89,13 +107,35 @@ impl<S> WaitList<S> {
 
     /// Appends a waiter polled with `waker` by the code running now; returns its key.
     pub(crate) fn push_back(&mut self, state: S, waker: &Waker) -> usize {
+        let on = self.waiting_on();
         let mut cancel = CancelWait::new();
-        cancel.arm(waker);
+        cancel.arm(waker, on);
         let key = self.nodes.insert(Node {
             prev: self.tail,
             next: None,
             linked: true,
             cancel,
+            waker: Some(waker.clone()),
+            state,
+        });
+        match self.tail {
+            Some(t) => self.nodes[t].next = Some(key),
+            None => self.head = Some(key),
+        }
+        self.tail = Some(key);
+        key
+    }
+
+    /// Appends a waiter that no cancellation can reach: it is not registered with the
+    /// status tree, so a cancel neither wakes it nor makes a hand-off skip it. For waits
+    /// that must finish once begun (a `Condition` re-taking its lock after it was
+    /// notified). Keep it updated with [`update_unarmed`](Self::update_unarmed).
+    pub(crate) fn push_back_unarmed(&mut self, state: S, waker: &Waker) -> usize {
+        let key = self.nodes.insert(Node {
+            prev: self.tail,
+            next: None,
+            linked: true,
+            cancel: CancelWait::new(),
             waker: Some(waker.clone()),
             state,
         });
@@ -117,6 +157,20 @@ impl<S> WaitList<S> {
             }
             cur = node.next?;
         }
+    }
+
+    /// How many queued waiters are not cancelled (a scan of the queue).
+    pub(crate) fn count_ready(&self) -> usize {
+        let mut n = 0;
+        let mut cur = self.head;
+        while let Some(k) = cur {
+            let node = &self.nodes[k];
+            if !site_cancelled(node.cancel.site()) {
+                n += 1;
+            }
+            cur = node.next;
+        }
+        n
     }
 
     /// Unlinks the first queued waiter that is not cancelled and returns its node
@@ -183,9 +237,20 @@ impl<S> WaitList<S> {
     /// Records the waker of the latest poll (cloning it only if it changed) and
     /// re-registers it where the code polling now runs.
     pub(crate) fn update(&mut self, key: usize, waker: &Waker) {
+        let on = self.waiting_on();
         let node = &mut self.nodes[key];
-        node.cancel.arm(waker);
+        node.cancel.arm(waker, on);
         let slot = &mut node.waker;
+        match slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Records the waker of the latest poll of a waiter pushed with
+    /// [`push_back_unarmed`](Self::push_back_unarmed) (no registration).
+    pub(crate) fn update_unarmed(&mut self, key: usize, waker: &Waker) {
+        let slot = &mut self.nodes[key].waker;
         match slot {
             Some(w) if w.will_wake(waker) => {}
             _ => *slot = Some(waker.clone()),
@@ -229,7 +294,7 @@ mod tests {
     #[test]
     fn fifo_with_removal_from_the_middle() {
         let w = Waker::noop();
-        let mut l = WaitList::new();
+        let mut l = WaitList::new(SyncKind::Event);
         let a = l.push_back(1, w);
         let b = l.push_back(2, w);
         let c = l.push_back(3, w);
@@ -254,7 +319,7 @@ mod tests {
     #[test]
     fn take_all_wakers_leaves_nodes_queued() {
         let w = Waker::noop();
-        let mut l = WaitList::new();
+        let mut l = WaitList::new(SyncKind::Event);
         l.push_back(1, w);
         l.push_back(2, w);
         let mut wl = WakeList::default();

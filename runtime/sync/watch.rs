@@ -19,6 +19,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use super::wait_list::{WaitList, WakeList, checkpoint};
 use crate::runtime::cancel::Cancelled;
+use crate::runtime::observe::SyncKind;
 
 struct Shared<T> {
     value: RwLock<T>,
@@ -86,7 +87,7 @@ pub fn watch<T>(init: T) -> (WatchSender<T>, WatchReceiver<T>) {
         version: AtomicU64::new(0),
         receivers: AtomicUsize::new(1),
         state: Mutex::new(State {
-            waiters: WaitList::new(),
+            waiters: WaitList::new(SyncKind::Watch),
             sender_alive: true,
         }),
     });
