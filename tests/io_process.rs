@@ -572,3 +572,22 @@ fn nothing_is_left_in_the_runtime() {
     assert_eq!(res.scope_nodes, 0, "{res:?}");
     assert_eq!(res.cancel_registrations, 0, "{res:?}");
 }
+
+/// Bad input: spawning outside a runtime is a documented panic (before any child
+/// starts); an invalid signal number is an error.
+#[test]
+#[should_panic(expected = "inside a scope_runtime runtime")]
+fn spawning_outside_a_runtime_panics() {
+    let _ = Command::new("true").spawn();
+}
+
+#[scope_runtime::test]
+async fn an_invalid_signal_is_an_error() {
+    use scope_runtime::io::signal::SignalKind;
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let e = child.signal(SignalKind::from_raw(12345)).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e:?}");
+    child.kill().await.unwrap();
+    // Reaped: signalling is a no-op now, whatever the number.
+    child.signal(SignalKind::from_raw(12345)).unwrap();
+}
