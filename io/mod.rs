@@ -76,9 +76,12 @@
 //!   [`dump_on_sigquit`] prints the task dump on `SIGQUIT`.
 //! * `hyper` (cargo feature `hyper`) — hyper's `Read` / `Write` on the streams, a
 //!   `Timer`; with `GroupExecutor` at the crate root, hyper runs with no glue code.
+//! * [`process`] — child processes: [`Command`](process::Command) →
+//!   [`Child`](process::Child), waits that terminate the child when cancelled, pipes
+//!   with the `futures-io` traits.
 //!
 //! Internals: `source` (the checkpoint-then-syscall loop every socket operation uses),
-//! `sys` (all platform code and `unsafe`: `sigaction`, `listen`).
+//! `sys` (all platform code and `unsafe`: `sigaction`, `listen`, `pidfd_open`, `kill`).
 //!
 //! I/O objects belong to the runtime they were created on; waiting on one from another
 //! runtime is an error. Only Unix is supported.
@@ -89,6 +92,7 @@ mod dump_signal;
 pub mod fs;
 #[cfg(feature = "hyper")]
 pub mod hyper;
+pub mod process;
 pub mod signal;
 mod source;
 mod split;

@@ -21,6 +21,9 @@
 //! * `recv_uninit` (with the `hyper` feature) — `recv(2)` into memory that may be
 //!   uninitialised; on `Ok(n)` exactly the first `n` bytes were written.
 //! * [`describe_fd`] — a socket's peer or local address as text, for the task dump.
+//! * Processes: [`pidfd_open`] (Linux ≥ 5.3; `Unsupported` elsewhere or on older
+//!   kernels), [`pidfd_send_signal`] and [`send_signal`] (`kill(2)` on one positive pid,
+//!   never a process group), for `io/process.rs`.
 //!
 //! Only Unix is supported (the crate's reactor is `mio` on epoll/kqueue).
 
@@ -209,6 +212,86 @@ pub(crate) fn set_backlog(socket: &impl AsRawFd, backlog: u32) -> io::Result<()>
     }
 }
 
+/// Turns a child's pid into the positive `pid_t` the process calls need. Refuses 0 and
+/// values that would turn negative: `kill` would read those as "my process group" or
+/// "every process I may signal".
+fn checked_pid(pid: u32) -> io::Result<libc::pid_t> {
+    match libc::pid_t::try_from(pid) {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid process id {pid}"),
+        )),
+    }
+}
+
+/// Opens a pidfd for the process `pid` (`pidfd_open(2)`, Linux ≥ 5.3). The fd becomes
+/// readable when the process exits; it is close-on-exec. Fails with the kernel's error
+/// (`ENOSYS` on older kernels, `EPERM` under some seccomp filters), and with
+/// `Unsupported` on other systems.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = checked_pid(pid)?;
+    // SAFETY: `pidfd_open` takes a pid and a flags word (0) and returns a new fd or -1;
+    // it reads and writes no memory of ours.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = libc::c_int::try_from(rc).map_err(|_| io::Error::other("pidfd out of range"))?;
+    // SAFETY: `fd` was just returned by the kernel, is open, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// See the Linux version: other systems have no pidfd.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn pidfd_open(_pid: u32) -> io::Result<OwnedFd> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Sends `signum` to the process behind `pidfd` (`pidfd_send_signal(2)`, Linux ≥ 5.1).
+/// Unlike `kill`, it can never hit another process that reused the pid.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn pidfd_send_signal(pidfd: &impl AsRawFd, signum: i32) -> io::Result<()> {
+    // SAFETY: the fd is borrowed from a live pidfd for the call; a null `siginfo`
+    // pointer is allowed (the kernel fills in a default one) and flags must be 0.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signum,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// See the Linux version: other systems have no pidfd.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn pidfd_send_signal(_pidfd: &impl AsRawFd, _signum: i32) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Sends `signum` to the single process `pid` (`kill(2)`). The caller must know the
+/// pid still names its child (not yet reaped), so it cannot have been reused.
+pub(crate) fn send_signal(pid: u32, signum: i32) -> io::Result<()> {
+    let pid = checked_pid(pid)?;
+    // SAFETY: `kill` only reads its integer arguments; `pid` is positive (one process,
+    // never a group).
+    let rc = unsafe { libc::kill(pid, signum) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Reads from a connected socket into `buf`, which may be uninitialised: the kernel
 /// only writes to it. On `Ok(n)` the first `n` bytes of `buf` are initialised (`n <=
 /// buf.len()`); errors come from `errno` (`WouldBlock`, `Interrupted`... for the caller
@@ -314,5 +397,21 @@ mod tests {
         assert!(check_signal(libc::SIGUSR2).is_ok());
         assert_eq!(signal_generation(-1), 0);
         assert_eq!(signal_generation(1000), 0);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "calls into libc")]
+    fn process_ids_are_checked() {
+        for bad in [0, u32::MAX, 1 << 31] {
+            let e = send_signal(bad, 0).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "pid {bad}");
+            #[cfg(target_os = "linux")]
+            {
+                let e = pidfd_open(bad).unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "pid {bad}");
+            }
+        }
+        // Signal 0 only checks that the process exists: we do.
+        send_signal(std::process::id(), 0).unwrap();
     }
 }

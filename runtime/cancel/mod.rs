@@ -23,6 +23,7 @@
 
 mod cancellable;
 pub(crate) mod error;
+mod shielded;
 pub(crate) mod tree;
 mod wait;
 
@@ -42,6 +43,7 @@ pub use error::{
     find_cancelled,
 };
 pub(crate) use error::{find_cancelled_part, strip_cancelled_parts};
+pub(crate) use shielded::shielded;
 pub(crate) use tree::{Deadline, NO_NODE, NodeKey, Phase, ScopeState, Wakes};
 pub(crate) use wait::{CancelWait, Site, site_cancelled};
 
