@@ -71,8 +71,9 @@ pub use runtime::cancel::{
 };
 pub use runtime::{
     Builder, Dump, DumpHandle, DumpNode, IO_POLL_INTERVAL, Instrument, JoinHandle, Metrics,
-    Outcome, Resources, Runtime, ScopeDump, Sleep, TaskDump, TaskMeta, TaskRef, TaskState, Wait,
-    WaitingOn, current_task, dump, metrics, now, sleep, sleep_until, spawn, spawn_named, yield_now,
+    Outcome, RemoteCall, RemoteError, RemoteHandle, Resources, Runtime, ScopeDump, Sleep, TaskDump,
+    TaskMeta, TaskRef, TaskState, Wait, WaitingOn, current_task, dump, metrics, now, sleep,
+    sleep_until, spawn, spawn_named, yield_now,
 };
 pub use runtime::{Interval, MissedTickPolicy, interval, interval_at};
 pub use scope::{

@@ -737,6 +737,11 @@ impl Core {
         while let Some(reply) = self.shared.pop_dump_request() {
             reply.fulfil(super::observe::dump::snapshot(self));
         }
+        // Remote jobs run outside any task; each catches its own panics (see
+        // `runtime/remote.rs`), so one job cannot stop the loop.
+        while let Some(job) = self.shared.pop_job() {
+            job();
+        }
     }
 
     /// Fires every timer due at the current time. Returns how many fired.
@@ -878,6 +883,8 @@ impl Core {
         while let Some(reply) = self.shared.pop_dump_request() {
             reply.abandon();
         }
+        // Unrun remote jobs are dropped: their callers learn the runtime is gone.
+        self.shared.drop_jobs();
         first
     }
 }

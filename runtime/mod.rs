@@ -33,6 +33,7 @@ mod interval;
 mod join;
 pub(crate) mod observe;
 pub(crate) mod reactor;
+mod remote;
 pub mod sync;
 pub(crate) mod task;
 mod time;
@@ -54,6 +55,7 @@ pub use observe::{
     Dump, DumpHandle, DumpNode, Instrument, Metrics, ScopeDump, TaskDump, TaskMeta, TaskState,
     Wait, WaitingOn, dump,
 };
+pub use remote::{RemoteCall, RemoteError, RemoteHandle};
 pub use time::{Sleep, now, sleep, sleep_until, yield_now};
 
 /// A single-threaded runtime: an executor, a reactor on `mio`, timers, and the
@@ -251,6 +253,12 @@ impl Runtime {
     /// ([`DumpHandle::request`]).
     pub fn dump_handle(&self) -> DumpHandle {
         DumpHandle::new(self.core.shared().clone())
+    }
+
+    /// A handle other threads use to run code on this runtime and get its result
+    /// (see [`RemoteHandle`]).
+    pub fn remote(&self) -> RemoteHandle {
+        RemoteHandle::new(self.core.shared().clone())
     }
 
     /// The runtime's counters now (see [`Metrics`]).

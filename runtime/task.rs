@@ -90,7 +90,13 @@ pub(crate) struct Shared {
     dump_requests: SegQueue<Arc<DumpReply>>,
     /// Wakes from other threads (a metrics counter).
     pub(crate) remote_wakes: AtomicU64,
+    /// Work sent by [`RemoteHandle`](crate::RemoteHandle)s, run by the run loop
+    /// between polls.
+    remote_jobs: SegQueue<RemoteJob>,
 }
+
+/// A closure another thread asked the runtime to run (see `runtime/remote.rs`).
+pub(crate) type RemoteJob = Box<dyn FnOnce() + Send>;
 
 impl Shared {
     pub(crate) fn new(mio_waker: mio::Waker) -> Shared {
@@ -101,6 +107,7 @@ impl Shared {
             closed: AtomicBool::new(false),
             dump_requests: SegQueue::new(),
             remote_wakes: AtomicU64::new(0),
+            remote_jobs: SegQueue::new(),
         }
     }
 
@@ -156,6 +163,32 @@ impl Shared {
 
     pub(crate) fn pop_dump_request(&self) -> Option<Arc<DumpReply>> {
         self.dump_requests.pop()
+    }
+
+    /// Queues a job for the run loop and interrupts the reactor. A job that can no
+    /// longer run (the runtime is gone) is dropped here, which tells its caller.
+    pub(crate) fn push_job(&self, job: RemoteJob) {
+        if self.is_closed() {
+            drop(job);
+            return;
+        }
+        self.remote_jobs.push(job);
+        let _ = self.mio_waker.wake();
+        if self.is_closed() {
+            // The shutdown may have drained the queue before this push.
+            self.drop_jobs();
+        }
+    }
+
+    pub(crate) fn pop_job(&self) -> Option<RemoteJob> {
+        self.remote_jobs.pop()
+    }
+
+    /// Drops every queued job unrun (at shutdown).
+    pub(crate) fn drop_jobs(&self) {
+        while let Some(job) = self.remote_jobs.pop() {
+            drop(job);
+        }
     }
 }
 
