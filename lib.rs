@@ -77,8 +77,9 @@ pub use runtime::{
 };
 pub use runtime::{Interval, MissedTickPolicy, interval, interval_at};
 pub use scope::{
-    CancelScope, ChildError, ChildValue, SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut,
-    fail_after, fail_at, move_on_after, move_on_at, task_group,
+    CancelScope, ChildError, ChildValue, CoreContext, CoreFailure, Cores, CoresError, MultiCancel,
+    SpawnError, TaskGroup, TaskHandle, TaskStatus, TimedOut, fail_after, fail_at, move_on_after,
+    move_on_at, task_group,
 };
 pub use scope_runtime_macros::{main, test};
 

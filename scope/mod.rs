@@ -14,6 +14,7 @@ pub(crate) mod error;
 pub(crate) mod group;
 #[cfg(feature = "hyper")]
 mod hyper;
+mod multi;
 mod value;
 
 use std::future::{Future, poll_fn};
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 pub use error::TimedOut;
 #[cfg(feature = "hyper")]
 pub use hyper::GroupExecutor;
+pub use multi::{CoreContext, CoreFailure, Cores, CoresError, MultiCancel};
 pub use value::{ChildError, ChildValue};
 
 use crate::runtime::cancel::{

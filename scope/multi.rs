@@ -1,0 +1,382 @@
+//! Thread-per-core: [`Cores`] runs one single-threaded runtime per OS thread, each
+//! running the same body, all inside one cancel tree.
+//!
+//! Each core's body runs inside a [`TaskGroup`] of its own runtime. Before any body
+//! starts, every core registers its group's `CancelHandle` (the `Send` cancel path)
+//! and its runtime's [`RemoteHandle`] in a shared table, and waits at a barrier until
+//! all have: from then on any core, or [`MultiCancel`] from any thread, can cancel every
+//! core's group, and [`CoreContext::remote`] reaches any core. A core whose body fails
+//! (or panics) cancels the others, with a reason naming it; [`Cores::run`] joins every
+//! thread and reports every core's failure, as a task group reports its children's.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Barrier};
+
+use parking_lot::Mutex;
+
+use super::group::TaskGroup;
+use crate::runtime::cancel::{BoxError, CancelHandle, TaskGroupError};
+use crate::runtime::{RemoteHandle, Runtime, catch_unwind};
+
+/// What every core shares.
+struct Table {
+    cancels: Vec<CancelHandle>,
+    remotes: Vec<RemoteHandle>,
+}
+
+struct Shared {
+    table: Mutex<Option<Arc<Table>>>,
+    /// Every core has registered (or given up): the table can be built.
+    registered: Barrier,
+    /// The table is published: the bodies can start.
+    start: Barrier,
+}
+
+/// Runs one single-threaded runtime per core (OS thread), each running the same
+/// body inside a task group, with one cancel tree over all of them.
+///
+/// * Cancelling ([`MultiCancel::cancel`], [`CoreContext::cancel_all`]) cancels every
+///   core's group; each absorbs it, and [`run`](Self::run) returns `Ok` once all have
+///   wound down.
+/// * A core whose body (or a task of its group) fails, or whose thread panics, cancels
+///   every other core; `run` returns every core's failure in a [`CoresError`].
+/// * Tasks are not moved between cores: what a core spawns stays there. Cores talk
+///   through the `Send` channels of [`sync`](crate::sync) or run code on each other
+///   with [`CoreContext::remote`].
+///
+/// ```
+/// use scope_runtime::{Cores, sleep};
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let started = Arc::new(AtomicUsize::new(0));
+/// let s = started.clone();
+/// Cores::new(2).run(move |core| {
+///     let s = s.clone();
+///     async move {
+///         s.fetch_add(1, Ordering::SeqCst);
+///         if core.index() == 0 {
+///             sleep(Duration::from_millis(10)).await?;
+///             core.cancel_all(); // stops both cores
+///         }
+///         sleep(Duration::from_secs(3600)).await?;
+///         Ok(())
+///     }
+/// })?;
+/// assert_eq!(started.load(Ordering::SeqCst), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Cores {
+    n: usize,
+    paused_clock: bool,
+}
+
+impl Cores {
+    /// `n` cores (threads), each with its own runtime. `0` means one per CPU the
+    /// process may use (`std::thread::available_parallelism`).
+    pub fn new(n: usize) -> Cores {
+        let n = if n == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            n
+        };
+        Cores {
+            n,
+            paused_clock: false,
+        }
+    }
+
+    /// How many cores [`run`](Self::run) starts.
+    pub fn count(&self) -> usize {
+        self.n
+    }
+
+    /// Gives every core's runtime the paused clock (for tests; each core has its own
+    /// virtual clock).
+    pub fn paused_clock(mut self, paused: bool) -> Cores {
+        self.paused_clock = paused;
+        self
+    }
+
+    /// Runs `body` on every core and waits until all have ended. See the type's doc.
+    ///
+    /// Returns `Err` with every core's failure if any core failed; a runtime that could
+    /// not be created counts as that core's failure (and cancels the others).
+    pub fn run<F, Fut>(&self, body: F) -> Result<(), CoresError>
+    where
+        F: Fn(CoreContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + 'static,
+    {
+        self.run_with(body, |_| {})
+    }
+
+    /// [`run`](Self::run), handing a [`MultiCancel`] to `on_start` (on the calling
+    /// thread, once every core is ready) — e.g. to cancel all cores on Ctrl-C or from a
+    /// supervisor thread.
+    pub fn run_with<F, Fut>(
+        &self,
+        body: F,
+        on_start: impl FnOnce(MultiCancel),
+    ) -> Result<(), CoresError>
+    where
+        F: Fn(CoreContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + 'static,
+    {
+        let n = self.n;
+        let shared = Arc::new(Shared {
+            table: Mutex::new(None),
+            // The n cores and the calling thread.
+            registered: Barrier::new(n + 1),
+            start: Barrier::new(n + 1),
+        });
+        let slots: Arc<Mutex<Vec<Option<(CancelHandle, RemoteHandle)>>>> =
+            Arc::new(Mutex::new((0..n).map(|_| None).collect()));
+        let body = Arc::new(body);
+        let paused = self.paused_clock;
+        let mut threads = Vec::with_capacity(n);
+        for index in 0..n {
+            let (shared, slots, body) = (shared.clone(), slots.clone(), body.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("scope_runtime core {index}"))
+                .spawn(move || core_main(index, n, paused, &shared, &slots, &*body));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // The cores already started wait at the barrier for all n: they
+                    // cannot be released without the missing ones. Not recoverable.
+                    panic!("scope_runtime::Cores: could not start the thread of core {index}: {e}")
+                }
+            }
+        }
+        // Every core has registered (or failed to build its runtime): publish the table.
+        shared.registered.wait();
+        let table = {
+            let slots = slots.lock();
+            let mut cancels = Vec::new();
+            let mut remotes = Vec::new();
+            for s in slots.iter().flatten() {
+                cancels.push(s.0.clone());
+                remotes.push(s.1.clone());
+            }
+            Arc::new(Table { cancels, remotes })
+        };
+        *shared.table.lock() = Some(table.clone());
+        let all_ok = table.cancels.len() == n;
+        shared.start.wait();
+        let cancel = MultiCancel { table };
+        if !all_ok {
+            cancel.cancel_with("a core could not create its runtime");
+        }
+        on_start(cancel);
+        let mut failures = Vec::new();
+        for (index, t) in threads.into_iter().enumerate() {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(f)) => failures.push((index, f)),
+                Err(panic) => failures.push((index, CoreFailure::Panicked(panic))),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(CoresError { failures })
+        }
+    }
+}
+
+/// One core's thread: build its runtime, register, wait for all, run the body.
+fn core_main<F, Fut>(
+    index: usize,
+    count: usize,
+    paused: bool,
+    shared: &Shared,
+    slots: &Mutex<Vec<Option<(CancelHandle, RemoteHandle)>>>,
+    body: &F,
+) -> Result<(), CoreFailure>
+where
+    F: Fn(CoreContext) -> Fut,
+    Fut: Future<Output = Result<(), BoxError>>,
+{
+    let rt = match Runtime::builder().paused_clock(paused).build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            shared.registered.wait();
+            shared.start.wait();
+            return Err(CoreFailure::Runtime(e));
+        }
+    };
+    let remote = rt.remote();
+    rt.block_on(async {
+        let tg = TaskGroup::new();
+        slots.lock()[index] = Some((tg.cancel_handle(), remote));
+        // Blocking this thread here is fine: nothing runs on this runtime yet.
+        shared.registered.wait();
+        shared.start.wait();
+        let table = shared
+            .table
+            .lock()
+            .clone()
+            .expect("the table is published before the start barrier");
+        let ctx = CoreContext {
+            index,
+            count,
+            table: table.clone(),
+        };
+        let out = catch_unwind(tg.run(|_tg| body(ctx))).await;
+        let failure = match out {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => CoreFailure::Group(e),
+            Err(panic) => CoreFailure::Panicked(panic),
+        };
+        // This core failed: cancel the others (ours has ended already).
+        MultiCancel { table }.cancel_with(format!("core {index} failed"));
+        Err(failure)
+    })
+}
+
+/// What a core's body gets: which core it is, and the ways to reach the others.
+#[derive(Clone)]
+pub struct CoreContext {
+    index: usize,
+    count: usize,
+    table: Arc<Table>,
+}
+
+impl fmt::Debug for CoreContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoreContext")
+            .field("index", &self.index)
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl CoreContext {
+    /// This core's number, `0..count()`.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// How many cores run.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Cancels every core's group (this one's too).
+    pub fn cancel_all(&self) {
+        self.cancel_handle().cancel();
+    }
+
+    /// A `Send` handle that cancels every core (for another thread).
+    pub fn cancel_handle(&self) -> MultiCancel {
+        MultiCancel {
+            table: self.table.clone(),
+        }
+    }
+
+    /// The [`RemoteHandle`] of core `k`, to run code there ("run this on core k").
+    /// Waiting on it from core `k` itself is refused ([`RemoteError::OnRuntimeThread`](crate::RemoteError)).
+    ///
+    /// # Panics
+    ///
+    /// If `k >= count()`.
+    pub fn remote(&self, k: usize) -> RemoteHandle {
+        match self.table.remotes.get(k) {
+            Some(r) => r.clone(),
+            None => panic!(
+                "CoreContext::remote({k}): there are only {} cores",
+                self.table.remotes.len()
+            ),
+        }
+    }
+}
+
+/// Cancels every core of a [`Cores::run`]; `Send + Sync`, cheap to clone.
+#[derive(Clone)]
+pub struct MultiCancel {
+    table: Arc<Table>,
+}
+
+impl fmt::Debug for MultiCancel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultiCancel")
+            .field("cores", &self.table.cancels.len())
+            .finish()
+    }
+}
+
+impl MultiCancel {
+    /// Cancels every core's group.
+    pub fn cancel(&self) {
+        for c in &self.table.cancels {
+            c.cancel();
+        }
+    }
+
+    /// Cancels every core's group with a reason (the first reason a group gets wins).
+    pub fn cancel_with(&self, reason: impl Into<Arc<str>>) {
+        let reason = reason.into();
+        for c in &self.table.cancels {
+            c.cancel_with(reason.clone());
+        }
+    }
+}
+
+/// How one core failed.
+#[non_exhaustive]
+pub enum CoreFailure {
+    /// Its task group reported failures (its body's or its children's errors).
+    Group(TaskGroupError),
+    /// Its runtime could not be created.
+    Runtime(std::io::Error),
+    /// Its body or one of its tasks panicked (the payload is kept).
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+impl fmt::Debug for CoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreFailure::Group(e) => f.debug_tuple("Group").field(e).finish(),
+            CoreFailure::Runtime(e) => f.debug_tuple("Runtime").field(e).finish(),
+            CoreFailure::Panicked(_) => f.write_str("Panicked(..)"),
+        }
+    }
+}
+
+impl fmt::Display for CoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreFailure::Group(e) => e.fmt(f),
+            CoreFailure::Runtime(e) => write!(f, "could not create its runtime: {e}"),
+            CoreFailure::Panicked(_) => f.write_str("its thread panicked"),
+        }
+    }
+}
+
+/// Every core's failure from a [`Cores::run`].
+#[derive(Debug)]
+pub struct CoresError {
+    failures: Vec<(usize, CoreFailure)>,
+}
+
+impl CoresError {
+    /// `(core index, failure)` for every core that failed, in core order.
+    pub fn failures(&self) -> &[(usize, CoreFailure)] {
+        &self.failures
+    }
+}
+
+impl fmt::Display for CoresError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} core(s) failed", self.failures.len())?;
+        for (i, e) in &self.failures {
+            write!(f, "; core {i}: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CoresError {}

@@ -1,0 +1,139 @@
+//! `Cores`: one runtime per thread under one cancel tree. A cancel from one core
+//! reaches all, a failing (or panicking) core cancels the others and every failure is
+//! reported, a `MultiCancel` works from any thread, and `remote(k)` runs code on core k.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use scope_runtime::{CoreFailure, Cores, sleep};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Counts the cores whose hour-long sleep was cancelled.
+fn sleeper(
+    cancelled: Arc<AtomicUsize>,
+) -> impl std::future::Future<Output = Result<(), scope_runtime::BoxError>> + 'static {
+    let cancelled = cancelled.clone();
+    async move {
+        let r = sleep(HOUR).await;
+        if r.is_err() {
+            cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+        r?;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_cancel_from_one_core_reaches_every_core() {
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let c = cancelled.clone();
+    let t0 = Instant::now();
+    Cores::new(3)
+        .run(move |core| {
+            let c = c.clone();
+            async move {
+                assert_eq!(core.count(), 3);
+                if core.index() == 2 {
+                    sleep(Duration::from_millis(20)).await?;
+                    core.cancel_all();
+                }
+                sleeper(c.clone()).await
+            }
+        })
+        .expect("a cancelled multi-core group ends cleanly");
+    assert_eq!(cancelled.load(Ordering::SeqCst), 3);
+    assert!(t0.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_failing_core_cancels_the_others_and_is_reported() {
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let c = cancelled.clone();
+    let err = Cores::new(2)
+        .run(move |core| {
+            let c = c.clone();
+            async move {
+                if core.index() == 1 {
+                    sleep(Duration::from_millis(20)).await?;
+                    return Err("core 1 broke".into());
+                }
+                sleeper(c.clone()).await
+            }
+        })
+        .unwrap_err();
+    assert_eq!(cancelled.load(Ordering::SeqCst), 1, "core 0 was cancelled");
+    let failures = err.failures();
+    assert_eq!(failures.len(), 1, "{err}");
+    assert_eq!(failures[0].0, 1);
+    assert!(matches!(failures[0].1, CoreFailure::Group(_)));
+    assert!(err.to_string().contains("core 1 broke"), "{err}");
+}
+
+#[test]
+fn a_panicking_core_cancels_the_others() {
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let c = cancelled.clone();
+    let err = Cores::new(2)
+        .run(move |core| {
+            let c = c.clone();
+            async move {
+                if core.index() == 0 {
+                    sleep(Duration::from_millis(20)).await?;
+                    panic!("core 0 panics");
+                }
+                sleeper(c.clone()).await
+            }
+        })
+        .unwrap_err();
+    assert_eq!(cancelled.load(Ordering::SeqCst), 1);
+    assert_eq!(err.failures().len(), 1);
+    assert_eq!(err.failures()[0].0, 0);
+}
+
+#[test]
+fn a_multi_cancel_from_another_thread_stops_every_core() {
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let c = cancelled.clone();
+    let mut supervisor = None;
+    Cores::new(2)
+        .run_with(
+            move |_core| sleeper(c.clone()),
+            |cancel| {
+                supervisor = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    cancel.cancel_with("supervisor");
+                }));
+            },
+        )
+        .unwrap();
+    supervisor.unwrap().join().unwrap();
+    assert_eq!(cancelled.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn remote_runs_code_on_the_named_core() {
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    Cores::new(2)
+        .run(move |core| {
+            let s = s.clone();
+            async move {
+                if core.index() == 0 {
+                    let other = core.remote(1);
+                    let name = scope_runtime::io::spawn_blocking(move || {
+                        other.run_sync(|| std::thread::current().name().map(str::to_owned))
+                    })
+                    .await?
+                    .map_err(|e| e.to_string())?;
+                    s.lock().push(name);
+                    core.cancel_all();
+                }
+                sleep(HOUR).await?;
+                Ok(())
+            }
+        })
+        .unwrap();
+    assert_eq!(*seen.lock(), [Some("scope_runtime core 1".to_string())]);
+}
