@@ -25,6 +25,9 @@ struct Table {
     remotes: Vec<RemoteHandle>,
 }
 
+/// Each core's registration, filled in before the bodies start.
+type Slots = Mutex<Vec<Option<(CancelHandle, RemoteHandle)>>>;
+
 struct Shared {
     table: Mutex<Option<Arc<Table>>>,
     /// Every core has registered (or given up): the table can be built.
@@ -132,8 +135,7 @@ impl Cores {
             registered: Barrier::new(n + 1),
             start: Barrier::new(n + 1),
         });
-        let slots: Arc<Mutex<Vec<Option<(CancelHandle, RemoteHandle)>>>> =
-            Arc::new(Mutex::new((0..n).map(|_| None).collect()));
+        let slots: Arc<Slots> = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
         let body = Arc::new(body);
         let paused = self.paused_clock;
         let mut threads = Vec::with_capacity(n);
@@ -193,7 +195,7 @@ fn core_main<F, Fut>(
     count: usize,
     paused: bool,
     shared: &Shared,
-    slots: &Mutex<Vec<Option<(CancelHandle, RemoteHandle)>>>,
+    slots: &Slots,
     body: &F,
 ) -> Result<(), CoreFailure>
 where
