@@ -108,21 +108,8 @@ impl<S> WaitList<S> {
     /// Appends a waiter polled with `waker` by the code running now; returns its key.
     pub(crate) fn push_back(&mut self, state: S, waker: &Waker) -> usize {
         let on = self.waiting_on();
-        let mut cancel = CancelWait::new();
-        cancel.arm(waker, on);
-        let key = self.nodes.insert(Node {
-            prev: self.tail,
-            next: None,
-            linked: true,
-            cancel,
-            waker: Some(waker.clone()),
-            state,
-        });
-        match self.tail {
-            Some(t) => self.nodes[t].next = Some(key),
-            None => self.head = Some(key),
-        }
-        self.tail = Some(key);
+        let key = self.push_back_unarmed(state, waker);
+        self.nodes[key].cancel.arm(waker, on);
         key
     }
 
@@ -238,13 +225,8 @@ impl<S> WaitList<S> {
     /// re-registers it where the code polling now runs.
     pub(crate) fn update(&mut self, key: usize, waker: &Waker) {
         let on = self.waiting_on();
-        let node = &mut self.nodes[key];
-        node.cancel.arm(waker, on);
-        let slot = &mut node.waker;
-        match slot {
-            Some(w) if w.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
+        self.nodes[key].cancel.arm(waker, on);
+        self.update_unarmed(key, waker);
     }
 
     /// Records the waker of the latest poll of a waiter pushed with
