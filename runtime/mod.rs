@@ -18,6 +18,8 @@
 //!   a borrow or lock, woken after it.
 //! * `ignored_cancel` — debug builds: one warning for a task that keeps failing
 //!   checkpoints in one cancelled scope.
+//! * `observe/` — the task dump, metrics, instrument hooks, `tracing` (read-only).
+//! * `remote` — `RemoteHandle`: other threads run code on this runtime.
 //! * this file — `Runtime` and `Builder`.
 //!
 //! `runtime/` imports nothing from `scope/` or `io/` (checked by
