@@ -151,6 +151,16 @@ pub mod __private {
             .block_on(with_env_dump(fut))
     }
 
+    /// Used by `#[scope_runtime::test(paused, autojump = "...")]`.
+    #[track_caller]
+    pub fn run_test_autojump<F: Future>(threshold: std::time::Duration, fut: F) -> F::Output {
+        crate::Runtime::builder()
+            .paused_clock_autojump(threshold)
+            .build()
+            .expect("scope_runtime: failed to create the runtime")
+            .block_on(with_env_dump(fut))
+    }
+
     /// `fut`, after starting the SIGQUIT dump printer when `SCOPE_RUNTIME_DUMP=sigquit`.
     async fn with_env_dump<F: Future>(fut: F) -> F::Output {
         if crate::io::dump_on_sigquit_wanted() {

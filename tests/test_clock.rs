@@ -501,3 +501,13 @@ fn a_zero_threshold_is_the_plain_paused_clock() {
         .unwrap();
     assert!(format!("{real_rt:?}").contains("paused_clock: false"));
 }
+
+/// The attribute option: the same threshold as `paused_clock_autojump`.
+#[scope_runtime::test(paused, autojump = "20ms")]
+async fn the_test_attribute_sets_the_threshold() {
+    let real = Instant::now();
+    let t0 = now();
+    sleep(secs(3600)).await.unwrap();
+    assert_eq!(now() - t0, secs(3600));
+    assert!(real.elapsed() >= ms(20), "{:?}", real.elapsed());
+}
