@@ -83,6 +83,49 @@ pub use scope::{
 };
 pub use scope_runtime_macros::{main, test};
 
+/// Control of the paused clock for tests, and a way to let every task settle.
+///
+/// * [`wait_all_tasks_blocked`]: returns once every other task is blocked, without
+///   moving the clock (on either clock).
+/// * [`advance`]: moves the paused clock forward, firing each timer at its own
+///   instant and letting the tasks it wakes run, as if the time had passed.
+/// * [`jump`]: moves the paused clock forward at once; everything due fires late,
+///   together.
+/// * [`Builder::paused_clock_autojump`]: a paused clock that jumps only after the
+///   runtime has been idle for a while in real time, for tests that do real I/O.
+///
+/// ```
+/// use scope_runtime::testing::{advance, wait_all_tasks_blocked};
+/// use scope_runtime::{now, sleep, spawn, Cancelled, Runtime};
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+///
+/// // In a test crate: `#[scope_runtime::test(paused)] async fn ...`.
+/// let rt = Runtime::builder().paused_clock(true).build()?;
+/// rt.block_on(async {
+///     let t0 = now();
+///     let done = Rc::new(Cell::new(false));
+///     let d = done.clone();
+///     let _h = spawn(async move {
+///         sleep(Duration::from_secs(5)).await?;
+///         d.set(true);
+///         Ok::<_, Cancelled>(())
+///     });
+///     wait_all_tasks_blocked().await?; // the task sleeps now
+///     assert!(!done.get());
+///     advance(Duration::from_secs(5)).await?;
+///     assert!(done.get());
+///     assert_eq!(now() - t0, Duration::from_secs(5));
+///     Ok::<(), Cancelled>(())
+/// })
+/// .unwrap();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub mod testing {
+    pub use crate::runtime::{Advance, WaitAllTasksBlocked, advance, jump, wait_all_tasks_blocked};
+}
+
 /// hyper's executor spawning into a task group (cargo feature `hyper`); the stream
 /// traits and the timer are in [`io::hyper`].
 #[cfg(feature = "hyper")]
@@ -105,6 +148,16 @@ pub mod __private {
     pub fn run_test<F: Future>(paused: bool, fut: F) -> F::Output {
         crate::Runtime::builder()
             .paused_clock(paused)
+            .build()
+            .expect("scope_runtime: failed to create the runtime")
+            .block_on(with_env_dump(fut))
+    }
+
+    /// Used by `#[scope_runtime::test(paused, autojump = "...")]`.
+    #[track_caller]
+    pub fn run_test_autojump<F: Future>(threshold: std::time::Duration, fut: F) -> F::Output {
+        crate::Runtime::builder()
+            .paused_clock_autojump(threshold)
             .build()
             .expect("scope_runtime: failed to create the runtime")
             .block_on(with_env_dump(fut))

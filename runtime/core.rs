@@ -31,7 +31,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -242,6 +242,11 @@ pub(crate) struct Core {
     counters: Counters,
     /// The user's hooks, if any.
     instrument: Option<Rc<dyn Instrument>>,
+    /// Whom to wake the next time every task is blocked (`wait_all_tasks_blocked`,
+    /// `advance`); see [`Core::park`].
+    idle_waiters: RefCell<Slab<Target>>,
+    /// How many times the run loop has woken the idle waiters.
+    idle_epoch: Cell<u64>,
     /// Each task's span, by task sequence number (feature `tracing`).
     #[cfg(feature = "tracing")]
     spans: RefCell<HashMap<u64, tracing::Span>>,
@@ -250,10 +255,11 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(
         paused: bool,
+        autojump: Duration,
         instrument: Option<Rc<dyn Instrument>>,
     ) -> std::io::Result<Core> {
         let (reactor, mio_waker) = Reactor::new()?;
-        let clock = Clock::new(paused);
+        let clock = Clock::new(paused, autojump);
         let id = RuntimeId::next();
         Ok(Core {
             id,
@@ -274,6 +280,8 @@ impl Core {
             last_object_id: Cell::new(0),
             counters: Counters::default(),
             instrument,
+            idle_waiters: RefCell::new(Slab::new()),
+            idle_epoch: Cell::new(0),
             #[cfg(feature = "tracing")]
             spans: RefCell::new(HashMap::new()),
         })
@@ -289,6 +297,57 @@ impl Core {
 
     pub(crate) fn clock_paused(&self) -> bool {
         self.clock.is_paused()
+    }
+
+    /// Moves the paused clock forward to `to` (`jump`, `advance`); the timers due fire
+    /// at the run loop's next turn. No-op on the real clock or for an earlier `to`.
+    pub(crate) fn jump_clock_to(&self, to: Instant) {
+        self.clock.advance_to(to);
+    }
+
+    /// When the earliest pending timer is due.
+    pub(crate) fn next_timer_deadline(&self) -> Option<Instant> {
+        self.timers.borrow_mut().next_deadline()
+    }
+
+    /// How many times the run loop has found every task blocked and woken the idle
+    /// waiters.
+    pub(crate) fn idle_epoch(&self) -> u64 {
+        self.idle_epoch.get()
+    }
+
+    /// Registers `waker` to be woken the next time every task is blocked, or re-targets
+    /// the registration `prev` (a key of the current epoch). Returns its key.
+    pub(crate) fn register_idle_waiter(&self, prev: Option<usize>, waker: &Waker) -> usize {
+        let by = self.wake_by(waker);
+        let mut list = self.idle_waiters.borrow_mut();
+        match prev.and_then(|k| list.get_mut(k).map(|t| (k, t))) {
+            Some((key, target)) => {
+                if target.same(by) {
+                    return key;
+                }
+                let old = std::mem::replace(target, by.to_target());
+                drop(list);
+                drop(old);
+                key
+            }
+            None => list.insert(by.to_target()),
+        }
+    }
+
+    /// Removes an idle waiter of the current epoch.
+    pub(crate) fn remove_idle_waiter(&self, key: usize) {
+        let old = self.idle_waiters.borrow_mut().try_remove(key);
+        drop(old);
+    }
+
+    /// Wakes every idle waiter and starts a new epoch.
+    fn wake_idle_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.idle_waiters.borrow_mut());
+        self.idle_epoch.set(self.idle_epoch.get() + 1);
+        for (_, target) in waiters {
+            self.wake_target(target);
+        }
     }
 
     /// The cancellation state (see `runtime/cancel`).
@@ -781,11 +840,16 @@ impl Core {
 
     /// One turn of the reactor: I/O events, cross-thread wakes, timers. Blocks only
     /// when no task is ready.
+    ///
+    /// When every task is blocked — nothing ready, the reactor polled without waiting
+    /// had nothing, no timer fired — the idle waiters (`wait_all_tasks_blocked`,
+    /// `advance`) are woken first; only with none does the paused clock move: after
+    /// [`Core::wait_autojump_threshold`], to the next timer.
     fn park(&self) {
         self.drain_injector();
         let idle = self.ready.borrow().is_empty();
-        let timeout = if !idle || self.clock.is_paused() {
-            Some(std::time::Duration::ZERO)
+        let timeout = if !idle || self.clock.is_paused() || !self.idle_waiters.borrow().is_empty() {
+            Some(Duration::ZERO)
         } else {
             self.timers
                 .borrow_mut()
@@ -795,7 +859,15 @@ impl Core {
         let events = self.turn_reactor(timeout);
         self.drain_injector();
         let fired = self.fire_timers();
-        if self.clock.is_paused() && self.ready.borrow().is_empty() && events == 0 && fired == 0 {
+        let all_blocked = self.ready.borrow().is_empty() && events == 0 && fired == 0;
+        if all_blocked && !self.idle_waiters.borrow().is_empty() {
+            self.wake_idle_waiters();
+            return;
+        }
+        if self.clock.is_paused() && all_blocked {
+            if !self.wait_autojump_threshold() {
+                return;
+            }
             // Everything is idle: jump the virtual clock to the next timer, or wait
             // for the outside world (I/O, other threads) if there is none.
             let next = self.timers.borrow_mut().next_deadline();
@@ -808,6 +880,31 @@ impl Core {
                     self.turn_reactor(None);
                     self.drain_injector();
                 }
+            }
+        }
+    }
+
+    /// Paused clock, every task blocked: waits in the reactor until the runtime has
+    /// been idle for the autojump threshold of real time. Returns `false` if anything
+    /// happened meanwhile (I/O, a wake from another thread): the loop runs it, and the
+    /// idle time starts again from zero the next time every task is blocked.
+    fn wait_autojump_threshold(&self) -> bool {
+        let threshold = self.clock.autojump();
+        if threshold.is_zero() {
+            return true;
+        }
+        let start = Instant::now();
+        loop {
+            // Measured, not assumed: an interrupted poll or a wake that brought no task
+            // (a dump request) returns early.
+            let left = threshold.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return true;
+            }
+            let events = self.turn_reactor(Some(left));
+            self.drain_injector();
+            if events > 0 || !self.ready.borrow().is_empty() {
+                return false;
             }
         }
     }

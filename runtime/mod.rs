@@ -48,6 +48,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
+pub use clock::{Advance, WaitAllTasksBlocked, advance, jump, wait_all_tasks_blocked};
 pub use core::IO_POLL_INTERVAL;
 pub(crate) use core::{try_with_core, with_core};
 pub use interval::{Interval, MissedTickPolicy, interval, interval_at};
@@ -95,6 +96,7 @@ impl fmt::Debug for Runtime {
 #[derive(Default, Clone)]
 pub struct Builder {
     paused_clock: bool,
+    autojump: std::time::Duration,
     instrument: Option<Rc<dyn observe::Instrument>>,
 }
 
@@ -102,6 +104,7 @@ impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("paused_clock", &self.paused_clock)
+            .field("autojump", &self.autojump)
             .field("instrument", &self.instrument.is_some())
             .finish()
     }
@@ -110,9 +113,58 @@ impl fmt::Debug for Builder {
 impl Builder {
     /// Starts the clock paused: time only moves when every task is idle, and then
     /// jumps straight to the next timer. Deadline tests run instantly and
-    /// deterministically. (Tasks waiting for real I/O see the clock jump too.)
+    /// deterministically. (Tasks waiting for real I/O see the clock jump too; see
+    /// [`paused_clock_autojump`](Self::paused_clock_autojump) for tests that do real
+    /// I/O.) Tests can also move it by hand: [`testing::advance`](crate::testing::advance),
+    /// [`testing::jump`](crate::testing::jump).
     pub fn paused_clock(mut self, paused: bool) -> Builder {
         self.paused_clock = paused;
+        self
+    }
+
+    /// Starts the clock paused (as [`paused_clock(true)`](Self::paused_clock)), but
+    /// jumps it to the next timer only once the runtime has been idle for `threshold`
+    /// of **real** time — meanwhile it waits in the reactor for I/O and for other
+    /// threads, as on the real clock. Anything that happens (a socket becomes
+    /// readable, another thread wakes a task) starts the idle time again from zero.
+    ///
+    /// So a paused test can talk to a real socket, a child process or a thread and
+    /// still give it a `fail_after` bound: the bound fires only if the other side has
+    /// been silent for `threshold`, instead of at once. Pick the smallest threshold
+    /// that the slowest answer of your test machine stays under; a test with no real
+    /// I/O only gets slower with it (each jump of the clock costs `threshold`). A
+    /// `threshold` of zero is [`paused_clock(true)`](Self::paused_clock). This is
+    /// Trio's `MockClock(autojump_threshold=...)`; a task waiting in
+    /// [`testing::wait_all_tasks_blocked`](crate::testing::wait_all_tasks_blocked)
+    /// (or [`advance`](crate::testing::advance)) is woken instead of a jump, without
+    /// the wait.
+    ///
+    /// ```
+    /// use scope_runtime::{Runtime, fail_after, BoxError};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::builder()
+    ///     .paused_clock_autojump(Duration::from_millis(500))
+    ///     .build()?;
+    /// let answer = rt.block_on(async {
+    ///     // A thread that takes a little real time to answer.
+    ///     let (tx, rx) = scope_runtime::sync::oneshot();
+    ///     std::thread::spawn(move || {
+    ///         std::thread::sleep(Duration::from_millis(20));
+    ///         let _ = tx.send(42);
+    ///     });
+    ///     // With `paused_clock(true)` this 1 s bound would expire at once.
+    ///     fail_after(Duration::from_secs(1), async { Ok::<_, BoxError>(rx.await?) }).await
+    /// });
+    /// assert_eq!(answer.unwrap(), Some(42));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// Calling [`paused_clock(false)`](Self::paused_clock) afterwards returns to the
+    /// real clock (the threshold then has no effect).
+    pub fn paused_clock_autojump(mut self, threshold: std::time::Duration) -> Builder {
+        self.paused_clock = true;
+        self.autojump = threshold;
         self
     }
 
@@ -126,7 +178,11 @@ impl Builder {
     /// Builds the runtime. Fails only if the OS refuses an epoll instance or eventfd.
     pub fn build(self) -> io::Result<Runtime> {
         Ok(Runtime {
-            core: Rc::new(core::Core::new(self.paused_clock, self.instrument)?),
+            core: Rc::new(core::Core::new(
+                self.paused_clock,
+                self.autojump,
+                self.instrument,
+            )?),
             _not_send: PhantomData,
         })
     }

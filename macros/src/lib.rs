@@ -68,6 +68,24 @@ impl Kind {
 struct Options {
     /// Start the runtime with a paused (virtual) clock. `test` only.
     paused: bool,
+    /// The paused clock's autojump threshold, in nanoseconds. `test` only.
+    autojump: Option<u64>,
+}
+
+/// Parses `autojump`'s value: a whole number and a unit, `"10ms"`, `"2 s"`.
+fn parse_duration_nanos(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim_start() {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
 }
 
 /// An `async fn` whose body is kept as an opaque token stream.
@@ -246,6 +264,7 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
         }
         Kind::Test => {
             let mut seen_paused = false;
+            let mut autojump_span = None;
             let parser = syn::meta::parser(|meta| {
                 if meta.path.is_ident("paused") {
                     if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
@@ -260,6 +279,26 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
                     seen_paused = true;
                     options.paused = true;
                     Ok(())
+                } else if meta.path.is_ident("autojump") {
+                    if autojump_span.is_some() {
+                        return Err(meta.error("duplicate option `autojump`"));
+                    }
+                    let value: syn::LitStr = meta.value()?.parse().map_err(|_| {
+                        meta.error(
+                            "`autojump` takes a duration in a string: \
+                             write #[scope_runtime::test(paused, autojump = \"10ms\")]",
+                        )
+                    })?;
+                    let Some(nanos) = parse_duration_nanos(&value.value()) else {
+                        return Err(syn::Error::new_spanned(
+                            &value,
+                            "invalid duration for `autojump`: write a whole number and a \
+                             unit (ns, us, ms or s), e.g. \"10ms\"",
+                        ));
+                    };
+                    autojump_span = Some(meta.path.clone());
+                    options.autojump = Some(nanos);
+                    Ok(())
                 } else {
                     let option = meta
                         .path
@@ -268,10 +307,19 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
                         .map(|segment| segment.ident.to_string())
                         .collect::<Vec<_>>()
                         .join("::");
-                    Err(meta.error(format!("unknown option `{option}`; expected `paused`")))
+                    Err(meta.error(format!(
+                        "unknown option `{option}`; expected `paused` or `autojump`"
+                    )))
                 }
             });
             parser.parse2(args)?;
+            if let (Some(path), false) = (&autojump_span, options.paused) {
+                return Err(syn::Error::new_spanned(
+                    path,
+                    "`autojump` only applies to the paused clock: \
+                     write #[scope_runtime::test(paused, autojump = \"...\")]",
+                ));
+            }
             Ok(options)
         }
     }
@@ -308,10 +356,16 @@ fn wrapper(kind: Kind, options: &Options, func: &AsyncFn) -> TokenStream2 {
         ),
         Kind::Test => {
             let paused = options.paused;
-            (
-                quote! { #[::core::prelude::v1::test] },
-                quote! { ::scope_runtime::__private::run_test(#paused, #ident()) },
-            )
+            let run = match options.autojump {
+                Some(nanos) => quote! {
+                    ::scope_runtime::__private::run_test_autojump(
+                        ::core::time::Duration::from_nanos(#nanos),
+                        #ident(),
+                    )
+                },
+                None => quote! { ::scope_runtime::__private::run_test(#paused, #ident()) },
+            };
+            (quote! { #[::core::prelude::v1::test] }, run)
         }
     };
 

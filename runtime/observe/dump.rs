@@ -361,7 +361,8 @@ impl Dump {
                 WaitingOn::Unknown
                 | WaitingOn::Oneshot
                 | WaitingOn::BlockingJob
-                | WaitingOn::Foreign => Ok(()),
+                | WaitingOn::Foreign
+                | WaitingOn::AllTasksBlocked => Ok(()),
             };
             out.push('}');
         }

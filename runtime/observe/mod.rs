@@ -127,6 +127,10 @@ pub enum WaitingOn {
     BlockingJob,
     /// A future of another crate, inside [`cancellable`](crate::cancellable).
     Foreign,
+    /// Every other task to be blocked
+    /// ([`wait_all_tasks_blocked`](crate::testing::wait_all_tasks_blocked),
+    /// [`advance`](crate::testing::advance)).
+    AllTasksBlocked,
 }
 
 impl WaitingOn {
@@ -134,7 +138,7 @@ impl WaitingOn {
     /// `"join"`, `"recv"`, `"send"`, `"lock"`, `"acquire"`, `"notified"`, `"event"`,
     /// `"oneshot"`, `"watch"`, `"broadcast"`, `"barrier"`, `"condition"`, `"rwlock"`,
     /// `"readable"`, `"writable"`, `"blocking_job"`, `"foreign"`,
-    /// `"unknown"`).
+    /// `"all_tasks_blocked"`, `"unknown"`).
     ///
     /// ```
     /// use scope_runtime::WaitingOn;
@@ -161,6 +165,7 @@ impl WaitingOn {
             WaitingOn::Writable { .. } => "writable",
             WaitingOn::BlockingJob => "blocking_job",
             WaitingOn::Foreign => "foreign",
+            WaitingOn::AllTasksBlocked => "all_tasks_blocked",
         }
     }
 
@@ -191,6 +196,7 @@ impl WaitingOn {
             WaitingOn::Writable { fd } => write!(f, "writable fd {fd}"),
             WaitingOn::BlockingJob => f.write_str("blocking-pool job"),
             WaitingOn::Foreign => f.write_str("a foreign future (cancellable)"),
+            WaitingOn::AllTasksBlocked => f.write_str("all other tasks to block"),
         }
     }
 }
