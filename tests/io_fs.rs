@@ -355,8 +355,21 @@ async fn a_read_cancelled_in_flight_loses_no_bytes() {
         // Now the in-flight read gets its bytes.
         let mut w = std::fs::OpenOptions::new().write(true).open(&p)?;
         w.write_all(b"after the cancel")?;
+        let mut five = [0u8; 5];
+        assert_eq!(f.read(&mut five).await?, 5);
+        assert_eq!(&five, b"after");
+        // The rest is read ahead. A write on a pipe (no position to give it back to)
+        // keeps it for the next read, and a failed seek does not drop it either.
+        AsyncWriteExt::write_all(&mut f, b"!").await?;
+        AsyncWriteExt::flush(&mut f).await?;
+        assert!(
+            f.seek(SeekFrom::Current(0)).await.is_err(),
+            "a FIFO cannot seek"
+        );
         let n = f.read(&mut buf).await?;
-        assert_eq!(&buf[..n], b"after the cancel");
+        assert_eq!(&buf[..n], b" the cancel");
+        assert_eq!(f.read(&mut buf).await?, 1);
+        assert_eq!(buf[0], b'!');
         Ok::<_, std::io::Error>(())
     })
     .await

@@ -140,9 +140,10 @@ enum State {
 ///   waits until the write is done, so a read, seek or `metadata` after it sees the
 ///   data.
 /// * **Seek**: the seek still happens; the position is then the one asked for.
-///   Dropping a `poll_seek` caller while its seek is in flight is the one ambiguous
-///   case: a new `poll_seek` to the *same* target is taken as the same request
-///   (re-polling with the same argument is how futures-io continues a seek).
+///   *Dropping* (not cancelling) a `poll_seek` caller while its seek is in flight is
+///   the one ambiguous case: a new `poll_seek` to the *same* target is then taken as
+///   the same request (re-polling with the same argument is how futures-io continues
+///   a seek), so `SeekFrom::Current(n)` moves once, not twice.
 /// * **`sync_all`, `sync_data`, `set_len`, `metadata`**: they still happen.
 ///
 /// An error of a write, sync or `set_len` whose caller stopped waiting is not dropped:
@@ -552,22 +553,26 @@ impl File {
             return Poll::Ready(Ok(0));
         }
         let mut buf = self.take_buf();
-        // Bytes read ahead are not the caller's yet: write where the caller is.
-        let back = buf.unread();
-        buf.clear();
         let n = src.len().min(max);
-        buf.data.extend_from_slice(&src[..n]);
+        let data = src[..n].to_vec();
         let std = self.std.clone();
         self.state = State::Busy(spawn_blocking(move || {
             let mut f = &*std;
+            // Bytes read ahead are not the caller's yet: write where the caller is,
+            // giving them back to the file. A pipe has no position: there they stay
+            // buffered for the next read, and the write goes ahead.
+            let back = buf.unread();
             let mut r = Ok(());
             if back > 0 {
-                r = f.seek(SeekFrom::Current(-(back as i64))).map(drop);
+                match f.seek(SeekFrom::Current(-(back as i64))) {
+                    Ok(_) => buf.clear(),
+                    Err(e) if e.kind() == io::ErrorKind::NotSeekable => {}
+                    Err(e) => r = Err(e),
+                }
             }
             if r.is_ok() {
-                r = f.write_all(&buf.data);
+                r = f.write_all(&data);
             }
-            buf.clear();
             (Done::Write(r), buf)
         }));
         Poll::Ready(Ok(n))
@@ -654,8 +659,13 @@ impl AsyncSeek for File {
         cx: &mut Context<'_>,
         pos: SeekFrom,
     ) -> Poll<io::Result<u64>> {
-        crate::check_cancelled()?;
         let this = &mut *self;
+        if let Err(cancelled) = crate::check_cancelled() {
+            // The caller gives up on the seek it may have started; it still happens,
+            // and a later seek to the same target is a new one.
+            this.seek_in_flight = None;
+            return Poll::Ready(Err(cancelled.into()));
+        }
         loop {
             match &mut this.state {
                 State::Busy(_) if this.seek_in_flight == Some(pos) => {
@@ -693,10 +703,13 @@ impl AsyncSeek for File {
                         other => other,
                     };
                     let mut buf = std::mem::take(buf);
-                    buf.clear();
                     let std = this.std.clone();
                     this.state = State::Busy(spawn_blocking(move || {
                         let r = (&*std).seek(target);
+                        // A failed seek moved nothing: the read-ahead stays valid.
+                        if r.is_ok() {
+                            buf.clear();
+                        }
                         (Done::Seek(r), buf)
                     }));
                     this.seek_in_flight = Some(pos);
