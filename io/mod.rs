@@ -32,8 +32,10 @@
 //!
 //! Operations that run on the blocking pool differ in one documented way:
 //! [`spawn_blocking`]'s handle and [`lookup_host`] return `Cancelled` at once and
-//! detach the job, while [`fs`] operations, once started, finish and report their
-//! result (their effect cannot be taken back).
+//! detach the job; [`fs`] path functions, once started, finish and report their
+//! result (their effect cannot be taken back); and a [`fs::File`], a
+//! [`fs::ReadDir`] or a standard stream ([`stdin()`], [`stdout()`], [`stderr()`])
+//! returns `Cancelled` at once while keeping the job's result for its next operation.
 //!
 //! ```
 //! use scope_runtime::io::{TcpListener, TcpStream};
@@ -70,7 +72,10 @@
 //! * [`read`], [`write()`], [`read_exact`], [`write_all`],
 //!   [`read_to_end`], [`copy`] — helpers over the `futures-io` traits.
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
-//!   through it; [`fs`] — files through it.
+//!   through it; [`fs`] — files and directories through it ([`fs::File`] with the
+//!   `futures-io` traits, [`fs::OpenOptions`], [`fs::read_dir`]).
+//! * [`stdin()`], [`stdout()`], [`stderr()`] — the standard streams with the
+//!   `futures-io` traits, through the pool (the shared descriptors stay blocking).
 //! * [`signal`] — `ctrl_c()` and Unix signals through a self-pipe on the reactor (a
 //!   [`Signal`](signal::Signal) is also a `Stream` of deliveries);
 //!   [`dump_on_sigquit`] prints the task dump on `SIGQUIT`.
@@ -96,6 +101,7 @@ pub mod process;
 pub mod signal;
 mod source;
 mod split;
+mod stdio;
 mod sys;
 mod tcp;
 mod udp;
@@ -109,6 +115,7 @@ pub use blocking::{
 pub use dump_signal::dump_on_sigquit;
 pub(crate) use dump_signal::wanted_by_env as dump_on_sigquit_wanted;
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
+pub use stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
 pub use tcp::{TcpIncoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

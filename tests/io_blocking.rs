@@ -189,7 +189,7 @@ async fn fs_helpers_and_file_operations() {
 }
 
 #[scope_runtime::test]
-async fn a_started_file_write_completes_and_reports_despite_a_cancel() {
+async fn a_started_file_write_is_woken_by_a_cancel_and_still_completes() {
     let dir = std::env::temp_dir().join(format!("sr-io-fs2-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -198,7 +198,8 @@ async fn a_started_file_write_completes_and_reports_despite_a_cancel() {
     let scope = CancelScope::new();
     let sc = scope.clone();
     let data = vec![9u8; 8 << 20];
-    // Cancel while the write is running on the pool: it still finishes and reports.
+    // Cancel while the write is running on the pool: the caller is woken with
+    // `Cancelled`, the write still finishes, and the file's next operation waits for it.
     let r = scope
         .run(async {
             let w = f.write_all(&data);
@@ -210,7 +211,10 @@ async fn a_started_file_write_completes_and_reports_despite_a_cancel() {
             res
         })
         .await;
-    assert!(matches!(r, Ok(Some(()))), "{r:?}");
+    // `Ok(Some(()))` if the pool finished before the cancel reached the waiting
+    // task (a busy machine); a write in flight for sure is tested in `io_fs`.
+    assert!(matches!(r, Ok(None) | Ok(Some(()))), "{r:?}");
+    assert_eq!(f.metadata().await.unwrap().len(), 8 << 20);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 8 << 20);
     std::fs::remove_dir_all(&dir).unwrap();
 }
