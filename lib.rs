@@ -59,11 +59,13 @@
 extern crate self as scope_runtime;
 
 pub mod io;
+mod net;
 mod runtime;
 mod scope;
 
 pub use runtime::sync;
 
+pub use net::{ServeError, ServeTcp, serve_tcp};
 pub use runtime::cancel::{
     BoxError, CancelError, CancelHandle, CancelReason, Cancellable, Cancelled, TaskFailure,
     TaskGroupError, TaskInfo, cancellable, check_cancelled, checkpoint, current_effective_deadline,

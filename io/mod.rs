@@ -67,6 +67,12 @@
 //!   [`AsyncWrite`](futures_io::AsyncWrite) traits (also on `&TcpStream`), split into
 //!   [`ReadHalf`] / [`WriteHalf`], and [`BufReader`] adds
 //!   [`AsyncBufRead`](futures_io::AsyncBufRead).
+//! * [`TcpSocket`] — a TCP socket configured before it listens or connects
+//!   (`SO_REUSEADDR`, `SO_REUSEPORT`, backlog, `TCP_NODELAY`, buffer sizes).
+//! * [`open_tcp_stream`] / [`TcpConnect`] — connect to a host name with Happy Eyeballs
+//!   (staggered attempts over its addresses, the first connection wins, the others are
+//!   closed); [`ConnectError`] lists each address's error when none answers. To serve
+//!   connections, see [`serve_tcp`](crate::serve_tcp).
 //! * [`read`], [`write()`], [`read_exact`], [`write_all`],
 //!   [`read_to_end`], [`copy`] — helpers over the `futures-io` traits.
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
@@ -84,10 +90,12 @@
 
 mod addr;
 mod blocking;
+mod connect;
 pub mod fs;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 pub mod signal;
+mod socket;
 mod source;
 mod split;
 mod sys;
@@ -100,7 +108,11 @@ pub use addr::{ToSocketAddrs, lookup_host};
 pub use blocking::{
     BLOCKING_IDLE_TIMEOUT, BLOCKING_MAX_THREADS, BlockingHandle, blocking_threads, spawn_blocking,
 };
+pub use connect::{ConnectError, DEFAULT_ATTEMPT_DELAY, TcpConnect, open_tcp_stream};
+pub use socket::TcpSocket;
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
+/// For `serve_tcp` (crate root): how an accept error is handled.
+pub(crate) use sys::{AcceptErrorClass, classify_accept_error};
 pub use tcp::{TcpIncoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
