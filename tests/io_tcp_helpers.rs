@@ -610,3 +610,48 @@ fn binding_the_wrong_family_is_an_error() -> io::Result<()> {
     assert!(s.bind("[::1]:0".parse().unwrap()).is_err());
     Ok(())
 }
+
+#[cfg(target_os = "linux")]
+#[scope_runtime::test]
+async fn a_fatal_accept_error_ends_the_server_and_its_connections() -> Result<(), BoxError> {
+    use std::os::fd::{AsFd, AsRawFd};
+    fail_after(LIMIT, async {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind("127.0.0.1:0".parse()?)?;
+        // A second descriptor of the same socket, to break it under the server.
+        let dup = socket.as_fd().try_clone_to_owned()?;
+        let listener = socket.listen(8)?;
+        let addr = listener.local_addr()?;
+        let cancelled = Rc::new(Cell::new(0));
+        let seen = cancelled.clone();
+        let server = ServeTcp::new(listener, move |s: TcpStream, _peer| {
+            let seen = seen.clone();
+            async move {
+                s.write(b"r").await?;
+                let mut b = [0u8; 1];
+                let r = s.read(&mut b).await; // waits until the server ends
+                if r.as_ref().is_err_and(|e| e.as_cancelled().is_some()) {
+                    seen.set(seen.get() + 1);
+                }
+                r.map(drop)
+            }
+        })
+        .on_error(|e| panic!("nothing to report: {e}"));
+        let (res, client) = futures::join!(server.run(), async {
+            let c = TcpStream::connect(addr).await?;
+            let mut b = [0u8; 1];
+            assert_eq!(c.read(&mut b).await?, 1, "the handler runs");
+            // On Linux, shutting a listening socket down makes accept fail (EINVAL).
+            // SAFETY: `dup` is a live descriptor we own; `shutdown` takes integers.
+            assert_eq!(unsafe { libc::shutdown(dup.as_raw_fd(), libc::SHUT_RD) }, 0);
+            Ok::<_, io::Error>(c)
+        });
+        let _client = client?;
+        let err = res.expect_err("a fatal accept error ends the server");
+        assert!(err.as_cancelled().is_none(), "{err}");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+        assert_eq!(cancelled.get(), 1, "the live connection was cancelled");
+        Ok(())
+    })
+    .await
+}
