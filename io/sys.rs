@@ -313,6 +313,26 @@ pub(crate) fn tcp_socket(ipv6: bool) -> io::Result<OwnedFd> {
         if !ok {
             return Err(io::Error::last_os_error());
         }
+        // No SIGPIPE on writes to a closed peer (Linux passes MSG_NOSIGNAL instead),
+        // as on the sockets mio creates.
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        {
+            let one: libc::c_int = 1;
+            // SAFETY: the pointer and length describe `one`, a live `c_int` that
+            // `setsockopt` only reads; `fd` is the live socket owned by `owned`.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_NOSIGPIPE,
+                    (&raw const one).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
     }
     Ok(owned)
 }

@@ -86,6 +86,10 @@ where
 ///   itself is broken) is **fatal**: the live connections are cancelled and `run`
 ///   returns that error once they finished.
 ///
+/// `handler` itself is called in the accept loop, for each connection: keep it quick
+/// (the work belongs in the future it returns, which runs as the connection's task),
+/// and a panic in it (not in its future) is the server's own panic.
+///
 /// `run` never returns `Ok`.
 ///
 /// ```
