@@ -64,6 +64,8 @@ mod scope;
 
 pub use runtime::sync;
 
+pub use scope::{ServeError, ServeTcp, serve_tcp};
+
 pub use runtime::cancel::{
     BoxError, CancelError, CancelHandle, CancelReason, Cancellable, Cancelled, TaskFailure,
     TaskGroupError, TaskInfo, cancellable, check_cancelled, checkpoint, current_effective_deadline,

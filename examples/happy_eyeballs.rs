@@ -1,7 +1,7 @@
-//! Happy Eyeballs (RFC 8305 §5): connect to the first of several addresses that
-//! answers, starting the attempts one after the other with a delay, all inside one
-//! task group. The first success cancels every other attempt — the classic
-//! structured-concurrency showcase (after Trio's `open_tcp_stream`).
+//! Happy Eyeballs (RFC 8305) with the library's `TcpConnect`: connect to the first of
+//! several addresses that answers, starting the attempts one after the other with a
+//! delay; the first connection wins and every other attempt is closed. The greeting
+//! server is a `serve_tcp`.
 //!
 //! ```text
 //! cargo run --example happy_eyeballs
@@ -15,108 +15,16 @@
 //!
 //! Expected timeline: attempt 1 starts and hangs; after the 250 ms delay attempt 2
 //! starts and is refused at once, so attempt 3 starts right away (a failure does not
-//! wait for the delay), connects, and cancels attempt 1.
+//! wait for the delay), connects, and attempt 1 is dropped.
+//!
+//! With a host name, `open_tcp_stream(host, port)` does the same over the addresses
+//! the resolver returns (IPv6 first, the families alternating).
 
-use std::cell::RefCell;
 use std::io;
-use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use scope_runtime::io::{TcpListener, TcpStream, read_to_end};
-use scope_runtime::{
-    BoxError, CancelError, CancelScope, TaskGroup, move_on_after, sleep, task_group,
-};
-
-/// RFC 8305's recommended "Connection Attempt Delay".
-const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
-
-/// Connects to the first address that answers. Attempt `i + 1` starts when attempt
-/// `i` failed or after `delay`, whichever comes first; the first connection wins and
-/// cancels the rest. Returns the winner's index and stream, or every error.
-async fn happy_eyeballs(
-    addrs: &[SocketAddr],
-    delay: Duration,
-    t0: Instant,
-) -> io::Result<(usize, TcpStream)> {
-    let winner: Rc<RefCell<Option<(usize, TcpStream)>>> = Rc::default();
-    let errors: Rc<RefCell<Vec<String>>> = Rc::default();
-    let (w, errs) = (winner.clone(), errors.clone());
-    task_group(|tg| async move {
-        for (i, &addr) in addrs.iter().enumerate() {
-            // The spawner waits in this scope until the delay passes, or until the
-            // attempt cancels it to say "I failed, start the next one now".
-            let wait = CancelScope::new().with_timeout(delay);
-            tg.spawn(attempt(
-                i,
-                addr,
-                tg.clone(),
-                wait.clone(),
-                w.clone(),
-                errs.clone(),
-                t0,
-            ));
-            wait.run(sleep(Duration::MAX)).await?;
-        }
-        Ok::<_, BoxError>(())
-    })
-    .await
-    .map_err(io::Error::other)?;
-    let won = winner.borrow_mut().take();
-    won.ok_or_else(|| {
-        io::Error::other(format!(
-            "every attempt failed: {}",
-            errors.borrow().join("; ")
-        ))
-    })
-}
-
-/// One connection attempt, a child of the group.
-async fn attempt(
-    i: usize,
-    addr: SocketAddr,
-    tg: TaskGroup,
-    failed: CancelScope,
-    winner: Rc<RefCell<Option<(usize, TcpStream)>>>,
-    errors: Rc<RefCell<Vec<String>>>,
-    t0: Instant,
-) -> Result<(), BoxError> {
-    println!(
-        "{:>5} ms  attempt {} -> {addr}: started",
-        t0.elapsed().as_millis(),
-        i + 1
-    );
-    match TcpStream::connect(addr).await {
-        Ok(stream) => {
-            println!(
-                "{:>5} ms  attempt {}: connected, cancelling the others",
-                t0.elapsed().as_millis(),
-                i + 1
-            );
-            *winner.borrow_mut() = Some((i, stream));
-            tg.cancel();
-            Ok(())
-        }
-        Err(e) if e.as_cancelled().is_some() => {
-            println!(
-                "{:>5} ms  attempt {}: cancelled",
-                t0.elapsed().as_millis(),
-                i + 1
-            );
-            Err(e.into())
-        }
-        Err(e) => {
-            println!(
-                "{:>5} ms  attempt {}: failed: {e}",
-                t0.elapsed().as_millis(),
-                i + 1
-            );
-            errors.borrow_mut().push(format!("{addr}: {e}"));
-            failed.cancel(); // start the next attempt now
-            Ok(())
-        }
-    }
-}
+use scope_runtime::io::{DEFAULT_ATTEMPT_DELAY, TcpConnect, TcpListener, TcpStream, read_to_end};
+use scope_runtime::{BoxError, move_on_after, serve_tcp, task_group};
 
 /// A listener whose accept queue is full, so it never answers new connects; returns
 /// it with the connections that fill it (kept open).
@@ -144,22 +52,39 @@ async fn main() -> Result<(), BoxError> {
     task_group(|tg| async move {
         let server = tg.clone();
         tg.spawn(async move {
-            let (s, _) = good.accept().await?;
-            s.write(b"hello from the address that answered").await?;
+            serve_tcp(good, |s: TcpStream, _peer| async move {
+                s.write(b"hello from the address that answered").await?;
+                Ok::<_, io::Error>(())
+            })
+            .await?;
             Ok(())
         });
+
         let t0 = Instant::now();
-        let (i, mut stream) = happy_eyeballs(&addrs, ATTEMPT_DELAY, t0).await?;
+        let ms = move || t0.elapsed().as_millis();
+        // The plain `.connect()` does this; `connect_with` lets us print each attempt.
+        let mut stream = TcpConnect::addrs(addrs)
+            .delay(DEFAULT_ATTEMPT_DELAY)
+            .connect_with(|addr| async move {
+                let i = addrs.iter().position(|a| *a == addr).unwrap() + 1;
+                println!("{:>5} ms  attempt {i} -> {addr}: started", ms());
+                let r = TcpStream::connect(addr).await;
+                match &r {
+                    Ok(_) => println!("{:>5} ms  attempt {i}: connected", ms()),
+                    Err(e) => println!("{:>5} ms  attempt {i}: failed: {e}", ms()),
+                }
+                r
+            })
+            .await?;
         let mut greeting = Vec::new();
         read_to_end(&mut stream, &mut greeting).await?;
         println!(
-            "{:>5} ms  winner: attempt {} ({}), got {:?}",
-            t0.elapsed().as_millis(),
-            i + 1,
-            addrs[i],
+            "{:>5} ms  winner: {}, got {:?} (the other attempts were closed)",
+            ms(),
+            stream.peer_addr()?,
             String::from_utf8_lossy(&greeting)
         );
-        assert_eq!(i, 2, "the answering address wins");
+        assert_eq!(stream.peer_addr()?, addrs[2], "the answering address wins");
         server.cancel();
         Ok::<_, BoxError>(())
     })

@@ -69,6 +69,12 @@
 //!   [`AsyncWrite`](futures_io::AsyncWrite) traits (also on `&TcpStream`), split into
 //!   [`ReadHalf`] / [`WriteHalf`], and [`BufReader`] adds
 //!   [`AsyncBufRead`](futures_io::AsyncBufRead).
+//! * [`TcpSocket`] — a TCP socket configured before it listens or connects
+//!   (`SO_REUSEADDR`, `SO_REUSEPORT`, backlog, `TCP_NODELAY`, buffer sizes).
+//! * [`open_tcp_stream`] / [`TcpConnect`] — connect to a host name with Happy Eyeballs
+//!   (staggered attempts over its addresses, the first connection wins, the others are
+//!   closed); [`ConnectError`] lists each address's error when none answers. To serve
+//!   connections, see [`serve_tcp`](crate::serve_tcp).
 //! * [`read`], [`write()`], [`read_exact`], [`write_all`],
 //!   [`read_to_end`], [`copy`] — helpers over the `futures-io` traits.
 //! * [`spawn_blocking`] — the blocking pool; [`lookup_host`] / [`ToSocketAddrs`] — DNS
@@ -93,12 +99,14 @@
 
 mod addr;
 mod blocking;
+mod connect;
 mod dump_signal;
 pub mod fs;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 pub mod process;
 pub mod signal;
+mod socket;
 mod source;
 mod split;
 mod stdio;
@@ -112,10 +120,14 @@ pub use addr::{ToSocketAddrs, lookup_host};
 pub use blocking::{
     BLOCKING_IDLE_TIMEOUT, BLOCKING_MAX_THREADS, BlockingHandle, blocking_threads, spawn_blocking,
 };
+pub use connect::{ConnectError, DEFAULT_ATTEMPT_DELAY, TcpConnect, open_tcp_stream};
 pub use dump_signal::dump_on_sigquit;
 pub(crate) use dump_signal::wanted_by_env as dump_on_sigquit_wanted;
+pub use socket::TcpSocket;
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
 pub use stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
+/// For `serve_tcp` (`scope/serve.rs`): how an accept error is handled.
+pub(crate) use sys::{AcceptErrorClass, classify_accept_error};
 pub use tcp::{TcpIncoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 
 use super::blocking::spawn_blocking;
 use crate::runtime::cancel::CancelWait;
+use crate::runtime::observe::WaitingOn;
 
 /// Bytes one pool job reads from stdin.
 const READ_CHUNK: usize = 64 * 1024;
@@ -156,7 +157,7 @@ impl AsyncRead for Stdin {
         }
         add_waker(&mut st.wakers, cx.waker());
         drop(st);
-        self.wait.arm(cx.waker());
+        self.wait.arm(cx.waker(), WaitingOn::BlockingJob);
         Poll::Pending
     }
 }
@@ -232,7 +233,7 @@ impl Out {
         if st.writing {
             add_waker(&mut st.wakers, cx.waker());
             drop(st);
-            self.wait.arm(cx.waker());
+            self.wait.arm(cx.waker(), WaitingOn::BlockingJob);
             return Poll::Pending;
         }
         let err = st.err.take();
@@ -249,7 +250,7 @@ impl Out {
         if st.writing {
             add_waker(&mut st.wakers, cx.waker());
             drop(st);
-            self.wait.arm(cx.waker());
+            self.wait.arm(cx.waker(), WaitingOn::BlockingJob);
             return Poll::Pending;
         }
         let err = st.err.take();

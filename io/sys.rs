@@ -382,6 +382,277 @@ fn socket_address(fd: i32, call: AddrCall) -> Option<String> {
     }
 }
 
+// ---- TCP socket options and setup (`TcpSocket`, `io/socket.rs`) -------------------
+//
+// Contracts: [`tcp_socket`] returns a new, non-blocking, close-on-exec TCP socket of the
+// address family asked for; [`set_int_option`] / [`int_option`] set and read one
+// integer socket option (`setsockopt` / `getsockopt`); [`bind_socket`],
+// [`listen_socket`] and [`start_connect`] are `bind(2)`, `listen(2)` and a
+// non-blocking `connect(2)` (whose `EINPROGRESS` is success: the handshake goes on).
+
+/// The option names `TcpSocket` uses, so that no code outside this file needs `libc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SockOpt {
+    ReuseAddr,
+    ReusePort,
+    NoDelay,
+    RecvBuffer,
+    SendBuffer,
+}
+
+impl SockOpt {
+    fn level_name(self) -> (libc::c_int, libc::c_int) {
+        match self {
+            SockOpt::ReuseAddr => (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+            SockOpt::ReusePort => (libc::SOL_SOCKET, libc::SO_REUSEPORT),
+            SockOpt::NoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+            SockOpt::RecvBuffer => (libc::SOL_SOCKET, libc::SO_RCVBUF),
+            SockOpt::SendBuffer => (libc::SOL_SOCKET, libc::SO_SNDBUF),
+        }
+    }
+}
+
+/// A new TCP socket (`ipv6`: `AF_INET6`, else `AF_INET`), non-blocking and
+/// close-on-exec from the start.
+pub(crate) fn tcp_socket(ipv6: bool) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let domain = if ipv6 { libc::AF_INET6 } else { libc::AF_INET };
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    let fd = {
+        let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: `socket` takes integers only and returns a new fd or -1.
+        unsafe { libc::socket(domain, ty, 0) }
+    };
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )))]
+    let fd = {
+        // SAFETY: `socket` takes integers only and returns a new fd or -1.
+        unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) }
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by `socket` and is owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )))]
+    {
+        // SAFETY: `fcntl` with these commands only reads and sets the flags of a live
+        // fd that we own.
+        let ok = unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0
+                && libc::fcntl(
+                    fd,
+                    libc::F_SETFL,
+                    libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+                ) == 0
+        };
+        if !ok {
+            return Err(io::Error::last_os_error());
+        }
+        // No SIGPIPE on writes to a closed peer (Linux passes MSG_NOSIGNAL instead),
+        // as on the sockets mio creates.
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        {
+            let one: libc::c_int = 1;
+            // SAFETY: the pointer and length describe `one`, a live `c_int` that
+            // `setsockopt` only reads; `fd` is the live socket owned by `owned`.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_NOSIGPIPE,
+                    (&raw const one).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(owned)
+}
+
+/// Sets an integer socket option.
+pub(crate) fn set_int_option(socket: &impl AsRawFd, opt: SockOpt, value: i32) -> io::Result<()> {
+    let (level, name) = opt.level_name();
+    let value: libc::c_int = value;
+    // SAFETY: the pointer and length describe `value`, a live `c_int` that
+    // `setsockopt` only reads; the fd is borrowed from a live socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Reads an integer socket option.
+pub(crate) fn int_option(socket: &impl AsRawFd, opt: SockOpt) -> io::Result<i32> {
+    let (level, name) = opt.level_name();
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live locals; `getsockopt` writes at most `len`
+    // bytes into `value` and the new length into `len`. The fd is borrowed from a
+    // live socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw mut value).cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A `sockaddr_in` / `sockaddr_in6` for `addr`, in storage big enough for either.
+fn raw_sockaddr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero `sockaddr_storage` is a valid value (plain integers).
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        std::net::SocketAddr::V4(a) => {
+            // SAFETY: `sockaddr_storage` is larger than and aligned at least like
+            // `sockaddr_in` (that is its purpose), so the cast pointer is valid for
+            // writes of one `sockaddr_in`.
+            let sin = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            // SAFETY: as above, for `sockaddr_in6`.
+            let sin6 = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// `bind(2)`.
+pub(crate) fn bind_socket(socket: &impl AsRawFd, addr: &std::net::SocketAddr) -> io::Result<()> {
+    let (storage, len) = raw_sockaddr(addr);
+    // SAFETY: `storage` holds a valid socket address of `len` bytes, which `bind`
+    // only reads; the fd is borrowed from a live socket.
+    let rc = unsafe { libc::bind(socket.as_raw_fd(), (&raw const storage).cast(), len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `listen(2)` with `backlog` (clamped to `c_int`).
+pub(crate) fn listen_socket(socket: &impl AsRawFd, backlog: u32) -> io::Result<()> {
+    set_backlog(socket, backlog)
+}
+
+/// Starts a non-blocking `connect(2)`: `Ok` when the connection is made or in
+/// progress (`EINPROGRESS`); the caller waits for writability and reads `SO_ERROR`.
+pub(crate) fn start_connect(socket: &impl AsRawFd, addr: &std::net::SocketAddr) -> io::Result<()> {
+    let (storage, len) = raw_sockaddr(addr);
+    // SAFETY: `storage` holds a valid socket address of `len` bytes, which `connect`
+    // only reads; the fd is borrowed from a live socket.
+    let rc = unsafe { libc::connect(socket.as_raw_fd(), (&raw const storage).cast(), len) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        // In progress, or interrupted (the connect goes on in the kernel): writability
+        // reports the outcome.
+        Some(libc::EINPROGRESS | libc::EINTR) => Ok(()),
+        _ => Err(e),
+    }
+}
+
+/// What an `accept(2)` error means for a server loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AcceptErrorClass {
+    /// Out of a resource (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): wait a little, then
+    /// accept again.
+    Capacity,
+    /// That one connection failed before it was taken (`ECONNABORTED`, `EPROTO`,
+    /// `EPERM`, and the network errors Linux reports early): accept the next one now.
+    Connection,
+    /// Anything else (e.g. `EBADF`, `EINVAL`: the listener itself is broken).
+    Fatal,
+}
+
+/// Sorts an error of `accept(2)` into [`AcceptErrorClass`].
+pub(crate) fn classify_accept_error(e: &io::Error) -> AcceptErrorClass {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+            AcceptErrorClass::Capacity
+        }
+        Some(
+            libc::ECONNABORTED
+            | libc::ECONNRESET
+            | libc::EPROTO
+            | libc::EPERM
+            | libc::EINTR
+            | libc::ENETDOWN
+            | libc::ENETUNREACH
+            | libc::EHOSTDOWN
+            | libc::EHOSTUNREACH
+            | libc::ENOPROTOOPT
+            | libc::EOPNOTSUPP
+            | libc::ETIMEDOUT,
+        ) => AcceptErrorClass::Connection,
+        _ => match e.kind() {
+            io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted => AcceptErrorClass::Connection,
+            _ => AcceptErrorClass::Fatal,
+        },
+    }
+}
+
+// ---- end of the TCP socket block ------------------------------------------------------
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -322,7 +322,7 @@ impl fmt::Debug for TcpStream {
 impl TcpStream {
     /// Connects to `addr`. A host name (`"example.com:80"`) is resolved on the blocking
     /// pool first; the addresses are tried one after the other and the last error is
-    /// returned if none accepts. (For racing them, see `examples/happy_eyeballs.rs`.)
+    /// returned if none accepts. (To race them, use [`open_tcp_stream`](super::open_tcp_stream).)
     ///
     /// A checkpoint: a cancellation before or during the connect returns `Cancelled`
     /// and closes the half-open socket.
@@ -355,9 +355,15 @@ impl TcpStream {
         Err(last.expect("lookup_host returns at least one address"))
     }
 
-    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+    pub(crate) async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         crate::check_cancelled()?;
-        let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        TcpStream::finish_connect(mio::net::TcpStream::connect(addr)?).await
+    }
+
+    /// Registers a socket whose non-blocking connect was started and waits for the
+    /// handshake's outcome (a checkpoint; cancelled, the socket is closed).
+    pub(crate) async fn finish_connect(socket: mio::net::TcpStream) -> io::Result<TcpStream> {
+        let stream = TcpStream::from_mio(socket)?;
         // Writable means the handshake ended; `take_error` tells how.
         stream
             .io

@@ -15,6 +15,7 @@ pub(crate) mod group;
 #[cfg(feature = "hyper")]
 mod hyper;
 mod multi;
+mod serve;
 mod value;
 
 use std::future::{Future, poll_fn};
@@ -27,6 +28,7 @@ pub use error::TimedOut;
 #[cfg(feature = "hyper")]
 pub use hyper::GroupExecutor;
 pub use multi::{CoreContext, CoreFailure, Cores, CoresError, MultiCancel};
+pub use serve::{ServeError, ServeTcp, serve_tcp};
 pub use value::{ChildError, ChildValue};
 
 use crate::runtime::cancel::{

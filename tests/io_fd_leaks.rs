@@ -1,6 +1,7 @@
 //! No file descriptor leaks: success paths, error paths (bind to a used port, connect
 //! refused, peer reset, failed Unix connect), cancelled operations, dropped futures,
-//! split halves, and the runtime itself. Counts the entries of `/proc/self/fd`.
+//! split halves, the TCP helpers (a cancelled Happy Eyeballs race, `TcpSocket`), and the
+//! runtime itself. Counts the entries of `/proc/self/fd`.
 //!
 //! One `#[test]` only: tests of one binary run on parallel threads, and another
 //! test's sockets would disturb the count.
@@ -10,8 +11,8 @@ use std::net::Shutdown;
 use std::time::Duration;
 
 use scope_runtime::io::{
-    TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream, fs, lookup_host,
-    read_exact, spawn_blocking, write_all,
+    TcpConnect, TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixListener,
+    UnixStream, fs, lookup_host, read_exact, spawn_blocking, write_all,
 };
 use scope_runtime::{CancelScope, Runtime, fail_after, move_on_after, sleep};
 
@@ -138,6 +139,37 @@ async fn scenarios() -> std::io::Result<()> {
     drop(file);
     assert!(fs::File::open(dir.join("missing")).await.is_err());
     std::fs::remove_dir_all(&dir)?;
+
+    // TCP helpers: Happy Eyeballs cancelled with its attempts half-open (a full accept
+    // queue does not answer), winning beside a silent address, failing everywhere;
+    // TcpSocket's error paths.
+    let silent = TcpListener::bind_with_backlog("127.0.0.1:0", 0).await?;
+    let sa = silent.local_addr()?;
+    let mut fillers = Vec::new();
+    while let Some(c) = move_on_after(Duration::from_millis(100), TcpStream::connect(sa)).await? {
+        fillers.push(c);
+        if fillers.len() > 16 {
+            break;
+        }
+    }
+    let race = TcpConnect::addrs([sa, sa]).delay(Duration::from_millis(5));
+    drop(move_on_after(Duration::from_millis(30), race.connect()).await?);
+    let good = TcpListener::bind("127.0.0.1:0").await?;
+    let won = TcpConnect::addrs([sa, good.local_addr()?])
+        .delay(Duration::from_millis(5))
+        .connect()
+        .await?;
+    drop((won, good.accept().await?, good));
+    assert!(TcpConnect::addrs([closed, closed]).connect().await.is_err());
+    drop((fillers, silent));
+    let taken = TcpListener::bind("127.0.0.1:0").await?;
+    let ts = TcpSocket::new_v4()?;
+    assert!(ts.bind(taken.local_addr()?).is_err(), "the port is taken");
+    drop(taken);
+    assert!(ts.connect(closed).await.is_err());
+    let ts = TcpSocket::new_v4()?;
+    ts.bind("127.0.0.1:0".parse().unwrap())?;
+    drop(ts.listen(4)?);
     Ok(())
 }
 
