@@ -159,6 +159,32 @@ impl RemoteHandle {
     /// a [`RemoteCall`] the calling thread can wait on (or cancel the task through).
     /// `make` runs on the runtime's thread, so the future need not be `Send`; only
     /// its result must be.
+    ///
+    /// ```
+    /// use scope_runtime::{Cancelled, Outcome, Runtime, sleep};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::new()?;
+    /// let remote = rt.remote();
+    /// let worker = std::thread::spawn(move || {
+    ///     let call = remote.spawn(|| async {
+    ///         sleep(Duration::from_secs(3600)).await?; // cancelled long before
+    ///         Ok::<_, Cancelled>("finished")
+    ///     });
+    ///     // Not done within 10 ms: give up waiting, then stop the task.
+    ///     assert!(call.wait_timeout(Duration::from_millis(10)).is_none());
+    ///     assert!(!call.is_done());
+    ///     call.cancel();
+    ///     call.wait().unwrap()
+    /// });
+    /// rt.block_on(async {
+    ///     while !worker.is_finished() {
+    ///         sleep(Duration::from_millis(1)).await.unwrap();
+    ///     }
+    /// });
+    /// assert!(matches!(worker.join().unwrap(), Outcome::Cancelled(_)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn spawn<M, Fut, T, E>(&self, make: M) -> RemoteCall<T, E>
     where
         M: FnOnce() -> Fut + Send + 'static,
@@ -191,7 +217,9 @@ impl RemoteHandle {
         call
     }
 
-    /// [`spawn`](Self::spawn), then waits for the task's outcome.
+    /// [`spawn`](Self::spawn), then waits for the task's outcome (see the example on
+    /// [`RemoteHandle`]). On the runtime's own thread it returns
+    /// `Err(RemoteError::OnRuntimeThread)` instead of waiting for itself.
     pub fn run<M, Fut, T, E>(&self, make: M) -> Result<Outcome<T, E>, RemoteError>
     where
         M: FnOnce() -> Fut + Send + 'static,
@@ -228,7 +256,17 @@ impl<T, E> fmt::Debug for RemoteCall<T, E> {
 impl<T: Send + 'static, E: Send + 'static> RemoteCall<T, E> {
     /// Blocks the calling thread until the task has finished, and returns its outcome.
     /// `Err(OnRuntimeThread)` on the runtime's own thread; `Err(RuntimeGone)` if the
-    /// runtime is dropped first.
+    /// runtime is dropped first:
+    ///
+    /// ```
+    /// use scope_runtime::{Cancelled, RemoteError, Runtime};
+    ///
+    /// let rt = Runtime::new()?;
+    /// let call = rt.remote().spawn(|| async { Ok::<_, Cancelled>(1) });
+    /// drop(rt); // never ran
+    /// assert!(matches!(call.wait(), Err(RemoteError::RuntimeGone)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn wait(self) -> Result<Outcome<T, E>, RemoteError> {
         if try_with_core(|core| Arc::ptr_eq(core.shared(), &self.shared)).unwrap_or(false) {
             return Err(RemoteError::OnRuntimeThread);
@@ -248,7 +286,9 @@ impl<T: Send + 'static, E: Send + 'static> RemoteCall<T, E> {
     }
 
     /// Cancels the task (as [`TaskRef::cancel`] does, from this thread); returns at
-    /// once. Wait afterwards to know when it has wound down.
+    /// once. Wait afterwards to know when it has wound down: its checkpoints fail with
+    /// `Cancelled` and its cleanup runs first. See the example on
+    /// [`RemoteHandle::spawn`].
     pub fn cancel(&self) {
         let reply = self.reply.clone();
         self.shared.push_job(Box::new(move || {

@@ -158,6 +158,16 @@ impl<T> BroadcastSender<T> {
     }
 
     /// A new receiver that gets the messages sent from now on.
+    ///
+    /// ```
+    /// let (tx, early) = scope_runtime::sync::broadcast(8);
+    /// tx.send("before").unwrap();
+    /// let late = tx.subscribe();
+    /// tx.send("after").unwrap();
+    /// assert_eq!(tx.receiver_count(), 2);
+    /// assert_eq!(early.try_recv().unwrap(), Some("before"));
+    /// assert_eq!(late.try_recv().unwrap(), Some("after")); // never saw "before"
+    /// ```
     pub fn subscribe(&self) -> BroadcastReceiver<T> {
         let mut st = self.shared.state.lock();
         st.receivers += 1;
@@ -298,6 +308,23 @@ impl<T: Clone> BroadcastReceiver<T> {
 
     /// Receives without waiting (not a checkpoint): `Ok(None)` when there is nothing
     /// new yet or the channel is closed and read (see [`is_closed`](Self::is_closed)).
+    /// A receiver that fell more than the capacity behind gets
+    /// `Err(BroadcastError::Lagged(n))` once, then the oldest message kept.
+    ///
+    /// ```
+    /// use scope_runtime::sync::{BroadcastError, broadcast};
+    ///
+    /// let (tx, rx) = broadcast(2);
+    /// for i in 0..5 {
+    ///     tx.send(i).unwrap(); // keeps the last 2
+    /// }
+    /// assert!(matches!(rx.try_recv(), Err(BroadcastError::Lagged(3))));
+    /// assert_eq!(rx.try_recv().unwrap(), Some(3));
+    /// assert_eq!(rx.try_recv().unwrap(), Some(4));
+    /// assert_eq!(rx.try_recv().unwrap(), None); // nothing new
+    /// drop(tx);
+    /// assert!(rx.is_closed());
+    /// ```
     pub fn try_recv(&self) -> Result<Option<T>, BroadcastError> {
         let mut st = self.shared.state.lock();
         self.take(&mut st).map(|m| m.map(|m| (*m).clone()))

@@ -80,7 +80,38 @@ impl Condition {
     }
 
     /// Wakes the first `n` waiters (in the order they started waiting); returns how
-    /// many were woken. Not async, not a checkpoint; callable from any thread.
+    /// many were woken. Not async, not a checkpoint; callable from any thread. A
+    /// notification with nobody waiting is not remembered.
+    ///
+    /// ```
+    /// use scope_runtime::sync::{Condition, Mutex};
+    /// use scope_runtime::testing::wait_all_tasks_blocked;
+    /// use scope_runtime::{BoxError, task_group};
+    /// use std::rc::Rc;
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let shared = Rc::new((Mutex::new(()), Condition::new()));
+    ///     assert_eq!(shared.1.notify(2), 0); // nobody waits yet
+    ///     let s = shared.clone();
+    ///     task_group(|tg| async move {
+    ///         for _ in 0..3 {
+    ///             let s = s.clone();
+    ///             tg.spawn(async move {
+    ///                 let guard = s.0.lock().await?;
+    ///                 let _guard = s.1.wait(guard).await?;
+    ///                 Ok(())
+    ///             });
+    ///         }
+    ///         wait_all_tasks_blocked().await?; // all three wait
+    ///         assert_eq!(s.1.notify(2), 2); // the first two go on
+    ///         wait_all_tasks_blocked().await?;
+    ///         assert_eq!(s.1.notify_all(), 1); // the last one
+    ///         Ok::<_, BoxError>(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// });
+    /// ```
     pub fn notify(&self, n: usize) -> usize {
         let mut wakes = WakeList::default();
         let mut woken = 0;

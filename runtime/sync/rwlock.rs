@@ -144,7 +144,32 @@ impl<T> RwLock<T> {
 }
 
 impl<T: ?Sized> RwLock<T> {
-    /// Waits for shared access. A checkpoint (see the type's doc).
+    /// Waits for shared access. A checkpoint (see the type's doc). Readers share the
+    /// lock, but a reader that arrives while a writer waits queues behind the writer
+    /// (writer-preferring, so a stream of readers cannot starve a writer).
+    ///
+    /// ```
+    /// use scope_runtime::sync::RwLock;
+    /// use scope_runtime::testing::wait_all_tasks_blocked;
+    /// use scope_runtime::{Cancelled, Outcome, spawn};
+    /// use std::rc::Rc;
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let lock = Rc::new(RwLock::new(0));
+    ///     let first = lock.read().await.unwrap();
+    ///     let second = lock.read().await.unwrap(); // readers share
+    ///     let l = lock.clone();
+    ///     let writer = spawn(async move {
+    ///         *l.write().await? += 1;
+    ///         Ok::<_, Cancelled>(())
+    ///     });
+    ///     wait_all_tasks_blocked().await.unwrap(); // the writer waits
+    ///     assert!(lock.try_read().is_none()); // so a new reader would wait too
+    ///     drop((first, second));
+    ///     assert!(matches!(writer.await.unwrap(), Outcome::Ok(())));
+    ///     assert_eq!(*lock.read().await.unwrap(), 1);
+    /// });
+    /// ```
     pub fn read(&self) -> Acquire<'_, T, Read> {
         Acquire {
             lock: self,
@@ -178,7 +203,8 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
-    /// Shared access if it is free now and no one waits (not a checkpoint).
+    /// Shared access if it is free now and no one waits (not a checkpoint); see
+    /// [`read`](Self::read) for an example.
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
         let mut st = self.state.lock();
         if !st.can_read() || st.waiters.front_ready().is_some() {

@@ -224,6 +224,17 @@ impl<T> WatchReceiver<T> {
     }
 
     /// Whether a value newer than the one this receiver has seen was sent.
+    ///
+    /// ```
+    /// let (tx, mut rx) = scope_runtime::sync::watch("idle");
+    /// assert!(!rx.has_changed()); // the initial value counts as seen
+    /// tx.send("busy").unwrap();
+    /// assert!(rx.has_changed());
+    /// assert_eq!(*rx.borrow(), "busy"); // reading alone does not mark it seen
+    /// assert!(rx.has_changed());
+    /// assert_eq!(*rx.borrow_and_update(), "busy");
+    /// assert!(!rx.has_changed());
+    /// ```
     pub fn has_changed(&self) -> bool {
         self.shared.version.load(Ordering::Acquire) != self.seen
     }
