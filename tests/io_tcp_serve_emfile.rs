@@ -4,6 +4,10 @@
 //!
 //! Its own test binary, with one test: it lowers the process's fd limit.
 
+#[path = "support/fd_exhaustion.rs"]
+mod fd_exhaustion;
+use fd_exhaustion::FdExhaustion;
+
 use std::cell::{Cell, RefCell};
 use std::io::Cursor;
 use std::rc::Rc;
@@ -36,26 +40,7 @@ async fn serve_tcp_backs_off_at_emfile_and_recovers() {
             other => oe.borrow_mut().push(other.to_string()),
         });
 
-        // Lower the soft limit to a little above what is open, then use up the rest.
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: a pointer to a live `rlimit`.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        let old = lim;
-        let open = std::fs::read_dir("/proc/self/fd")?.count() as libc::rlim_t;
-        lim.rlim_cur = open + 16;
-        // SAFETY: as above; a soft limit below the hard one.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-        let mut hogs = Vec::new();
-        loop {
-            match std::fs::File::open("/dev/null") {
-                Ok(f) => hogs.push(f),
-                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let exhausted = FdExhaustion::start()?;
 
         let scope = CancelScope::new();
         let stop = scope.clone();
@@ -64,9 +49,7 @@ async fn serve_tcp_backs_off_at_emfile_and_recovers() {
             // About 400 / 50 retries: reported, paced, and the server still runs.
             let n = accept_errors.get();
             assert!((2..=20).contains(&n), "{n} EMFILE reports in 400 ms");
-            drop(hogs);
-            // SAFETY: as above; restores the previous limits.
-            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+            drop(exhausted); // fds are free again
             let mut echo = Cursor::new([0u8; 1]);
             read_exact(&mut &client, &mut echo).await?;
             assert_eq!(echo.get_ref(), b"a", "the waiting connection was served");
