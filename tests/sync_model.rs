@@ -85,6 +85,26 @@ fn interrupt() -> impl Strategy<Value = Interrupt> {
     ]
 }
 
+/// `actors` scripts of `steps` steps each, every step a delay and an `interrupt`.
+fn scripts(
+    interrupt: impl Strategy<Value = Interrupt>,
+    steps: std::ops::Range<usize>,
+    actors: std::ops::Range<usize>,
+) -> impl Strategy<Value = Vec<Vec<Step>>> {
+    prop::collection::vec(
+        prop::collection::vec(
+            ((0u8..4), interrupt).prop_map(|(delay, interrupt)| Step { delay, interrupt }),
+            steps,
+        ),
+        actors,
+    )
+}
+
+/// Only finishing or cancelled steps (no drops).
+fn cancel_or_finish() -> impl Strategy<Value = Interrupt> {
+    prop_oneof![Just(Interrupt::None), (0u8..6).prop_map(Interrupt::Cancel)]
+}
+
 fn actor() -> impl Strategy<Value = Actor> {
     (
         any::<bool>(),
@@ -520,13 +540,7 @@ proptest! {
     #[test]
     fn watch_receivers_see_every_change_in_order(
         sends in prop::collection::vec(0u8..4, 0..6),
-        scripts in prop::collection::vec(
-            prop::collection::vec(
-                ((0u8..4), interrupt()).prop_map(|(delay, interrupt)| Step { delay, interrupt }),
-                1..6,
-            ),
-            1..5,
-        ),
+        scripts in scripts(interrupt(), 1..6, 1..5),
     ) {
         check_watch(sends, scripts)?;
     }
@@ -584,14 +598,7 @@ proptest! {
     #[test]
     fn barrier_rounds_release_exactly_n(
         n in 1usize..=4,
-        scripts in prop::collection::vec(
-            prop::collection::vec(
-                ((0u8..4), prop_oneof![Just(Interrupt::None), (0u8..6).prop_map(Interrupt::Cancel)])
-                    .prop_map(|(delay, interrupt)| Step { delay, interrupt }),
-                1..6,
-            ),
-            1..7,
-        ),
+        scripts in scripts(cancel_or_finish(), 1..6, 1..7),
     ) {
         check_barrier(n, scripts)?;
     }
@@ -690,13 +697,7 @@ proptest! {
     fn broadcast_receivers_account_for_every_message(
         capacity in 1usize..=4,
         sends in prop::collection::vec(0u8..3, 0..10),
-        scripts in prop::collection::vec(
-            prop::collection::vec(
-                ((0u8..4), interrupt()).prop_map(|(delay, interrupt)| Step { delay, interrupt }),
-                1..6,
-            ),
-            1..5,
-        ),
+        scripts in scripts(interrupt(), 1..6, 1..5),
     ) {
         check_broadcast(capacity, sends, scripts)?;
     }
@@ -850,14 +851,7 @@ proptest! {
     #[test]
     fn condition_delivers_each_notification_once(
         notifies in prop::collection::vec((0u8..4, prop::bool::weighted(0.3)), 0..8),
-        scripts in prop::collection::vec(
-            prop::collection::vec(
-                ((0u8..4), prop_oneof![Just(Interrupt::None), (0u8..6).prop_map(Interrupt::Cancel)])
-                    .prop_map(|(delay, interrupt)| Step { delay, interrupt }),
-                1..5,
-            ),
-            1..5,
-        ),
+        scripts in scripts(cancel_or_finish(), 1..5, 1..5),
     ) {
         check_condition(notifies, scripts)?;
     }
