@@ -851,9 +851,11 @@ impl Core {
         let timeout = if !idle || self.clock.is_paused() || !self.idle_waiters.borrow().is_empty() {
             Some(Duration::ZERO)
         } else {
+            // A lower bound is enough here (and cheaper than the exact deadline): an
+            // early wake only cascades the wheel and waits again.
             self.timers
                 .borrow_mut()
-                .next_deadline()
+                .next_wake()
                 .map(|d| d.saturating_duration_since(self.now()))
         };
         let events = self.turn_reactor(timeout);
