@@ -373,8 +373,14 @@ impl Timers {
     }
 
     /// Replaces whom a pending `Wake` timer wakes (a future polled with a new waker).
-    /// Returns the replaced target, to drop after the borrow.
-    pub(crate) fn update_target(&mut self, key: TimerKey, by: WakeBy<'_>) -> Option<Target> {
+    /// `None`: `key` names no pending timer here (it fired, or was removed).
+    /// `Some(replaced)`: it is pending; the replaced target, if any, is to be dropped
+    /// after the borrow.
+    pub(crate) fn update_target(
+        &mut self,
+        key: TimerKey,
+        by: WakeBy<'_>,
+    ) -> Option<Option<Target>> {
         if !self.holds(key) {
             return None;
         }
@@ -384,10 +390,10 @@ impl Timers {
         }) = self.slots.get_mut(key.slot as usize)
         {
             if !t.same(by) {
-                return Some(std::mem::replace(t, by.to_target()));
+                return Some(Some(std::mem::replace(t, by.to_target())));
             }
         }
-        None
+        Some(None)
     }
 
     /// Drops stale entries from the top of `near` (and of `far` when `near` is empty).
@@ -811,6 +817,10 @@ mod tests {
         assert_eq!((ka.slot, ka.seq), (kb.slot, kb.seq));
         assert!(b.remove(ka).is_none());
         assert!(b.update_target(ka, WakeBy::Waker(Waker::noop())).is_none());
+        assert!(matches!(
+            b.update_target(kb, WakeBy::Waker(Waker::noop())),
+            Some(Some(_))
+        ));
         assert_eq!(b.len(), 1);
         assert!(b.remove(kb).is_some());
         assert!(a.remove(ka).is_some());
