@@ -27,13 +27,18 @@ pub(crate) struct Clock {
     /// Paused clock only: how long the runtime must have been idle, in real time,
     /// before the clock jumps to the next timer (zero: at once).
     autojump: Duration,
+    /// Real clock: the latest time [`Clock::now`] read. Time never goes back, so a
+    /// deadline at or before it has passed without a new read (see `has_passed`).
+    last_read: Cell<Instant>,
 }
 
 impl Clock {
     pub(crate) fn new(paused: bool, autojump: Duration) -> Clock {
+        let start = Instant::now();
         Clock {
-            virtual_now: paused.then(|| Cell::new(Instant::now())),
+            virtual_now: paused.then(|| Cell::new(start)),
             autojump: if paused { autojump } else { Duration::ZERO },
+            last_read: Cell::new(start),
         }
     }
 
@@ -49,7 +54,21 @@ impl Clock {
     pub(crate) fn now(&self) -> Instant {
         match &self.virtual_now {
             Some(t) => t.get(),
-            None => Instant::now(),
+            None => {
+                let now = Instant::now();
+                self.last_read.set(now);
+                now
+            }
+        }
+    }
+
+    /// Whether `at` is at or before [`Clock::now`]. On the real clock a deadline
+    /// before the latest reading (the run loop reads it every turn to fire timers)
+    /// is answered without reading the clock again; only a later one costs a read.
+    pub(crate) fn has_passed(&self, at: Instant) -> bool {
+        match &self.virtual_now {
+            Some(t) => at <= t.get(),
+            None => at <= self.last_read.get() || at <= self.now(),
         }
     }
 
@@ -419,6 +438,42 @@ mod tests {
         assert_eq!(c.now(), t0 + Duration::from_secs(5));
         c.advance_to(t0);
         assert_eq!(c.now(), t0 + Duration::from_secs(5));
+    }
+
+    #[test]
+    fn has_passed_agrees_with_now_on_both_clocks() {
+        for paused in [true, false] {
+            let c = Clock::new(paused, Duration::ZERO);
+            let t0 = c.now();
+            assert!(c.has_passed(t0), "paused: {paused}");
+            assert!(
+                c.has_passed(t0 - Duration::from_secs(1)),
+                "paused: {paused}"
+            );
+            assert!(
+                !c.has_passed(t0 + Duration::from_secs(3600)),
+                "paused: {paused}"
+            );
+        }
+        // The real clock answers from its latest reading when it can, but a deadline
+        // after that reading and before the real time has passed too.
+        let c = Clock::new(false, Duration::ZERO);
+        let t0 = c.now();
+        let later = t0 + Duration::from_millis(2);
+        assert!(!c.has_passed(later));
+        while Instant::now() < later {
+            std::hint::spin_loop();
+        }
+        assert!(
+            c.has_passed(later),
+            "read anew when the cached time is older"
+        );
+        // A paused clock moves only when told.
+        let p = Clock::new(true, Duration::ZERO);
+        let t = p.now() + Duration::from_secs(5);
+        assert!(!p.has_passed(t));
+        p.advance_to(t);
+        assert!(p.has_passed(t));
     }
 
     #[test]

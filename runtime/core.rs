@@ -295,6 +295,11 @@ impl Core {
         self.clock.now()
     }
 
+    /// Whether `at <= now()`, often without reading the real clock.
+    pub(crate) fn has_passed(&self, at: Instant) -> bool {
+        self.clock.has_passed(at)
+    }
+
     pub(crate) fn clock_paused(&self) -> bool {
         self.clock.is_paused()
     }
@@ -447,13 +452,14 @@ impl Core {
         drop(entry);
     }
 
-    /// Makes a pending sleep's timer wake whoever `waker` stands for.
-    pub(crate) fn update_timer_waker(&self, key: TimerKey, waker: &Waker) {
+    /// Makes a pending sleep's timer wake whoever `waker` stands for. Returns `false`
+    /// if the timer is no longer pending (it fired, or was removed).
+    pub(crate) fn update_timer_waker(&self, key: TimerKey, waker: &Waker) -> bool {
         let old = self
             .timers
             .borrow_mut()
             .update_target(key, self.wake_by(waker));
-        drop(old);
+        old.is_some()
     }
 
     /// How to record `waker`: as the current task when it is that task's own waker
@@ -851,9 +857,11 @@ impl Core {
         let timeout = if !idle || self.clock.is_paused() || !self.idle_waiters.borrow().is_empty() {
             Some(Duration::ZERO)
         } else {
+            // A lower bound is enough here (and cheaper than the exact deadline): an
+            // early wake only cascades the wheel and waits again.
             self.timers
                 .borrow_mut()
-                .next_deadline()
+                .next_wake()
                 .map(|d| d.saturating_duration_since(self.now()))
         };
         let events = self.turn_reactor(timeout);

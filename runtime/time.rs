@@ -88,12 +88,23 @@ impl Future for Sleep {
                 this.disarm(core);
                 return Poll::Ready(Err(c));
             }
-            if this.deadline.is_some_and(|d| d <= core.now()) {
+            // Our timer is gone from this runtime's store: it fired, which it does
+            // only once its deadline has passed — done, without reading the clock.
+            let pending = match this.timer {
+                Some(k) if k.runtime() == core.id() => core.update_timer_waker(k, cx.waker()),
+                _ => true,
+            };
+            if !pending {
+                this.timer = None;
+                this.disarm(core);
+                return Poll::Ready(Ok(()));
+            }
+            if this.deadline.is_some_and(|d| core.has_passed(d)) {
                 this.disarm(core);
                 return Poll::Ready(Ok(()));
             }
             match (this.timer, this.deadline) {
-                (Some(k), _) if k.runtime() == core.id() => core.update_timer_waker(k, cx.waker()),
+                (Some(k), _) if k.runtime() == core.id() => {}
                 // No timer yet, or one of another runtime this sleep was polled on
                 // first (that store keeps it until it fires: a stale wake there).
                 (_, Some(at)) => {
