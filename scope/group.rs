@@ -203,7 +203,7 @@ impl TaskGroup {
             inner: Rc::new(GroupInner {
                 scope,
                 state: Cell::new(State::Idle),
-                children: RefCell::new(Slab::new()),
+                children: RefCell::new(spare_children()),
                 host: RefCell::new(None),
                 failures: RefCell::new(Vec::new()),
                 panic: RefCell::new(None),
@@ -714,6 +714,34 @@ impl IntoChildEnd for Result<(), Cancelled> {
     }
 }
 
+/// Most child slots a closed group's emptied slab keeps for the next group on its
+/// thread (a few hundred KB at most): a program that runs group after group of up to this many
+/// children grows the slab once.
+const SPARE_CHILDREN: usize = 16_384;
+
+thread_local! {
+    /// The emptied children slab of the last group closed on this thread.
+    static SPARE_SLAB: Cell<Slab<TaskRef>> = const { Cell::new(Slab::new()) };
+}
+
+fn spare_children() -> Slab<TaskRef> {
+    SPARE_SLAB.try_with(Cell::take).unwrap_or_default()
+}
+
+fn keep_spare_children(slab: Slab<TaskRef>) {
+    debug_assert!(slab.is_empty());
+    if slab.is_empty() && slab.capacity() <= SPARE_CHILDREN {
+        let _ = SPARE_SLAB.try_with(|s| {
+            let other = s.take();
+            s.set(if other.capacity() > slab.capacity() {
+                other
+            } else {
+                slab
+            });
+        });
+    }
+}
+
 /// Drops the children of a group whose future is dropped before it finished (R11).
 struct DropChildren(Rc<GroupInner>);
 
@@ -721,6 +749,8 @@ impl Drop for DropChildren {
     fn drop(&mut self) {
         self.0.state.set(State::Closed);
         let tasks: Vec<TaskRef> = self.0.children.borrow_mut().drain().collect();
+        // Emptied: its capacity serves the next group on this thread.
+        keep_spare_children(std::mem::take(&mut *self.0.children.borrow_mut()));
         // Every child is dropped, even if one's destructor panics; then the first
         // panic is reported once (not while this thread is already unwinding).
         if let Some(panic) = drop_tasks(tasks) {

@@ -341,9 +341,9 @@ pub(crate) struct Wakes {
     dropped: Vec<Target>,
 }
 
-/// Most entries a [`Wakes`] buffer keeps for the next mutation on its thread (about
-/// 100 KB): cancelling a group of that many blocked children again allocates nothing.
-const SPARE_WAKES: usize = 4096;
+/// Most entries a [`Wakes`] buffer keeps for the next mutation on its thread (a few
+/// hundred KB at most): cancelling a group of that many blocked children again allocates nothing.
+const SPARE_WAKES: usize = 16_384;
 
 thread_local! {
     /// The buffer of the last [`Wakes`] run on this thread, emptied, for the next one:
