@@ -203,7 +203,7 @@ impl TaskGroup {
             inner: Rc::new(GroupInner {
                 scope,
                 state: Cell::new(State::Idle),
-                children: RefCell::new(Slab::new()),
+                children: RefCell::new(spare_children()),
                 host: RefCell::new(None),
                 failures: RefCell::new(Vec::new()),
                 panic: RefCell::new(None),
@@ -337,15 +337,69 @@ impl TaskGroup {
         }
     }
 
+    /// Spawns a child whose only error is a cancellation: it returns
+    /// `Result<(), Cancelled>` instead of `Result<(), BoxError>`.
+    ///
+    /// Such a child behaves exactly like one given to [`spawn`](Self::spawn) — a
+    /// `Cancelled` of the group's own cancel ends it quietly, one of an enclosing scope
+    /// travels out of the group — but its `Cancelled` reaches the group as it is,
+    /// where `?` into a `BoxError` would first put it in a new heap box. Cancelling a
+    /// group of many such children and collecting their ends allocates nothing per
+    /// child. It suits workers whose awaits can only fail with `Cancelled` (sleeps,
+    /// `sync` waits, channel receives, [`checkpoint`](crate::checkpoint)); a child
+    /// that does I/O, whose errors are `io::Error`s, goes through `spawn`.
+    ///
+    /// ```
+    /// use scope_runtime::{sleep, task_group};
+    /// use std::time::Duration;
+    ///
+    /// scope_runtime::Runtime::builder().paused_clock(true).build().unwrap().block_on(async {
+    ///     let out = task_group(|tg| async move {
+    ///         for _ in 0..100 {
+    ///             tg.spawn_cancel_only(async {
+    ///                 loop {
+    ///                     sleep(Duration::from_secs(1)).await?; // `Cancelled`, not boxed
+    ///                 }
+    ///             });
+    ///         }
+    ///         sleep(Duration::from_secs(5)).await?;
+    ///         tg.cancel(); // stops the 100 workers
+    ///         Ok(())
+    ///     })
+    ///     .await;
+    ///     assert!(matches!(out, Ok(Some(()))), "the group absorbed its own cancellation");
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the group is not open (see [`try_spawn`](Self::try_spawn)).
+    #[track_caller]
+    pub fn spawn_cancel_only<F>(&self, fut: F) -> TaskHandle
+    where
+        F: Future<Output = Result<(), Cancelled>> + 'static,
+    {
+        self.try_spawn_named(None, fut)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[track_caller]
     fn try_spawn_named<F>(&self, name: Option<Arc<str>>, fut: F) -> Result<TaskHandle, SpawnError>
     where
-        F: Future<Output = Result<(), BoxError>> + 'static,
+        F: Future + 'static,
+        F::Output: IntoChildEnd,
     {
         let node = self.open_node()?;
         let key = self.inner.children.borrow_mut().vacant_key();
         let group = self.inner.clone();
-        let task = spawn_child(fut, node, name, move |out| group.child_done(key, out));
+        let task = spawn_child(
+            fut,
+            node,
+            name,
+            move |out: std::thread::Result<F::Output>| {
+                group.child_done(key, out.map(IntoChildEnd::into_child_end))
+            },
+        );
         let inserted = self.inner.children.borrow_mut().insert(task);
         debug_assert_eq!(inserted, key);
         Ok(TaskHandle(task))
@@ -402,9 +456,9 @@ impl TaskGroup {
         let key = self.inner.children.borrow_mut().vacant_key();
         let group = self.inner.clone();
         let st = state.clone();
-        let done = move |out| {
+        let done = move |out: std::thread::Result<Result<(), BoxError>>| {
             if st.started.get() {
-                group.child_done(key, out);
+                group.child_done(key, out.map(IntoChildEnd::into_child_end));
             } else {
                 group.children.borrow_mut().try_remove(key);
                 group.wake_host_if_empty();
@@ -551,7 +605,7 @@ impl TaskGroup {
             match body_out {
                 Ok(Ok(v)) => value = Some(v),
                 Ok(Err(e)) => match e.as_cancelled() {
-                    Some(c) => inner.cancelled_out(c, host()),
+                    Some(c) => inner.cancelled_out(c, host),
                     None => inner.record_failure(TaskFailure {
                         task: host(),
                         body: true,
@@ -628,6 +682,66 @@ impl TaskGroup {
     }
 }
 
+/// How a child ended, as the group reads it. A child of
+/// [`spawn_cancel_only`](TaskGroup::spawn_cancel_only) hands its `Cancelled` over as it
+/// is; a `BoxError` is looked into (`as_cancelled`) where it is, never re-boxed.
+enum ChildEnd {
+    Done,
+    Cancelled(Cancelled),
+    Error(BoxError),
+}
+
+/// The results a child may end with.
+trait IntoChildEnd {
+    fn into_child_end(self) -> ChildEnd;
+}
+
+impl IntoChildEnd for Result<(), BoxError> {
+    fn into_child_end(self) -> ChildEnd {
+        match self {
+            Ok(()) => ChildEnd::Done,
+            Err(e) => ChildEnd::Error(e),
+        }
+    }
+}
+
+impl IntoChildEnd for Result<(), Cancelled> {
+    fn into_child_end(self) -> ChildEnd {
+        match self {
+            Ok(()) => ChildEnd::Done,
+            Err(c) => ChildEnd::Cancelled(c),
+        }
+    }
+}
+
+/// Most child slots a closed group's emptied slab keeps for the next group on its
+/// thread (a few hundred KB at most): a program that runs group after group of up to this many
+/// children grows the slab once.
+const SPARE_CHILDREN: usize = 16_384;
+
+thread_local! {
+    /// The emptied children slab of the last group closed on this thread.
+    static SPARE_SLAB: Cell<Slab<TaskRef>> = const { Cell::new(Slab::new()) };
+}
+
+fn spare_children() -> Slab<TaskRef> {
+    SPARE_SLAB.try_with(Cell::take).unwrap_or_default()
+}
+
+fn keep_spare_children(slab: Slab<TaskRef>) {
+    debug_assert!(slab.is_empty());
+    if slab.is_empty() && slab.capacity() <= SPARE_CHILDREN {
+        let _ = SPARE_SLAB.try_with(|s| {
+            let other = s.take();
+            s.set(if other.capacity() > slab.capacity() {
+                other
+            } else {
+                slab
+            });
+        });
+    }
+}
+
 /// Drops the children of a group whose future is dropped before it finished (R11).
 struct DropChildren(Rc<GroupInner>);
 
@@ -635,6 +749,8 @@ impl Drop for DropChildren {
     fn drop(&mut self) {
         self.0.state.set(State::Closed);
         let tasks: Vec<TaskRef> = self.0.children.borrow_mut().drain().collect();
+        // Emptied: its capacity serves the next group on this thread.
+        keep_spare_children(std::mem::take(&mut *self.0.children.borrow_mut()));
         // Every child is dropped, even if one's destructor panics; then the first
         // panic is reported once (not while this thread is already unwinding).
         if let Some(panic) = drop_tasks(tasks) {
@@ -649,11 +765,28 @@ impl GroupInner {
     /// A `Cancelled` (not a child's own business) left the body or a child: keep it for
     /// the decision at exit, and cancel the group, as a Trio nursery cancels itself for
     /// any exception leaving a child (`cancel_called()` becomes true).
-    fn cancelled_out(&self, c: &Cancelled, task: TaskInfo) {
-        self.cancel_out
-            .borrow_mut()
-            .get_or_insert_with(|| c.clone());
-        cancel::cancel(&self.scope.state, CancelReason::ChildCancelled(task));
+    ///
+    /// `task` names the task it left, looked up only if the group is not cancelled
+    /// yet: the first reason wins, so for every later child (all of them, when the
+    /// group's own cancel ends N blocked children) this is one flag test.
+    fn cancelled_out(&self, c: &Cancelled, task: impl FnOnce() -> TaskInfo) {
+        {
+            let mut out = self.cancel_out.borrow_mut();
+            if out.is_none() {
+                *out = Some(c.clone());
+            }
+        }
+        if !self.scope.state.cancel_called() {
+            cancel::cancel(&self.scope.state, CancelReason::ChildCancelled(task()));
+        }
+    }
+
+    /// A child ended with a `Cancelled` (bare or found in its error's chain).
+    fn child_cancelled(&self, c: &Cancelled) {
+        // Cancelled through its own cancel count: the child's business.
+        if !cancel::current_task_absorbs() {
+            self.cancelled_out(c, || crate::current_task().info());
+        }
     }
 
     fn record_failure(&self, failure: TaskFailure) {
@@ -680,15 +813,14 @@ impl GroupInner {
     }
 
     /// Called by a child's wrapper (on the child's task) when it finishes.
-    fn child_done(&self, key: usize, out: std::thread::Result<Result<(), BoxError>>) {
+    fn child_done(&self, key: usize, out: std::thread::Result<ChildEnd>) {
         // Looked up only when needed: most children end with `Ok` or a cancellation.
         let me = || crate::current_task().info();
         match out {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => match e.as_cancelled() {
-                // Cancelled through its own cancel count: the child's business.
-                Some(_) if cancel::current_task_absorbs() => {}
-                Some(c) => self.cancelled_out(c, me()),
+            Ok(ChildEnd::Done) => {}
+            Ok(ChildEnd::Cancelled(c)) => self.child_cancelled(&c),
+            Ok(ChildEnd::Error(e)) => match e.as_cancelled() {
+                Some(c) => self.child_cancelled(c),
                 None => self.record_failure(TaskFailure {
                     task: me(),
                     body: false,

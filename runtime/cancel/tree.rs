@@ -341,8 +341,23 @@ pub(crate) struct Wakes {
     dropped: Vec<Target>,
 }
 
+/// Most entries a [`Wakes`] buffer keeps for the next mutation on its thread (a few
+/// hundred KB at most): cancelling a group of that many blocked children again allocates nothing.
+const SPARE_WAKES: usize = 16_384;
+
+thread_local! {
+    /// The buffer of the last [`Wakes`] run on this thread, emptied, for the next one:
+    /// a cancel that wakes N operations then costs no allocation (the first one that
+    /// large grows it once).
+    static SPARE: std::cell::Cell<Vec<Target>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 impl Wakes {
     pub(crate) fn push(&mut self, target: Target) {
+        if self.wake.capacity() == 0 {
+            // `try_with`: during the thread's teardown there is no spare, only `new`.
+            self.wake = SPARE.try_with(|s| s.take()).unwrap_or_default();
+        }
         self.wake.push(target);
     }
 
@@ -353,11 +368,24 @@ impl Wakes {
         if self.wake.is_empty() {
             return; // the common case (`dropped` goes here, after the borrow)
         }
-        for t in self.wake {
+        let mut wake = self.wake;
+        for t in wake.drain(..) {
             match t {
                 Target::Task(id) => schedule(id),
                 Target::Waker(w) => crate::runtime::wake_list::wake_contained(w),
             }
+        }
+        // Kept for the next mutation, unless a wake above left a larger spare (it may
+        // run code that mutates the tree) or it is too large to keep.
+        if wake.capacity() <= SPARE_WAKES {
+            let _ = SPARE.try_with(|s| {
+                let other = s.take();
+                s.set(if other.capacity() > wake.capacity() {
+                    other
+                } else {
+                    wake
+                });
+            });
         }
     }
 }
