@@ -677,7 +677,8 @@ impl CancelTree {
     }
 
     /// The serial of the scope a checkpoint at `key` is cancelled by (the outermost
-    /// cancelled one it can see), if any.
+    /// cancelled one it can see), if any. Only the debug-build ignored-cancel watch asks.
+    #[cfg(debug_assertions)]
     pub(crate) fn origin_serial(&self, key: NodeKey) -> Option<u64> {
         self.origin(key).map(|n| n.serial)
     }
