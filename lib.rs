@@ -165,6 +165,54 @@ pub mod __private {
             .block_on(with_env_dump(fut))
     }
 
+    /// Used by `#[scope_runtime::main(cores = N)]`: `body` on `n` cores, all cancelled
+    /// on the first Ctrl-C.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    #[track_caller]
+    pub fn run_cores<F, Fut>(n: usize, body: F) -> Result<(), crate::CoresError>
+    where
+        F: Fn(crate::CoreContext) -> Fut + Send + Sync + 'static,
+        Fut: Future + 'static,
+        Fut::Output: CoreOutput,
+    {
+        assert!(
+            n > 0,
+            "#[scope_runtime::main(cores = N)]: N is 0, it must be at least 1 (for one \
+             core per CPU, write `cores = std::thread::available_parallelism().map_or(1, |n| n.get())`)"
+        );
+        crate::Cores::new(n)
+            .cancel_on_ctrl_c(true)
+            .run(move |core| {
+                let fut = body(core);
+                async move { fut.await.into_core_result() }
+            })
+    }
+
+    /// What the function under `#[scope_runtime::main(cores = N)]` may return.
+    #[diagnostic::on_unimplemented(
+        message = "a #[scope_runtime::main(cores = N)] function returns `()` or `Result<(), E>` with an error that converts into `BoxError`, not `{Self}`",
+        label = "this is the output of the function run on every core"
+    )]
+    pub trait CoreOutput {
+        /// The core body's result, as `Cores::run` takes it.
+        fn into_core_result(self) -> Result<(), crate::BoxError>;
+    }
+
+    impl CoreOutput for () {
+        fn into_core_result(self) -> Result<(), crate::BoxError> {
+            Ok(())
+        }
+    }
+
+    impl<E: Into<crate::BoxError>> CoreOutput for Result<(), E> {
+        fn into_core_result(self) -> Result<(), crate::BoxError> {
+            self.map_err(Into::into)
+        }
+    }
+
     /// `fut`, after starting the SIGQUIT dump printer when `SCOPE_RUNTIME_DUMP=sigquit`.
     async fn with_env_dump<F: Future>(fut: F) -> F::Output {
         if crate::io::dump_on_sigquit_wanted() {

@@ -8,21 +8,39 @@
 //! core's group, and [`CoreContext::remote`] reaches any core. A core whose body fails
 //! (or panics) cancels the others, with a reason naming it; [`Cores::run`] joins every
 //! thread and reports every core's failure, as a task group reports its children's.
+//!
+//! With [`Cores::cancel_on_ctrl_c`], core 0 creates a `SIGINT` listener before the
+//! start barrier (so the handler is installed before any body runs) and keeps it in a
+//! top-level task until every core's group has ended; the first Ctrl-C cancels all.
+//! [`CoreContext::bind_reuseport`] binds one `SO_REUSEPORT` listener per core; for
+//! port 0 the table remembers the port the first core got, and the others bind it.
 
 use std::fmt;
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use parking_lot::Mutex;
 
 use super::group::TaskGroup;
+use crate::io::signal::{Signal, SignalKind};
+use crate::io::{TcpListener, TcpSocket};
 use crate::runtime::cancel::{BoxError, CancelHandle, TaskGroupError};
-use crate::runtime::{RemoteHandle, Runtime, catch_unwind};
+use crate::runtime::sync::Event;
+use crate::runtime::{RemoteHandle, Runtime, catch_unwind, spawn_named};
+
+/// The backlog of the listeners [`CoreContext::bind_reuseport`] creates.
+const REUSEPORT_BACKLOG: u32 = 1024;
 
 /// What every core shares.
 struct Table {
     cancels: Vec<CancelHandle>,
     remotes: Vec<RemoteHandle>,
+    /// `(address asked for with port 0, address the first core got)`, so the other
+    /// cores bind the same port.
+    reuseport: Mutex<Vec<(SocketAddr, SocketAddr)>>,
 }
 
 /// Each core's registration, filled in before the bodies start.
@@ -34,6 +52,10 @@ struct Shared {
     registered: Barrier,
     /// The table is published: the bodies can start.
     start: Barrier,
+    /// Cores whose group has not ended yet.
+    running: AtomicUsize,
+    /// Set by the last core whose group ends (core 0's Ctrl-C watch waits for it).
+    all_ended: Event,
 }
 
 /// Runs one single-threaded runtime per core (OS thread), each running the same
@@ -75,6 +97,7 @@ struct Shared {
 pub struct Cores {
     n: usize,
     paused_clock: bool,
+    ctrl_c: bool,
 }
 
 impl Cores {
@@ -89,6 +112,7 @@ impl Cores {
         Cores {
             n,
             paused_clock: false,
+            ctrl_c: false,
         }
     }
 
@@ -101,6 +125,36 @@ impl Cores {
     /// virtual clock).
     pub fn paused_clock(mut self, paused: bool) -> Cores {
         self.paused_clock = paused;
+        self
+    }
+
+    /// Cancels every core on the first Ctrl-C (`SIGINT`) of the run, with the reason
+    /// `"Ctrl-C"`; the groups absorb it, so [`run`](Self::run) returns `Ok(())` once
+    /// every core has wound down (unless a core failed on the way).
+    /// `#[scope_runtime::main(cores = N)]` turns it on.
+    ///
+    /// Core 0 listens for the signal. Its handler is installed before any body starts
+    /// and stays installed for the rest of the process (see
+    /// [`io::signal`](crate::io::signal)): only the first Ctrl-C of a run cancels, a
+    /// second one while the cores wind down does nothing, and after the run Ctrl-C no
+    /// longer ends the process by default. Core 0 keeps listening until every core
+    /// has ended, even if its own body ends first.
+    ///
+    /// ```no_run
+    /// use scope_runtime::{Cores, sleep};
+    /// use std::time::Duration;
+    ///
+    /// // Serves until Ctrl-C, then every core's body sees `Cancelled`.
+    /// Cores::new(2).cancel_on_ctrl_c(true).run(|core| async move {
+    ///     loop {
+    ///         sleep(Duration::from_secs(1)).await?;
+    ///         println!("core {} alive", core.index());
+    ///     }
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cancel_on_ctrl_c(mut self, on: bool) -> Cores {
+        self.ctrl_c = on;
         self
     }
 
@@ -134,16 +188,27 @@ impl Cores {
             // The n cores and the calling thread.
             registered: Barrier::new(n + 1),
             start: Barrier::new(n + 1),
+            running: AtomicUsize::new(n),
+            all_ended: Event::new(),
         });
         let slots: Arc<Slots> = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
         let body = Arc::new(body);
         let paused = self.paused_clock;
+        let ctrl_c = self.ctrl_c;
         let mut threads = Vec::with_capacity(n);
         for index in 0..n {
             let (shared, slots, body) = (shared.clone(), slots.clone(), body.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("scope_runtime core {index}"))
-                .spawn(move || core_main(index, n, paused, &shared, &slots, &*body));
+                .spawn(move || {
+                    let setup = Setup {
+                        index,
+                        count: n,
+                        paused,
+                        ctrl_c: ctrl_c && index == 0,
+                    };
+                    core_main(setup, &shared, &slots, &*body)
+                });
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -163,7 +228,11 @@ impl Cores {
                 cancels.push(s.0.clone());
                 remotes.push(s.1.clone());
             }
-            Arc::new(Table { cancels, remotes })
+            Arc::new(Table {
+                cancels,
+                remotes,
+                reuseport: Mutex::new(Vec::new()),
+            })
         };
         *shared.table.lock() = Some(table.clone());
         let all_ok = table.cancels.len() == n;
@@ -189,11 +258,18 @@ impl Cores {
     }
 }
 
-/// One core's thread: build its runtime, register, wait for all, run the body.
-fn core_main<F, Fut>(
+/// What one core's thread is told.
+struct Setup {
     index: usize,
     count: usize,
     paused: bool,
+    /// This core listens for Ctrl-C.
+    ctrl_c: bool,
+}
+
+/// One core's thread: build its runtime, register, wait for all, run the body.
+fn core_main<F, Fut>(
+    setup: Setup,
     shared: &Shared,
     slots: &Slots,
     body: &F,
@@ -202,17 +278,26 @@ where
     F: Fn(CoreContext) -> Fut,
     Fut: Future<Output = Result<(), BoxError>>,
 {
+    let Setup {
+        index,
+        count,
+        paused,
+        ctrl_c,
+    } = setup;
     let rt = match Runtime::builder().paused_clock(paused).build() {
         Ok(rt) => rt,
         Err(e) => {
             shared.registered.wait();
             shared.start.wait();
+            core_ended(shared);
             return Err(CoreFailure::Runtime(e));
         }
     };
     let remote = rt.remote();
     rt.block_on(async {
         let tg = TaskGroup::new();
+        // Before the barrier: the handler is installed before any body starts.
+        let interrupt = ctrl_c.then(|| Signal::new(SignalKind::INTERRUPT));
         slots.lock()[index] = Some((tg.cancel_handle(), remote));
         // Blocking this thread here is fine: nothing runs on this runtime yet.
         shared.registered.wait();
@@ -222,6 +307,25 @@ where
             .lock()
             .clone()
             .expect("the table is published before the start barrier");
+        let watch = match interrupt {
+            None => None,
+            Some(Ok(mut signal)) => {
+                let cancel = MultiCancel {
+                    table: table.clone(),
+                };
+                Some(spawn_named("ctrl-c watch", async move {
+                    signal.recv().await?;
+                    cancel.cancel_with("Ctrl-C");
+                    Ok::<_, io::Error>(())
+                }))
+            }
+            Some(Err(e)) => {
+                MultiCancel { table }.cancel_with("core 0 could not listen for Ctrl-C");
+                core_ended(shared);
+                shared.all_ended.wait().await.ok();
+                return Err(CoreFailure::CtrlC(e));
+            }
+        };
         let ctx = CoreContext {
             index,
             count,
@@ -229,14 +333,31 @@ where
         };
         let out = catch_unwind(tg.run(|_tg| body(ctx))).await;
         let failure = match out {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => CoreFailure::Group(e),
-            Err(panic) => CoreFailure::Panicked(panic),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(CoreFailure::Group(e)),
+            Err(panic) => Some(CoreFailure::Panicked(panic)),
         };
-        // This core failed: cancel the others (ours has ended already).
-        MultiCancel { table }.cancel_with(format!("core {index} failed"));
-        Err(failure)
+        if failure.is_some() {
+            // This core failed: cancel the others (ours has ended already).
+            MultiCancel { table }.cancel_with(format!("core {index} failed"));
+        }
+        core_ended(shared);
+        if let Some(watch) = watch {
+            // A Ctrl-C still cancels the cores that run on; then stop listening.
+            // Nothing cancels this code: only an `Err` if the watch was cancelled.
+            shared.all_ended.wait().await.ok();
+            watch.cancel();
+            watch.await.ok();
+        }
+        failure.map_or(Ok(()), Err)
     })
+}
+
+/// One more core's group has ended; the last one sets `all_ended`.
+fn core_ended(shared: &Shared) {
+    if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+        shared.all_ended.set();
+    }
 }
 
 /// What a core's body gets: which core it is, and the ways to reach the others.
@@ -294,6 +415,86 @@ impl CoreContext {
             ),
         }
     }
+
+    /// Binds a TCP listener on `addr` with `SO_REUSEPORT`, for this core: when every
+    /// core calls it with the same address, each gets its own listener on one port
+    /// and the kernel spreads the incoming connections among them (by a hash of each
+    /// connection's addresses and ports), so every core accepts its share without
+    /// any hand-off between threads.
+    ///
+    /// With port 0, the first core to call it gets a port from the system and the
+    /// others bind that same port: compare [`TcpListener::local_addr`]. Call it once
+    /// per core and address (a second call on one core adds a listener the kernel
+    /// also feeds). The listener has a backlog of 1024.
+    ///
+    /// ```
+    /// use scope_runtime::Cores;
+    ///
+    /// let ports = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    /// let p = ports.clone();
+    /// Cores::new(2).run(move |core| {
+    ///     let p = p.clone();
+    ///     async move {
+    ///         let listener = core.bind_reuseport("127.0.0.1:0".parse()?)?;
+    ///         p.lock().push(listener.local_addr()?.port());
+    ///         // ... accept connections here: `listener.accept().await?` ...
+    ///         Ok(())
+    ///     }
+    /// })?;
+    /// let ports = ports.lock();
+    /// assert_eq!(ports.len(), 2);
+    /// assert_eq!(ports[0], ports[1], "both cores listen on one port");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Things to know:
+    ///
+    /// * The split is by hash, not by load: a core that is busy (or stops
+    ///   accepting) still gets its share, which waits in its backlog. Connections
+    ///   that arrive before every core has bound go to the listeners that exist.
+    /// * When a listener is closed, the connections waiting in its backlog (not
+    ///   accepted yet) are reset, not moved to the other listeners.
+    /// * Any socket of the same user that sets `SO_REUSEPORT` may join the port, also
+    ///   from another process.
+    ///
+    /// The alternative, when connections should go to the least busy core or the
+    /// system has no `SO_REUSEPORT`: one acceptor (core 0, or a thread of its own with
+    /// a blocking `std::net::TcpListener`) receives every connection and sends each
+    /// `std::net::TcpStream` (which is `Send`) through a [`sync`](crate::sync)
+    /// channel to the core it picks, which adopts it with
+    /// [`TcpStream::from_std`](crate::io::TcpStream::from_std). That costs one
+    /// hand-off per connection and makes the acceptor a single point every
+    /// connection passes through.
+    ///
+    /// # Errors
+    ///
+    /// The system's: `AddrInUse` when a socket without `SO_REUSEPORT` (or of another
+    /// user) holds the port, `AddrNotAvailable` for an address not of this host.
+    ///
+    /// # Panics
+    ///
+    /// Outside the core's runtime (the listener registers with it).
+    pub fn bind_reuseport(&self, addr: SocketAddr) -> io::Result<TcpListener> {
+        // Held across the bind: the first core's port is known before a second binds.
+        let mut bound = self.table.reuseport.lock();
+        let first = addr.port() == 0;
+        let target = if first {
+            bound
+                .iter()
+                .find(|(asked, _)| *asked == addr)
+                .map_or(addr, |&(_, got)| got)
+        } else {
+            addr
+        };
+        let socket = TcpSocket::new_for(&target)?;
+        socket.set_reuseport(true)?;
+        socket.bind(target)?;
+        let listener = socket.listen(REUSEPORT_BACKLOG)?;
+        if first && target == addr {
+            bound.push((addr, listener.local_addr()?));
+        }
+        Ok(listener)
+    }
 }
 
 /// Cancels every core of a [`Cores::run`]; `Send + Sync`, cheap to clone.
@@ -334,6 +535,8 @@ pub enum CoreFailure {
     Group(TaskGroupError),
     /// Its runtime could not be created.
     Runtime(std::io::Error),
+    /// It could not listen for Ctrl-C ([`Cores::cancel_on_ctrl_c`]; core 0 only).
+    CtrlC(std::io::Error),
     /// Its body or one of its tasks panicked (the payload is kept).
     Panicked(Box<dyn std::any::Any + Send>),
 }
@@ -343,6 +546,7 @@ impl fmt::Debug for CoreFailure {
         match self {
             CoreFailure::Group(e) => f.debug_tuple("Group").field(e).finish(),
             CoreFailure::Runtime(e) => f.debug_tuple("Runtime").field(e).finish(),
+            CoreFailure::CtrlC(e) => f.debug_tuple("CtrlC").field(e).finish(),
             CoreFailure::Panicked(_) => f.write_str("Panicked(..)"),
         }
     }
@@ -353,6 +557,7 @@ impl fmt::Display for CoreFailure {
         match self {
             CoreFailure::Group(e) => e.fmt(f),
             CoreFailure::Runtime(e) => write!(f, "could not create its runtime: {e}"),
+            CoreFailure::CtrlC(e) => write!(f, "could not listen for Ctrl-C: {e}"),
             CoreFailure::Panicked(_) => f.write_str("its thread panicked"),
         }
     }

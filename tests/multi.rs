@@ -137,3 +137,67 @@ fn remote_runs_code_on_the_named_core() {
         .unwrap();
     assert_eq!(*seen.lock(), [Some("scope_runtime core 1".to_string())]);
 }
+
+/// Two cores bind one `SO_REUSEPORT` port each (port 0: the second reuses the first
+/// one's); 200 loopback connections from distinct source ports are split by the
+/// kernel's hash, within ±25 % of an even split.
+#[test]
+fn reuseport_listeners_share_the_connections() {
+    const CONNS: usize = 200;
+    let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let ports = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let bound = Arc::new(std::sync::Barrier::new(3));
+    let (c, p, b) = (counts.clone(), ports.clone(), bound.clone());
+    let client = std::thread::spawn({
+        let (ports, bound) = (ports.clone(), bound.clone());
+        move || {
+            bound.wait(); // both cores listen
+            let port = ports.lock()[0];
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            // Kept open until all are made: every one has its own source port.
+            let conns: Vec<_> = (0..CONNS)
+                .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                .collect();
+            conns
+        }
+    });
+    Cores::new(2)
+        .run(move |core| {
+            let (c, p, b) = (c.clone(), p.clone(), b.clone());
+            async move {
+                let listener = core.bind_reuseport("127.0.0.1:0".parse()?)?;
+                p.lock().push(listener.local_addr()?.port());
+                // Blocking here is fine: nothing else runs on this core yet.
+                b.wait();
+                let mine = &c[core.index()];
+                let mut held = Vec::new();
+                loop {
+                    let accepted =
+                        scope_runtime::move_on_after(Duration::from_secs(30), listener.accept())
+                            .await?;
+                    let Some(accepted) = accepted else {
+                        return Err("no connection for 30 s".into());
+                    };
+                    held.push(accepted.0);
+                    mine.fetch_add(1, Ordering::SeqCst);
+                    if c[0].load(Ordering::SeqCst) + c[1].load(Ordering::SeqCst) == CONNS {
+                        core.cancel_all();
+                    }
+                }
+            }
+        })
+        .unwrap();
+    let conns = client.join().unwrap();
+    assert_eq!(conns.len(), CONNS);
+    let ports = ports.lock();
+    assert_eq!(ports[0], ports[1], "one port for both cores");
+    let split = [
+        counts[0].load(Ordering::SeqCst),
+        counts[1].load(Ordering::SeqCst),
+    ];
+    eprintln!("accepted per core: {split:?}");
+    assert_eq!(split[0] + split[1], CONNS);
+    for n in split {
+        assert!((75..=125).contains(&n), "uneven split {split:?}");
+    }
+}

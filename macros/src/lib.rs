@@ -32,6 +32,7 @@ use proc_macro::TokenStream;
 use proc_macro2::{Delimiter, Group, TokenStream as TokenStream2};
 use quote::quote;
 use syn::parse::{ParseStream, Parser};
+use syn::spanned::Spanned;
 use syn::{Attribute, Signature, Token, Visibility};
 
 #[doc = include_str!("../docs/main.md")]
@@ -66,6 +67,9 @@ impl Kind {
 /// Options accepted by the attributes.
 #[derive(Default)]
 struct Options {
+    /// `cores = N`: one runtime per core, the function takes a `CoreContext`.
+    /// `main` only.
+    cores: Option<syn::Expr>,
     /// Start the runtime with a paused (virtual) clock. `test` only.
     paused: bool,
     /// The paused clock's autojump threshold, in nanoseconds. `test` only.
@@ -149,25 +153,35 @@ fn expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
         }
     };
 
-    // Errors in the signature make a wrapper impossible: report them and emit a
-    // stub in place of the function.
-    if let Err(err) = check_signature(kind, &func.sig) {
-        let err = err.to_compile_error();
-        let stub = stub(&func);
+    // Errors in the options do not prevent generating the wrapper: generate it
+    // with defaults so that the only errors reported are ours.
+    let mut errors = Vec::new();
+    let (options, options_failed) = match parse_options(kind, args) {
+        Ok(options) => (options, false),
+        Err(err) => {
+            errors.push(err);
+            (Options::default(), true)
+        }
+    };
+    // A `main` taking one argument next to options that failed to parse was meant
+    // for `cores = N`: report the options, not the argument.
+    let cores = options.cores.is_some()
+        || (options_failed && matches!(kind, Kind::Main) && func.sig.inputs.len() == 1);
+
+    // Errors in the signature make a wrapper impossible: report them (with those of
+    // the options) and emit a stub in place of the function.
+    if let Err(err) = check_signature(kind, cores, &func.sig) {
+        errors.push(err);
+        let err = combine(errors).map(|e| e.to_compile_error());
+        let stub = stub(&func, cores);
+        return quote! { #err #stub };
+    }
+    if cores && options.cores.is_none() {
+        let err = combine(errors).map(|e| e.to_compile_error());
+        let stub = stub(&func, true);
         return quote! { #err #stub };
     }
 
-    // Errors in the options or attributes do not prevent generating the
-    // wrapper: generate it with defaults so that the only errors reported are
-    // ours.
-    let mut errors = Vec::new();
-    let options = match parse_options(kind, args) {
-        Ok(options) => options,
-        Err(err) => {
-            errors.push(err);
-            Options::default()
-        }
-    };
     if let Kind::Test = kind {
         func.attrs.retain(|attr| {
             if is_test_attribute(attr) {
@@ -191,7 +205,7 @@ fn expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 }
 
 /// Rejects signatures the generated wrapper cannot be built for.
-fn check_signature(kind: Kind, sig: &Signature) -> syn::Result<()> {
+fn check_signature(kind: Kind, cores: bool, sig: &Signature) -> syn::Result<()> {
     let name = kind.name();
     let mut errors = Vec::new();
     if sig.asyncness.is_none() {
@@ -233,11 +247,36 @@ fn check_signature(kind: Kind, sig: &Signature) -> syn::Result<()> {
             format!("{name} functions cannot have a `where` clause"),
         ));
     }
-    let args_message = format!("{name} functions cannot take arguments");
-    if !sig.inputs.is_empty() {
-        errors.push(syn::Error::new_spanned(&sig.inputs, args_message));
-    } else if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new_spanned(variadic, args_message));
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            format!("{name} functions cannot be variadic"),
+        ));
+    } else if cores {
+        let wanted = "with `cores = N` the function runs on every core and takes that \
+                      core's context: write `async fn main(core: scope_runtime::CoreContext)`";
+        match sig.inputs.first() {
+            None => errors.push(syn::Error::new(sig.paren_token.span.join(), wanted)),
+            Some(syn::FnArg::Receiver(receiver)) => {
+                errors.push(syn::Error::new_spanned(receiver, wanted));
+            }
+            Some(_) if sig.inputs.len() > 1 => {
+                errors.push(syn::Error::new_spanned(&sig.inputs, wanted));
+            }
+            Some(_) => {}
+        }
+    } else if !sig.inputs.is_empty() {
+        let hint = match kind {
+            Kind::Main => {
+                "; to run it on several cores, write #[scope_runtime::main(cores = N)] \
+                 and take one `scope_runtime::CoreContext`"
+            }
+            Kind::Test => "",
+        };
+        errors.push(syn::Error::new_spanned(
+            &sig.inputs,
+            format!("{name} functions cannot take arguments{hint}"),
+        ));
     }
     match combine(errors) {
         Some(err) => Err(err),
@@ -249,18 +288,37 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
     let mut options = Options::default();
     match kind {
         Kind::Main => {
-            if args.is_empty() {
-                return Ok(options);
-            }
-            let hint = if syn::parse2::<syn::Ident>(args.clone()).is_ok_and(|id| id == "paused") {
-                "; `paused` is only available on #[scope_runtime::test]"
-            } else {
-                ""
-            };
-            Err(syn::Error::new_spanned(
-                args,
-                format!("{} does not take any options{hint}", kind.name()),
-            ))
+            let parser = syn::meta::parser(|meta| {
+                if meta.path.is_ident("cores") {
+                    if options.cores.is_some() {
+                        return Err(meta.error("duplicate option `cores`"));
+                    }
+                    if !meta.input.peek(Token![=]) {
+                        return Err(meta.error(
+                            "`cores` takes the number of cores: \
+                             write #[scope_runtime::main(cores = 2)]",
+                        ));
+                    }
+                    options.cores = Some(meta.value()?.parse::<syn::Expr>()?);
+                    Ok(())
+                } else {
+                    let hint = if meta.path.is_ident("paused") {
+                        "; `paused` is only available on #[scope_runtime::test]"
+                    } else {
+                        ""
+                    };
+                    Err(syn::Error::new(
+                        meta.path.span(),
+                        format!(
+                            "unknown option `{}`; #[scope_runtime::main] takes only \
+                             `cores = N`{hint}",
+                            path_text(&meta.path)
+                        ),
+                    ))
+                }
+            });
+            parser.parse2(args)?;
+            Ok(options)
         }
         Kind::Test => {
             let mut seen_paused = false;
@@ -300,13 +358,7 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
                     options.autojump = Some(nanos);
                     Ok(())
                 } else {
-                    let option = meta
-                        .path
-                        .segments
-                        .iter()
-                        .map(|segment| segment.ident.to_string())
-                        .collect::<Vec<_>>()
-                        .join("::");
+                    let option = path_text(&meta.path);
                     Err(meta.error(format!(
                         "unknown option `{option}`; expected `paused` or `autojump`"
                     )))
@@ -323,6 +375,15 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
             Ok(options)
         }
     }
+}
+
+/// An option's path as written: `flavor`, `a::b`.
+fn path_text(path: &syn::Path) -> String {
+    path.segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
 }
 
 /// Whether `attr` is some other test attribute: `#[test]`,
@@ -350,6 +411,17 @@ fn wrapper(kind: Kind, options: &Options, func: &AsyncFn) -> TokenStream2 {
     outer_sig.asyncness = None;
 
     let (test_attr, run) = match kind {
+        Kind::Main if options.cores.is_some() => {
+            let n = options.cores.as_ref();
+            outer_sig.inputs = syn::punctuated::Punctuated::new();
+            outer_sig.output = syn::parse_quote! {
+                -> ::core::result::Result<(), ::scope_runtime::CoresError>
+            };
+            (
+                TokenStream2::new(),
+                quote! { ::scope_runtime::__private::run_cores(#n, #ident) },
+            )
+        }
         Kind::Main => (
             TokenStream2::new(),
             quote! { ::scope_runtime::__private::run_main(#ident()) },
@@ -387,14 +459,17 @@ fn wrapper(kind: Kind, options: &Options, func: &AsyncFn) -> TokenStream2 {
 /// synchronous function with the same name and return type, so that the only
 /// errors reported are the macro's (no "`main` function not found", no
 /// unresolved calls).
-fn stub(func: &AsyncFn) -> TokenStream2 {
+fn stub(func: &AsyncFn, cores: bool) -> TokenStream2 {
     let AsyncFn { vis, sig, .. } = func;
     let ident = &sig.ident;
     // The return type may mention the (rejected) generic parameters.
-    let output = if sig.generics.params.is_empty() {
-        Some(&sig.output)
+    let output = if cores {
+        quote! { -> ::core::result::Result<(), ::scope_runtime::CoresError> }
+    } else if sig.generics.params.is_empty() {
+        let output = &sig.output;
+        quote! { #output }
     } else {
-        None
+        TokenStream2::new()
     };
     quote! {
         #[allow(dead_code, unreachable_code, clippy::all)]
