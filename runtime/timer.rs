@@ -817,10 +817,10 @@ mod tests {
         assert_eq!((ka.slot, ka.seq), (kb.slot, kb.seq));
         assert!(b.remove(ka).is_none());
         assert!(b.update_target(ka, WakeBy::Waker(Waker::noop())).is_none());
-        assert!(matches!(
-            b.update_target(kb, WakeBy::Waker(Waker::noop())),
-            Some(Some(_))
-        ));
+        // `kb` is pending here (whether the target counts as replaced depends on
+        // whether two uses of `Waker::noop()` compare equal, which Miri does not
+        // promise).
+        assert!(b.update_target(kb, WakeBy::Waker(Waker::noop())).is_some());
         assert_eq!(b.len(), 1);
         assert!(b.remove(kb).is_some());
         assert!(a.remove(ka).is_some());
@@ -872,14 +872,16 @@ mod tests {
     /// future), removals, clock steps (small and huge) and next-deadline queries.
     #[test]
     fn behaves_like_a_sorted_map() {
-        for seed in 1..=40u64 {
+        // Miri runs a few short seeds (it is about a thousand times slower).
+        let (seeds, steps): (u64, u32) = if cfg!(miri) { (3, 300) } else { (40, 3000) };
+        for seed in 1..=seeds {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
             let mut t = store();
             let base = t.base;
             let mut now = base;
             let mut model: BTreeMap<(Instant, u64), u32> = BTreeMap::new();
             let mut keys: Vec<(TimerKey, Instant)> = Vec::new();
-            for step in 0..3000u32 {
+            for step in 0..steps {
                 match rng.below(8) {
                     0..=2 => {
                         // Mostly ahead of the clock, sometimes behind it.
