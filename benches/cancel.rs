@@ -219,21 +219,7 @@ fn b10() {
                     let tasks: Vec<smol::Task<()>> = (0..CANCEL_CHILDREN)
                         .map(|_| {
                             let rx = rx.clone();
-                            ex.spawn(async move {
-                                started();
-                                let cancelled = smol::future::or(
-                                    async move {
-                                        let _ = rx.recv().await;
-                                        true
-                                    },
-                                    async {
-                                        smol::Timer::after(HOUR).await;
-                                        false
-                                    },
-                                )
-                                .await;
-                                assert!(cancelled, "the 1 h sleep was not cancelled");
-                            })
+                            ex.spawn(smol_child(rx, started))
                         })
                         .collect();
                     while !all_started(CANCEL_CHILDREN) {
@@ -268,6 +254,24 @@ static REACHED: AtomicUsize = AtomicUsize::new(0);
 /// event interval), so most of its children are still unpolled then; ours and smol run
 /// every queued child first. The row prints it, as it explains part of the ratio.
 static AT_CANCEL: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+
+/// A smol child of B10 / B10y: marks itself (`mark`), then waits until the channel
+/// closes (smol's stand-in for a cancel token), raced against a 1 h timer.
+async fn smol_child(rx: smol::channel::Receiver<()>, mark: fn()) {
+    mark();
+    let cancelled = smol::future::or(
+        async move {
+            let _ = rx.recv().await;
+            true
+        },
+        async {
+            smol::Timer::after(HOUR).await;
+            false
+        },
+    )
+    .await;
+    assert!(cancelled, "the 1 h sleep was not cancelled");
+}
 
 fn reached() {
     REACHED.fetch_add(1, Ordering::Relaxed);
@@ -451,21 +455,7 @@ fn b10y() {
                     let tasks: Vec<smol::Task<()>> = (0..CANCEL_CHILDREN)
                         .map(|_| {
                             let rx = rx.clone();
-                            ex.spawn(async move {
-                                reached();
-                                let cancelled = smol::future::or(
-                                    async move {
-                                        let _ = rx.recv().await;
-                                        true
-                                    },
-                                    async {
-                                        smol::Timer::after(HOUR).await;
-                                        false
-                                    },
-                                )
-                                .await;
-                                assert!(cancelled, "the 1 h sleep was not cancelled");
-                            })
+                            ex.spawn(smol_child(rx, reached))
                         })
                         .collect();
                     smol::future::yield_now().await;
