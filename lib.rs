@@ -166,23 +166,13 @@ pub mod __private {
     }
 
     /// Used by `#[scope_runtime::main(cores = N)]`: `body` on `n` cores, all cancelled
-    /// on the first Ctrl-C.
-    ///
-    /// # Panics
-    ///
-    /// If `n` is 0.
-    #[track_caller]
+    /// on the first Ctrl-C; `n == 0` is one per CPU, as in `Cores::new`.
     pub fn run_cores<F, Fut>(n: usize, body: F) -> Result<(), crate::CoresError>
     where
         F: Fn(crate::CoreContext) -> Fut + Send + Sync + 'static,
         Fut: Future + 'static,
         Fut::Output: CoreOutput,
     {
-        assert!(
-            n > 0,
-            "#[scope_runtime::main(cores = N)]: N is 0, it must be at least 1 (for one \
-             core per CPU, write `cores = std::thread::available_parallelism().map_or(1, |n| n.get())`)"
-        );
         crate::Cores::new(n)
             .cancel_on_ctrl_c(true)
             .run(move |core| {

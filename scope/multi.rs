@@ -36,6 +36,8 @@ const REUSEPORT_BACKLOG: u32 = 1024;
 
 /// What every core shares.
 struct Table {
+    /// Every core has a runtime (else no body runs and the lists are partial).
+    complete: bool,
     cancels: Vec<CancelHandle>,
     remotes: Vec<RemoteHandle>,
     /// `(address asked for with port 0, address the first core got)`, so the other
@@ -160,8 +162,9 @@ impl Cores {
 
     /// Runs `body` on every core and waits until all have ended. See the type's doc.
     ///
-    /// Returns `Err` with every core's failure if any core failed; a runtime that could
-    /// not be created counts as that core's failure (and cancels the others).
+    /// Returns `Err` with every core's failure if any core failed. A runtime that could
+    /// not be created (e.g. the process is out of file descriptors) is that core's
+    /// failure, [`CoreFailure::Runtime`]; then no core runs the body at all.
     pub fn run<F, Fut>(&self, body: F) -> Result<(), CoresError>
     where
         F: Fn(CoreContext) -> Fut + Send + Sync + 'static,
@@ -229,19 +232,17 @@ impl Cores {
                 remotes.push(s.1.clone());
             }
             Arc::new(Table {
+                // Every core built its runtime: only then do the bodies run, so a
+                // `CoreContext` always sees all `n` cores (`remote(k)` is core `k`).
+                complete: cancels.len() == n,
                 cancels,
                 remotes,
                 reuseport: Mutex::new(Vec::new()),
             })
         };
         *shared.table.lock() = Some(table.clone());
-        let all_ok = table.cancels.len() == n;
         shared.start.wait();
-        let cancel = MultiCancel { table };
-        if !all_ok {
-            cancel.cancel_with("a core could not create its runtime");
-        }
-        on_start(cancel);
+        on_start(MultiCancel { table });
         let mut failures = Vec::new();
         for (index, t) in threads.into_iter().enumerate() {
             match t.join() {
@@ -307,6 +308,11 @@ where
             .lock()
             .clone()
             .expect("the table is published before the start barrier");
+        if !table.complete {
+            // Another core has no runtime: the run fails with its error, no body runs.
+            core_ended(shared);
+            return Ok(());
+        }
         let watch = match interrupt {
             None => None,
             Some(Ok(mut signal)) => {

@@ -201,3 +201,21 @@ fn reuseport_listeners_share_the_connections() {
         assert!((75..=125).contains(&n), "uneven split {split:?}");
     }
 }
+
+#[test]
+fn zero_cores_means_one_per_cpu() {
+    // `#[scope_runtime::main(cores = 0)]` passes 0 to `Cores::new` too (not run here:
+    // it would leave this test process's Ctrl-C handler installed).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(Cores::new(0).count(), cpus);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    Cores::new(0)
+        .run(move |core| {
+            assert_eq!(core.count(), cpus);
+            r.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), cpus);
+}
