@@ -807,8 +807,6 @@ mod tests {
     }
 
     #[test]
-    // Fails under Miri (not yet understood; natively it passes): see the session note.
-    #[cfg_attr(miri, ignore)]
     fn a_key_of_another_runtime_removes_nothing() {
         let mut a = store();
         let mut b = store();
