@@ -563,6 +563,30 @@ impl TcpStream {
     pub fn into_split(self) -> (ReadHalf<TcpStream>, WriteHalf<TcpStream>) {
         split::split(self)
     }
+
+    /// Deregisters the stream and returns it as a standard-library stream (still in
+    /// non-blocking mode), e.g. to hand a connection to another core or thread, which
+    /// adopts it with [`from_std`](Self::from_std). Nothing is lost: bytes not read
+    /// yet stay in the socket's receive queue.
+    ///
+    /// ```
+    /// use scope_runtime::io::{TcpListener, TcpStream};
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    ///     let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    ///     let (s, _) = l.accept().await.unwrap();
+    ///     c.write(b"hi").await.unwrap();
+    ///     let std_s = s.into_std(); // `Send`: could go to another thread here
+    ///     let s = TcpStream::from_std(std_s).unwrap();
+    ///     let mut buf = [0u8; 2];
+    ///     assert_eq!(s.read(&mut buf).await.unwrap(), 2);
+    ///     assert_eq!(&buf, b"hi");
+    /// });
+    /// ```
+    pub fn into_std(self) -> std::net::TcpStream {
+        self.io.into_inner().0.into()
+    }
 }
 
 /// The stream operations shared by [`TcpStream`] and `UnixStream`.

@@ -455,6 +455,24 @@ impl UnixStream {
     pub fn into_split(self) -> (ReadHalf<UnixStream>, WriteHalf<UnixStream>) {
         split::split(self)
     }
+
+    /// Deregisters the stream and returns it as a standard-library stream (still in
+    /// non-blocking mode); see [`TcpStream::into_std`](super::TcpStream::into_std).
+    ///
+    /// ```
+    /// use scope_runtime::io::UnixStream;
+    ///
+    /// scope_runtime::Runtime::new().unwrap().block_on(async {
+    ///     let (a, b) = UnixStream::pair().unwrap();
+    ///     b.write(b"y").await.unwrap();
+    ///     let a = UnixStream::from_std(a.into_std()).unwrap();
+    ///     let mut buf = [0u8; 1];
+    ///     assert_eq!(a.read(&mut buf).await.unwrap(), 1);
+    /// });
+    /// ```
+    pub fn into_std(self) -> std::os::unix::net::UnixStream {
+        self.io.into_inner().0.into()
+    }
 }
 
 stream_impls!(UnixStream);

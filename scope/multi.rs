@@ -466,8 +466,9 @@ impl CoreContext {
     /// The alternative, when connections should go to the least busy core or the
     /// system has no `SO_REUSEPORT`: one acceptor (core 0, or a thread of its own with
     /// a blocking `std::net::TcpListener`) receives every connection and sends each
-    /// `std::net::TcpStream` (which is `Send`) through a [`sync`](crate::sync)
-    /// channel to the core it picks, which adopts it with
+    /// as a `std::net::TcpStream` (which is `Send`; core 0 gets one from its own
+    /// stream with [`TcpStream::into_std`](crate::io::TcpStream::into_std)) through a
+    /// [`sync`](crate::sync) channel to the core it picks, which adopts it with
     /// [`TcpStream::from_std`](crate::io::TcpStream::from_std). That costs one
     /// hand-off per connection and makes the acceptor a single point every
     /// connection passes through.

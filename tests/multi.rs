@@ -219,3 +219,63 @@ fn zero_cores_means_one_per_cpu() {
         .unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), cpus);
 }
+
+/// The one-acceptor alternative: core 0 accepts, reads part of the request, and hands
+/// the connection to core 1 (`into_std`, a channel, `from_std`), which reads the rest
+/// and answers: no byte is lost in the hand-off.
+#[test]
+fn a_connection_handed_to_another_core_loses_nothing() {
+    let (tx, rx) = scope_runtime::sync::channel::<(std::net::TcpStream, Vec<u8>)>(1);
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let client = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let port: u16 = port_rx.recv().unwrap();
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"hello, core 1").unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        answer
+    });
+    Cores::new(2)
+        .run(move |core| {
+            let (tx, rx, port_tx) = (tx.clone(), rx.clone(), port_tx.clone());
+            async move {
+                if core.index() == 0 {
+                    let l = scope_runtime::io::TcpListener::bind("127.0.0.1:0").await?;
+                    port_tx.send(l.local_addr()?.port())?;
+                    let (s, _) = l.accept().await?;
+                    let mut head = [0u8; 5];
+                    let mut got = 0;
+                    while got < head.len() {
+                        got += s.read(&mut head[got..]).await?;
+                    }
+                    tx.send((s.into_std(), head.to_vec()))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                } else {
+                    let (s, mut request) = rx.recv().await?.ok_or("no connection came")?;
+                    let s = scope_runtime::io::TcpStream::from_std(s)?;
+                    let mut buf = [0u8; 64];
+                    while request.len() < b"hello, core 1".len() {
+                        let n = s.read(&mut buf).await?;
+                        if n == 0 {
+                            return Err("end of file before the whole request".into());
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                    }
+                    let answer = format!(
+                        "core {} got {:?}",
+                        core.index(),
+                        String::from_utf8(request)?
+                    );
+                    let mut sent = 0;
+                    while sent < answer.len() {
+                        sent += s.write(&answer.as_bytes()[sent..]).await?;
+                    }
+                }
+                Ok(())
+            }
+        })
+        .unwrap();
+    assert_eq!(client.join().unwrap(), "core 1 got \"hello, core 1\"");
+}
