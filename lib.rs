@@ -166,7 +166,8 @@ pub mod __private {
     }
 
     /// Used by `#[scope_runtime::main(cores = N)]`: `body` on `n` cores, all cancelled
-    /// on the first Ctrl-C; `n == 0` is one per CPU, as in `Cores::new`.
+    /// on the first Ctrl-C, each printing its dump on SIGQUIT when `SCOPE_RUNTIME_DUMP=sigquit`;
+    /// `n == 0` is one per CPU, as in `Cores::new`.
     pub fn run_cores<F, Fut>(n: usize, body: F) -> Result<(), crate::CoresError>
     where
         F: Fn(crate::CoreContext) -> Fut + Send + Sync + 'static,
@@ -177,7 +178,7 @@ pub mod __private {
             .cancel_on_ctrl_c(true)
             .run(move |core| {
                 let fut = body(core);
-                async move { fut.await.into_core_result() }
+                async move { with_env_dump(fut).await.into_core_result() }
             })
     }
 

@@ -13,7 +13,8 @@ use crate::runtime::{JoinHandle, dump, spawn_named};
 /// the dump itself (running), and counts in [`Runtime::live_tasks`](crate::Runtime::live_tasks)
 /// and [`Metrics`](crate::Metrics). Once called, `SIGQUIT` no longer ends the process
 /// with a core dump: the process goes on after printing. Every runtime that called it
-/// prints its own tree.
+/// prints its own tree; a runtime on a named thread other than `main` (each core of
+/// [`Cores`](crate::Cores) is one) starts its dump with ``[thread `NAME`]``.
 ///
 /// `#[scope_runtime::main]` and `#[scope_runtime::test]` call it for you when the
 /// environment variable `SCOPE_RUNTIME_DUMP` is `sigquit`:
@@ -49,7 +50,11 @@ pub fn dump_on_sigquit() -> io::Result<JoinHandle<(), io::Error>> {
     Ok(spawn_named("sigquit dump", async move {
         loop {
             quit.recv().await?;
-            let text = dump().to_string();
+            let mut text = dump().to_string();
+            // Several runtimes (one per core) print one dump each: say whose it is.
+            if let Some(name) = std::thread::current().name().filter(|n| *n != "main") {
+                text.insert_str(0, &format!("[thread `{name}`] "));
+            }
             let mut err = io::stderr().lock();
             // Nowhere to report a failed write to stderr: the next signal tries again.
             let _ = err.write_all(text.as_bytes());

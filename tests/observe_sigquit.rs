@@ -55,6 +55,39 @@ fn with_env() {
     scope_runtime::__private::run_main(child_program());
 }
 
+/// Two cores under `#[main(cores = 2)]`'s runtime: each prints its own dump.
+fn with_cores() {
+    let started = std::sync::Arc::new(std::sync::Barrier::new(2));
+    scope_runtime::__private::run_cores(2, move |core| {
+        let started = started.clone();
+        async move {
+            let (_tx, rx) = channel::<u32>(1);
+            let mut quit = Signal::new(SignalKind::QUIT).unwrap();
+            task_group(|tg| async move {
+                tg.spawn_named("stuck", async move {
+                    rx.recv().await?;
+                    Ok(())
+                });
+                sleep(Duration::from_millis(10)).await?;
+                // Blocking for a moment: both cores listen before `ready`.
+                started.wait();
+                if core.index() == 0 {
+                    println!("ready");
+                }
+                move_on_after(Duration::from_secs(20), quit.recv())
+                    .await?
+                    .ok_or("no SIGQUIT within 20 s")?;
+                sleep(Duration::from_millis(200)).await?;
+                tg.cancel();
+                Ok(())
+            })
+            .await
+            .map(drop) // Ok(None): the group absorbed its own cancel
+        }
+    })
+    .unwrap();
+}
+
 /// Runs a scenario, sends SIGQUIT once it is ready; returns its stderr.
 fn run_scenario(name: &str, env: Option<(&str, &str)>) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
@@ -100,6 +133,7 @@ fn main() {
     match std::env::var(SCENARIO).as_deref() {
         Ok("function") => with_function(),
         Ok("env") => with_env(),
+        Ok("cores") => with_cores(),
         Ok(other) => panic!("unknown scenario {other}"),
         Err(_) => {
             check(&run_scenario("function", None));
@@ -107,11 +141,22 @@ fn main() {
                 "env",
                 Some(("SCOPE_RUNTIME_DUMP", "sigquit")),
             ));
+            let cores = run_scenario("cores", Some(("SCOPE_RUNTIME_DUMP", "sigquit")));
+            assert_eq!(cores.matches("scope_runtime dump:").count(), 2, "{cores}");
+            for k in 0..2 {
+                assert!(
+                    cores.contains(&format!(
+                        "[thread `scope_runtime core {k}`] scope_runtime dump:"
+                    )),
+                    "{cores}"
+                );
+            }
+            assert_eq!(cores.matches("`stuck` (spawned at").count(), 2, "{cores}");
             // Without the variable nothing is printed (the child's own listener still
             // takes the signal, so the process does not die of it).
             let quiet = run_scenario("env", Some(("SCOPE_RUNTIME_DUMP", "")));
             assert!(!quiet.contains("scope_runtime dump:"), "{quiet}");
-            println!("observe_sigquit: 3 scenarios passed");
+            println!("observe_sigquit: 4 scenarios passed");
         }
     }
 }
