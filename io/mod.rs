@@ -110,7 +110,7 @@ mod socket;
 mod source;
 mod split;
 mod stdio;
-mod sys;
+pub(crate) mod sys;
 mod tcp;
 mod udp;
 mod unix;

@@ -296,6 +296,60 @@ pub(crate) fn send_signal(pid: u32, signum: i32) -> io::Result<()> {
 /// only writes to it. On `Ok(n)` the first `n` bytes of `buf` are initialised (`n <=
 /// buf.len()`); errors come from `errno` (`WouldBlock`, `Interrupted`... for the caller
 /// to handle).
+/// The CPUs the calling thread may run on, in ascending order (`sched_getaffinity`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: `cpu_set_t` is plain bits; all zeros is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: a pointer to a live `cpu_set_t` of `size` bytes; pid 0 is this thread.
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let max = libc::CPU_SETSIZE as usize;
+    // SAFETY: every `cpu` is below `CPU_SETSIZE`, the set's capacity.
+    Ok((0..max)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
+}
+
+/// Pins the calling thread to `cpu` (`sched_setaffinity`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "CPU {cpu} is beyond the affinity mask's {} CPUs",
+                libc::CPU_SETSIZE
+            ),
+        ));
+    }
+    // SAFETY: as in `allowed_cpus`.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below `CPU_SETSIZE` (checked above).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: a pointer to a live `cpu_set_t` of `size` bytes; pid 0 is this thread.
+    if unsafe { libc::sched_setaffinity(0, size, &set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "pinning threads to CPUs is only implemented on Linux",
+    ))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn pin_current_thread(_cpu: usize) -> io::Result<()> {
+    allowed_cpus().map(drop)
+}
+
 #[cfg(feature = "hyper")]
 pub(crate) fn recv_uninit(
     socket: &impl AsRawFd,

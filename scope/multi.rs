@@ -100,6 +100,7 @@ pub struct Cores {
     n: usize,
     paused_clock: bool,
     ctrl_c: bool,
+    pin: bool,
 }
 
 impl Cores {
@@ -115,6 +116,7 @@ impl Cores {
             n,
             paused_clock: false,
             ctrl_c: false,
+            pin: false,
         }
     }
 
@@ -127,6 +129,30 @@ impl Cores {
     /// virtual clock).
     pub fn paused_clock(mut self, paused: bool) -> Cores {
         self.paused_clock = paused;
+        self
+    }
+
+    /// Pins core `k`'s thread to one CPU: the `k`-th of the CPUs the process may run
+    /// on (its affinity mask, read when [`run`](Self::run) starts; with more cores
+    /// than CPUs they wrap around). A pinned core's cache stays warm and the kernel
+    /// does not move its thread, at the price of not moving it away from a busy CPU
+    /// either. Off by default.
+    ///
+    /// Linux only: elsewhere, and when the mask cannot be read or set, every core
+    /// that could not be pinned fails with [`CoreFailure::Pin`] and no body runs.
+    ///
+    /// ```
+    /// use scope_runtime::Cores;
+    ///
+    /// # #[cfg(target_os = "linux")]
+    /// Cores::new(2).pin_to_cpus(true).run(|core| async move {
+    ///     println!("core {} runs pinned", core.index());
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pin_to_cpus(mut self, pin: bool) -> Cores {
+        self.pin = pin;
         self
     }
 
@@ -164,7 +190,8 @@ impl Cores {
     ///
     /// Returns `Err` with every core's failure if any core failed. A runtime that could
     /// not be created (e.g. the process is out of file descriptors) is that core's
-    /// failure, [`CoreFailure::Runtime`]; then no core runs the body at all.
+    /// failure, [`CoreFailure::Runtime`] (likewise a thread that could not be pinned,
+    /// [`CoreFailure::Pin`]); then no core runs the body at all.
     pub fn run<F, Fut>(&self, body: F) -> Result<(), CoresError>
     where
         F: Fn(CoreContext) -> Fut + Send + Sync + 'static,
@@ -198,9 +225,15 @@ impl Cores {
         let body = Arc::new(body);
         let paused = self.paused_clock;
         let ctrl_c = self.ctrl_c;
+        let cpus = self.pin.then(crate::io::sys::allowed_cpus);
         let mut threads = Vec::with_capacity(n);
         for index in 0..n {
             let (shared, slots, body) = (shared.clone(), slots.clone(), body.clone());
+            let cpu = cpus.as_ref().map(|cpus| match cpus {
+                Ok(list) if !list.is_empty() => Ok(list[index % list.len()]),
+                Ok(_) => Err(io::Error::other("the process may run on no CPU")),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            });
             let spawned = std::thread::Builder::new()
                 .name(format!("scope_runtime core {index}"))
                 .spawn(move || {
@@ -209,6 +242,7 @@ impl Cores {
                         count: n,
                         paused,
                         ctrl_c: ctrl_c && index == 0,
+                        cpu,
                     };
                     core_main(setup, &shared, &slots, &*body)
                 });
@@ -266,6 +300,8 @@ struct Setup {
     paused: bool,
     /// This core listens for Ctrl-C.
     ctrl_c: bool,
+    /// The CPU to pin this core's thread to (`None`: not pinned).
+    cpu: Option<io::Result<usize>>,
 }
 
 /// One core's thread: build its runtime, register, wait for all, run the body.
@@ -284,15 +320,22 @@ where
         count,
         paused,
         ctrl_c,
+        cpu,
     } = setup;
+    // A core that cannot start registers nothing: the table is incomplete and no body
+    // runs (see `Table::complete`).
+    let fail = |failure| {
+        shared.registered.wait();
+        shared.start.wait();
+        core_ended(shared);
+        Err(failure)
+    };
+    if let Some(Err(e)) = cpu.map(|cpu| cpu.and_then(crate::io::sys::pin_current_thread)) {
+        return fail(CoreFailure::Pin(e));
+    }
     let rt = match Runtime::builder().paused_clock(paused).build() {
         Ok(rt) => rt,
-        Err(e) => {
-            shared.registered.wait();
-            shared.start.wait();
-            core_ended(shared);
-            return Err(CoreFailure::Runtime(e));
-        }
+        Err(e) => return fail(CoreFailure::Runtime(e)),
     };
     let remote = rt.remote();
     rt.block_on(async {
@@ -544,6 +587,8 @@ pub enum CoreFailure {
     Runtime(std::io::Error),
     /// It could not listen for Ctrl-C ([`Cores::cancel_on_ctrl_c`]; core 0 only).
     CtrlC(std::io::Error),
+    /// Its thread could not be pinned to its CPU ([`Cores::pin_to_cpus`]).
+    Pin(std::io::Error),
     /// Its body or one of its tasks panicked (the payload is kept).
     Panicked(Box<dyn std::any::Any + Send>),
 }
@@ -554,6 +599,7 @@ impl fmt::Debug for CoreFailure {
             CoreFailure::Group(e) => f.debug_tuple("Group").field(e).finish(),
             CoreFailure::Runtime(e) => f.debug_tuple("Runtime").field(e).finish(),
             CoreFailure::CtrlC(e) => f.debug_tuple("CtrlC").field(e).finish(),
+            CoreFailure::Pin(e) => f.debug_tuple("Pin").field(e).finish(),
             CoreFailure::Panicked(_) => f.write_str("Panicked(..)"),
         }
     }
@@ -565,6 +611,7 @@ impl fmt::Display for CoreFailure {
             CoreFailure::Group(e) => e.fmt(f),
             CoreFailure::Runtime(e) => write!(f, "could not create its runtime: {e}"),
             CoreFailure::CtrlC(e) => write!(f, "could not listen for Ctrl-C: {e}"),
+            CoreFailure::Pin(e) => write!(f, "could not pin its thread to a CPU: {e}"),
             CoreFailure::Panicked(_) => f.write_str("its thread panicked"),
         }
     }

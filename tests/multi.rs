@@ -279,3 +279,50 @@ fn a_connection_handed_to_another_core_loses_nothing() {
         .unwrap();
     assert_eq!(client.join().unwrap(), "core 1 got \"hello, core 1\"");
 }
+
+/// The CPUs the calling thread may run on.
+#[cfg(target_os = "linux")]
+fn my_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain bits; all zeros is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a live set of the size given; pid 0 is this thread.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: below CPU_SETSIZE.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn pinned_cores_run_on_one_cpu_each_in_mask_order() {
+    let allowed = my_cpus();
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    // One more core than CPUs: the last one wraps around to the first CPU.
+    let n = allowed.len() + 1;
+    Cores::new(n)
+        .pin_to_cpus(true)
+        .run(move |core| {
+            s.lock().push((core.index(), my_cpus()));
+            async { Ok(()) }
+        })
+        .unwrap();
+    let mut seen = seen.lock().clone();
+    seen.sort();
+    let want: Vec<(usize, Vec<usize>)> = (0..n)
+        .map(|k| (k, vec![allowed[k % allowed.len()]]))
+        .collect();
+    assert_eq!(seen, want);
+    // Unpinned cores keep the whole mask.
+    let whole = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let w = whole.clone();
+    Cores::new(2)
+        .run(move |_core| {
+            w.lock().push(my_cpus());
+            async { Ok(()) }
+        })
+        .unwrap();
+    assert!(whole.lock().iter().all(|cpus| *cpus == allowed));
+}
