@@ -21,6 +21,11 @@
 //! * **This machine has 2 cores and the load generator runs on them too**: the client
 //!   thread competes with the two server threads, so neither server can use two whole
 //!   cores and the wall times are bounded by the client as much as by the server.
+//! * Two references run beside them, on one server thread each: ours with
+//!   `Cores::new(1)` and tokio's current-thread runtime (B8's and B11's servers, but
+//!   through the same code as the 2-thread variants). They answer whether the second
+//!   server thread helps at all when the client shares the cores (`BENCH_REF=0`
+//!   leaves them out).
 //! * Servers are interleaved trial by trial (rotating which goes first). Reported are
 //!   medians over the trials of the measured rounds' wall time, the whole process's CPU
 //!   time (server and client), the server's share (process minus the client threads'
@@ -31,7 +36,8 @@
 //! cargo bench --features hyper --bench multi                # full: 9 trials per case
 //! BENCH_QUICK=1 cargo bench --features hyper --bench multi  # quick: 5 trials, 1/4 of the rounds
 //! BENCH_RUNS=15 cargo bench --features hyper --bench multi  # any number of trials
-//! BENCH_ONLY=ours cargo bench --features hyper --bench multi  # one server (ours, tokio)
+//! BENCH_ONLY=ours cargo bench --features hyper --bench multi  # one server (ours, tokio,
+//!                                                            # ours1, tokio1)
 //! BENCH_CLIENTS=2 cargo bench --features hyper --bench multi  # two client threads
 //! cargo bench --features hyper --bench multi -- B8m         # one row (B8m or B11m)
 //! ```
@@ -99,24 +105,42 @@ impl Work {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Server {
+    /// `Cores::new(2)`.
     Ours,
+    /// tokio's multi-thread runtime, 2 workers.
     Tokio,
+    /// Reference: `Cores::new(1)` (one core, still through `bind_reuseport`).
+    Ours1,
+    /// Reference: tokio's current-thread runtime.
+    Tokio1,
 }
 
 impl Server {
-    const ALL: [Server; 2] = [Server::Ours, Server::Tokio];
+    const ALL: [Server; 4] = [Server::Ours, Server::Tokio, Server::Ours1, Server::Tokio1];
 
     fn key(self) -> &'static str {
         match self {
             Server::Ours => "ours",
             Server::Tokio => "tokio",
+            Server::Ours1 => "ours1",
+            Server::Tokio1 => "tokio1",
         }
     }
 
     fn name(self) -> &'static str {
         match self {
-            Server::Ours => "scope_runtime",
-            Server::Tokio => "tokio mt",
+            Server::Ours => "ours 2 cores",
+            Server::Tokio => "tokio mt 2 wk",
+            Server::Ours1 => "ours 1 core",
+            Server::Tokio1 => "tokio ct",
+        }
+    }
+
+    /// Server threads that run tasks.
+    fn threads(self) -> usize {
+        match self {
+            Server::Ours | Server::Tokio => CORES,
+            Server::Ours1 | Server::Tokio1 => 1,
         }
     }
 }
@@ -126,15 +150,21 @@ impl Server {
 // returns. Each sends its listening address on `ready` once per listener.
 // ---------------------------------------------------------------------------------
 
-/// Ours: `Cores::new(2)`, a `SO_REUSEPORT` listener per core. Returns how many
+/// Ours: `Cores::new(cores)`, a `SO_REUSEPORT` listener per core. Returns how many
 /// connections each core accepted.
-fn serve_ours(work: Work, conns: usize, ready: mpsc::Sender<SocketAddr>) -> [usize; CORES] {
+fn serve_ours(
+    cores: usize,
+    work: Work,
+    conns: usize,
+    ready: mpsc::Sender<SocketAddr>,
+) -> Vec<usize> {
     use scope_runtime::io::write_all;
     use scope_runtime::{BoxError, Cores, task_group};
     let closed = Arc::new(AtomicUsize::new(0));
-    let accepted: Arc<[AtomicUsize; CORES]> = Arc::new(Default::default());
+    let accepted: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..cores).map(|_| AtomicUsize::new(0)).collect());
     let counts = accepted.clone();
-    Cores::new(CORES)
+    Cores::new(cores)
         .run(move |core| {
             let (ready, closed, accepted) = (ready.clone(), closed.clone(), accepted.clone());
             async move {
@@ -179,22 +209,27 @@ fn serve_ours(work: Work, conns: usize, ready: mpsc::Sender<SocketAddr>) -> [usi
             }
         })
         .unwrap();
-    std::array::from_fn(|i| counts[i].load(Ordering::Relaxed))
+    counts.iter().map(|c| c.load(Ordering::Relaxed)).collect()
 }
 
-/// Tokio: the multi-thread runtime with 2 workers, one listener.
-fn serve_tokio(work: Work, conns: usize, ready: mpsc::Sender<SocketAddr>) {
+/// Tokio: the multi-thread runtime with `workers` workers (`None`: the current-thread
+/// runtime), one listener.
+fn serve_tokio(workers: Option<usize>, work: Work, conns: usize, ready: mpsc::Sender<SocketAddr>) {
     use hyper_util::rt::TokioIo;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(CORES)
-        .enable_all()
-        .build()
-        .expect("tokio multi-thread runtime");
+    let rt = match workers {
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()
+            .expect("tokio multi-thread runtime"),
+        None => common::tokio_rt(),
+    };
     rt.block_on(async move {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         ready.send(l.local_addr().unwrap()).unwrap();
-        // The accept loop on a worker, not on this (`block_on`) thread.
+        // The accept loop on a worker, not on this (`block_on`) thread (current-thread:
+        // the same thread either way).
         tokio::spawn(async move {
             let mut handles = Vec::with_capacity(conns);
             for _ in 0..conns {
@@ -304,7 +339,7 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// One measured trial.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Trial {
     wall: Duration,
     /// The whole process during the measured rounds.
@@ -312,7 +347,7 @@ struct Trial {
     /// The client threads' own CPU time during the measured rounds.
     client_cpu: Duration,
     /// Connections accepted per core (ours only).
-    split: Option<[usize; CORES]>,
+    split: Option<Vec<usize>>,
 }
 
 impl Trial {
@@ -336,15 +371,19 @@ fn trial(
 ) -> Trial {
     let (ready_tx, ready_rx) = mpsc::channel();
     let handle = std::thread::spawn(move || match server {
-        Server::Ours => Some(serve_ours(work, conns, ready_tx)),
+        Server::Ours | Server::Ours1 => Some(serve_ours(server.threads(), work, conns, ready_tx)),
         Server::Tokio => {
-            serve_tokio(work, conns, ready_tx);
+            serve_tokio(Some(CORES), work, conns, ready_tx);
+            None
+        }
+        Server::Tokio1 => {
+            serve_tokio(None, work, conns, ready_tx);
             None
         }
     });
     let listeners = match server {
-        Server::Ours => CORES,
-        Server::Tokio => 1,
+        Server::Ours | Server::Ours1 => server.threads(),
+        Server::Tokio | Server::Tokio1 => 1,
     };
     let addrs: Vec<SocketAddr> = (0..listeners).map(|_| ready_rx.recv().unwrap()).collect();
     assert!(addrs.iter().all(|a| *a == addrs[0]), "one port: {addrs:?}");
@@ -411,14 +450,19 @@ fn main() {
     let runs = env_usize("BENCH_RUNS").unwrap_or(if quick { 5 } else { 9 });
     let client_threads = env_usize("BENCH_CLIENTS").unwrap_or(1).max(1);
     let only = std::env::var("BENCH_ONLY").ok();
+    // `BENCH_REF=0`: without the one-thread references.
+    let refs = std::env::var("BENCH_REF").map_or(true, |v| v != "0");
     let servers: Vec<Server> = match &only {
         Some(k) => vec![
             Server::ALL
                 .into_iter()
                 .find(|s| s.key() == k)
-                .expect("BENCH_ONLY: ours or tokio"),
+                .expect("BENCH_ONLY: ours, tokio, ours1 or tokio1"),
         ],
-        None => Server::ALL.to_vec(),
+        None => Server::ALL
+            .into_iter()
+            .filter(|s| refs || s.threads() == CORES)
+            .collect(),
     };
     // (work, connections, measured rounds): B8's and B11's cases.
     let cases: [(Work, usize, usize); 4] = if quick {
@@ -438,8 +482,13 @@ fn main() {
     };
     println!(
         "B8m/B11m multi: {CORES} cores (scope_runtime Cores + SO_REUSEPORT) vs tokio multi-thread \
-         ({CORES} workers); {client_threads} client thread(s) on the same machine; \
-         {runs} trials per server (median)"
+         ({CORES} workers){}; {client_threads} client thread(s) on the same machine; \
+         {runs} trials per server (median)",
+        if refs {
+            ", references on one thread: ours Cores::new(1), tokio current-thread"
+        } else {
+            ""
+        }
     );
     let mut rows = Vec::new();
     for (work, conns, rounds) in cases {
@@ -481,8 +530,14 @@ fn main() {
             );
             let splits: Vec<String> = t
                 .iter()
-                .filter_map(|t| t.split)
-                .map(|s| format!("{}/{}", s[0], s[1]))
+                .filter_map(|t| t.split.as_ref())
+                .filter(|s| s.len() > 1)
+                .map(|s| {
+                    s.iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
                 .collect();
             if !splits.is_empty() {
                 println!(
@@ -492,20 +547,19 @@ fn main() {
             }
             meds.push((wall, process, server));
         }
-        if meds.len() == 2 {
-            let (ow, op, os) = meds[0];
-            let (tw, tp, ts) = meds[1];
-            let r = |t: Duration, o: Duration| t.as_secs_f64() / o.as_secs_f64();
+        let med = |k: Server| servers.iter().position(|s| *s == k).map(|i| meds[i]);
+        let r = |t: Duration, o: Duration| t.as_secs_f64() / o.as_secs_f64();
+        if let (Some((ow, op, os)), Some((tw, tp, ts))) = (med(Server::Ours), med(Server::Tokio)) {
             println!(
-                "  ratio tokio / ours (> 1: we are faster): wall {:.2}x  process cpu {:.2}x  server cpu {:.2}x",
+                "  ratio tokio mt / ours 2 cores (> 1: we are faster): wall {:.2}x  process cpu {:.2}x  server cpu {:.2}x",
                 r(tw, ow),
                 r(tp, op),
                 r(ts, os),
             );
+            let one = |k: Server| med(k).map_or("-".to_string(), |m| format!("{:.2} ms", ms(m.0)));
             rows.push(format!(
-                "| {} | {} | {conns} | {:.2} ms | {:.2} ms | **{:.2}** | {:.2} / {:.2} ms | {:.2} | {:.2} / {:.2} µs | {:.2} |",
+                "| {} | {conns} | {:.2} ms | {:.2} ms | **{:.2}** | {:.2} / {:.2} ms | {:.2} | {:.2} / {:.2} µs | {:.2} | {} | {} |",
                 work.id(),
-                work.name(),
                 ms(ow),
                 ms(tw),
                 r(tw, ow),
@@ -515,14 +569,27 @@ fn main() {
                 os.as_secs_f64() * 1e6 / n,
                 ts.as_secs_f64() * 1e6 / n,
                 r(ts, os),
+                one(Server::Ours1),
+                one(Server::Tokio1),
             ));
+        }
+        for (two, one, label) in [
+            (Server::Ours, Server::Ours1, "ours"),
+            (Server::Tokio, Server::Tokio1, "tokio"),
+        ] {
+            if let (Some(t), Some(o)) = (med(two), med(one)) {
+                println!(
+                    "  {label}: 2 threads vs 1 (wall 1 / wall 2, > 1: the second core helps): {:.2}x",
+                    r(o.0, t.0)
+                );
+            }
         }
     }
     if !rows.is_empty() {
         println!(
-            "\n| id | name | connections | ours wall | tokio mt wall | **tokio / ours** (wall) | process CPU ours / tokio | tokio / ours | server CPU per {{msg, req}} ours / tokio | tokio / ours |"
+            "\n| row | connections | ours 2 cores wall | tokio mt wall | **tokio / ours** (wall) | process CPU ours / tokio | tokio / ours | server CPU per msg/req ours / tokio | tokio / ours | ours 1 core wall | tokio ct wall |"
         );
-        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in rows {
             println!("{r}");
         }
