@@ -530,18 +530,16 @@ fn main() {
             );
             let splits: Vec<String> = t
                 .iter()
-                .filter_map(|t| t.split.as_ref())
-                .filter(|s| s.len() > 1)
-                .map(|s| {
-                    s.iter()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join("/")
+                .filter_map(|t| t.split.as_ref().map(|s| (s, t.wall)))
+                .filter(|(s, _)| s.len() > 1)
+                .map(|(s, wall)| {
+                    let split = s.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+                    format!("{} ({:.0} ms)", split.join("/"), ms(wall))
                 })
                 .collect();
             if !splits.is_empty() {
                 println!(
-                    "    connections per core (core 0/core 1), by trial: {}",
+                    "    connections per core (core 0/core 1) and wall, by trial: {}",
                     splits.join(", ")
                 );
             }
