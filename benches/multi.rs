@@ -40,6 +40,9 @@
 //!                                                            # ours1, tokio1)
 //! BENCH_CLIENTS=2 cargo bench --features hyper --bench multi  # two client threads
 //! cargo bench --features hyper --bench multi -- B8m         # one row (B8m or B11m)
+//! cargo test --features hyper --bench multi                 # smoke run: 1 short trial each
+//! target/release/deps/multi-<hash> --bench B8m               # the binary itself (e.g. under
+//!                                                            # strace): pass `--bench`
 //! ```
 
 #[allow(dead_code)]
@@ -446,8 +449,16 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` / `--all-targets` does not:
+    // then one short trial per server and case, to show the bench still works (servers
+    // start, serve, and shut down) without running for minutes.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let quick = quick();
-    let runs = env_usize("BENCH_RUNS").unwrap_or(if quick { 5 } else { 9 });
+    let runs = if smoke {
+        1
+    } else {
+        env_usize("BENCH_RUNS").unwrap_or(if quick { 5 } else { 9 })
+    };
     let client_threads = env_usize("BENCH_CLIENTS").unwrap_or(1).max(1);
     let only = std::env::var("BENCH_ONLY").ok();
     // `BENCH_REF=0`: without the one-thread references.
@@ -465,7 +476,14 @@ fn main() {
             .collect(),
     };
     // (work, connections, measured rounds): B8's and B11's cases.
-    let cases: [(Work, usize, usize); 4] = if quick {
+    let cases: [(Work, usize, usize); 4] = if smoke {
+        [
+            (Work::Echo, 1, 20),
+            (Work::Echo, 64, 5),
+            (Work::Http, 50, 5),
+            (Work::Http, 256, 2),
+        ]
+    } else if quick {
         [
             (Work::Echo, 1, 5_000),
             (Work::Echo, 64, 150),
@@ -481,9 +499,14 @@ fn main() {
         ]
     };
     println!(
-        "B8m/B11m multi: {CORES} cores (scope_runtime Cores + SO_REUSEPORT) vs tokio multi-thread \
+        "B8m/B11m multi{}: {CORES} cores (scope_runtime Cores + SO_REUSEPORT) vs tokio multi-thread \
          ({CORES} workers){}; {client_threads} client thread(s) on the same machine; \
          {runs} trials per server (median)",
+        if smoke {
+            " (smoke run: not started by `cargo bench`, so 1 short trial)"
+        } else {
+            ""
+        },
         if refs {
             ", references on one thread: ours Cores::new(1), tokio current-thread"
         } else {
