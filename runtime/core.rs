@@ -250,9 +250,9 @@ pub(crate) struct Core {
 
 /// Hashes task sequence numbers for `Core::names`: the runtime makes them and never
 /// reuses one, so one multiply spreads them well enough (no flooding to defend
-/// against). `block_on` names its task "main", so the map is never empty while tasks
-/// run, and SipHash on every finished task's removal was about 5 % of cancelling a
-/// group of 10,000 children.
+/// against). SipHash on every finished task's removal was about 5 % of cancelling a
+/// group of 10,000 children (now only named tasks look the map up at their end: the
+/// cell's `NAMED` flag).
 #[derive(Default)]
 struct SeqHasher(u64);
 
@@ -539,6 +539,7 @@ impl Core {
         let span_name = name.clone();
         if let Some(name) = name {
             self.names.borrow_mut().insert(seq, name);
+            cell.header().set_named();
         }
         entry.insert(TaskSlot {
             cell,
@@ -742,12 +743,10 @@ impl Core {
             }
         };
         let TaskSlot { cell, root, .. } = slot;
-        // A stale waker must never enqueue again.
-        cell.header().end();
         if root != NO_NODE {
             self.cancel.remove_root(root).run(|id| self.schedule(id));
         }
-        if !self.names.borrow().is_empty() {
+        if cell.header().is_named() {
             self.names.borrow_mut().remove(&id.seq);
         }
         #[cfg(feature = "tracing")]
@@ -755,8 +754,9 @@ impl Core {
             let span = self.spans.borrow_mut().remove(&id.seq);
             drop(span);
         }
-        // Outside every borrow (freeing the cell runs no user code, but be plain).
-        drop(cell);
+        // Ended (a stale waker never queues it again) and the slot's reference given
+        // up, outside every borrow (freeing the cell runs no user code, but be plain).
+        cell.end();
         if let Some(i) = self.instrument() {
             i.task_exited(id.seq);
         }
@@ -771,19 +771,20 @@ impl Core {
     /// stack is only marked: that poll drops its future and removes it when it returns.
     #[must_use = "a destructor's panic must be reported"]
     pub(crate) fn drop_task(&self, id: TaskId) -> Option<Box<dyn Any + Send>> {
-        let (cell, root) = {
+        let (raw, root) = {
             let tasks = self.tasks.borrow();
             match tasks.get(id.slot()) {
-                Some(s) if s.is(id) => (s.cell.clone(), s.root),
+                Some(s) if s.is(id) => (s.cell.raw(), s.root),
                 _ => return None,
             }
         };
         let dropped = {
             let _in_task = TaskContext::enter(self, id, root, None);
-            // SAFETY: the runtime's thread; `cell` is a reference held across the call.
-            unsafe { cell.raw().drop_future() }
+            // SAFETY: the runtime's thread. The slot keeps the cell alive across the
+            // call: only `finish_task(id)` removes it, and a re-entrant `drop_task(id)`
+            // from the destructor answers `Later` (the cell is `BUSY`) and leaves it.
+            unsafe { raw.drop_future() }
         };
-        drop(cell);
         match dropped {
             Dropped::Later => None,
             Dropped::Now(panic) => {
@@ -1027,7 +1028,11 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
 
     let main_cell =
         super::task::new_main_cell(core.shared(), core.next_task_id(), Location::caller());
-    let main = core.insert_task(main_cell.clone(), None, Some(Arc::from("main")));
+    // The waker keeps the cell alive for all of `block_on` (`main_raw` is used
+    // under it).
+    let waker = main_cell.waker();
+    let main_raw = main_cell.raw();
+    let main = core.insert_task(main_cell, None, Some(Arc::from("main")));
     struct MainTask<'a>(&'a Core, TaskId);
     impl Drop for MainTask<'_> {
         fn drop(&mut self) {
@@ -1035,10 +1040,11 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
         }
     }
     let _main_guard = MainTask(core, main);
-    let waker = main_cell.waker();
     let mut fut = std::pin::pin!(fut);
     loop {
-        main_cell.header().clear_scheduled();
+        // SAFETY: `waker` holds the cell (above); the main task is alive until
+        // `_main_guard` ends it, after this loop.
+        unsafe { main_raw.header() }.clear_scheduled();
         let root = core.task_root(main).unwrap_or(NO_NODE);
         bump(&core.counters.polls, 1);
         if let Some(i) = core.instrument() {

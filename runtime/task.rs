@@ -11,13 +11,14 @@
 //! * `state` — the one word other threads touch (below);
 //! * `vtable` — four functions of the body's concrete type: `poll`, `drop_future`,
 //!   `free`, and (for readers, in [`ReadFns`]) `poll_read` / `detach` / `is_done`;
-//! * `shared` — the runtime's [`Shared`], so a waker on any thread can reach its
-//!   runtime, and the pieces of the task's [`TaskId`] (slab key, sequence number);
+//! * `shared` — a pointer to the runtime's [`Shared`], so a waker on any thread can
+//!   reach its runtime, and the pieces of the task's [`TaskId`] (slab key, sequence
+//!   number);
 //! * `spawned_at` — where the task was spawned (the dump, the ignored-cancel warning);
 //! * `flags` — the body's phase, read and written on the runtime's thread only.
 //!
-//! The runtime's `Slab<TaskSlot>` keeps, per task, one counted reference to the cell
-//! and the task's root node in the scope tree (16 bytes in release builds). The
+//! The runtime's `Slab<TaskSlot>` keeps, per task, the slot's ownership of the cell
+//! ([`CellRef`]) and the task's root node in the scope tree (16 bytes in release builds). The
 //! task's [`Waker`] *is* a pointer to the cell: there is no other allocation per task.
 //! The `block_on` main task has a cell too, with a header and no body (its future
 //! lives on `block_on`'s stack).
@@ -30,10 +31,22 @@
 //! |---|---|---|
 //! | 0 | `SCHEDULED` | the task's id is in a ready queue (local or the injector), or the task has ended. Set by the wake that finds it clear (that wake queues the id); cleared by the run loop just before each poll, so a wake during a poll queues one more poll. |
 //! | 1 | `ENDED` | the task has ended and its slab slot is gone. Set once, together with `SCHEDULED`, and never cleared: a waker that outlives its task finds `SCHEDULED` set and does nothing. |
-//! | 2.. | references | how many [`CellRef`]s and [`Waker`]s point at the cell. The last one to go frees it. |
+//! | 2 | `HANDLE` | the task's reader (its `JoinHandle`, a [`Reader`]) holds the cell. Set at spawn for `spawn`ed tasks, cleared when the handle drops. |
+//! | 3 | `SHARED` | the cell holds one strong count of its `Shared`. Taken at the task's end if wakers of it still exist, given back when the cell is freed. |
+//! | 4.. | wakers | how many [`Waker`]s of the task exist (the run loop's poll waker is borrowed and not counted). |
 //!
-//! `ENDED` without `SCHEDULED` never happens. While a task is alive (`ENDED` clear),
-//! `SCHEDULED` is set exactly when one copy of its id is queued.
+//! The cell has three kinds of holders: the slot (while `ENDED` is clear), the reader
+//! (`HANDLE`) and the wakers (the count). Whoever leaves it with none — `ENDED` set,
+//! `HANDLE` clear, no waker — frees it. The slot gives up its hold and sets `ENDED` in
+//! one compare-and-swap (`CellRef::end`). `ENDED` without `SCHEDULED` never happens.
+//! While a task is alive (`ENDED` clear), `SCHEDULED` is set exactly when one copy of
+//! its id is queued.
+//!
+//! `Shared` is not counted per task: while the task lives its runtime's `Core` holds
+//! the `Arc` (and a `Core` drops its tasks before its `Shared`); only a task that ends
+//! while wakers of it exist takes a count (`SHARED`), so those wakers can still reach
+//! the queues (and find the runtime closed). A task whose waker was never cloned, like
+//! most short tasks, costs no atomic operation on `Shared` at all.
 //!
 //! # The body's phase (`flags`, runtime thread only)
 //!
@@ -55,24 +68,25 @@
 //! and read only on the runtime's thread: by the run loop, by `Core::drop_task` and
 //! shutdown, and by the `JoinHandle` (which is `!Send`).
 //!
-//! The last reference may go on another thread (a waker dropped there). That is sound
+//! The last holder may go on another thread (a waker dropped there). That is sound
 //! because by then the body holds nothing: the runtime thread empties it before it
-//! lets go of its own references. The slot's reference is released only after the
-//! future was dropped (it finished, or `drop_task` / shutdown dropped it), and the
-//! kept output exists only while `KEEP` is set, i.e. while the `JoinHandle` (a
-//! runtime-thread reference) lives; its `Drop` takes the output and the reader's waker
-//! out first. So freeing a cell anywhere drops only the header's `Arc<Shared>` and an
-//! empty stage: no user code runs off its thread.
+//! lets go of its own holds. The slot's hold is released only after the future was
+//! dropped (it finished, or `drop_task` / shutdown dropped it), and the kept output
+//! exists only while `KEEP` is set, i.e. while the `JoinHandle` (a runtime-thread
+//! holder) lives; its `Drop` takes the output and the reader's waker out first. So
+//! freeing a cell anywhere gives back at most a count of `Shared` and drops an empty
+//! stage: no user code runs off its thread.
 //!
-//! The reference count follows `Arc`: a clone adds one with `Relaxed` ordering (and
-//! aborts past `isize::MAX`), a drop subtracts with `Release` and the last one fences
-//! with `Acquire` before freeing. A wake sets `SCHEDULED` with `AcqRel`, the run loop
+//! The waker count follows `Arc`: a clone adds one with `Relaxed` ordering (and
+//! aborts past `isize::MAX`), a drop subtracts with `Release` and a drop that leaves
+//! the cell unheld fences with `Acquire` before freeing; the slot's and the reader's
+//! releases are `AcqRel` updates. A wake sets `SCHEDULED` with `AcqRel`, the run loop
 //! clears it with `AcqRel`, so whatever the waking thread wrote before waking is
 //! visible to the poll that follows.
 //!
-//! While a task is being polled, the run loop uses the slot's reference without
-//! taking one of its own (the poll's waker is borrowed too): nothing removes the slot
-//! during that poll, because `drop_task` of a task in its own poll only marks it
+//! While a task is being polled (or dropped), the run loop uses the slot's hold
+//! without taking one of its own (the poll's waker is borrowed too): nothing removes
+//! the slot during that poll, because `drop_task` of a task in its own poll only marks it
 //! (`DROP_LATER`) and the poll's end drops and removes it.
 //!
 //! # Identity
@@ -259,12 +273,23 @@ impl Shared {
 
 /// In a ready queue, or ended (see the module doc's table).
 const SCHEDULED: usize = 1 << 0;
-/// Ended: the slab slot is gone. Always set together with `SCHEDULED`.
+/// Ended: the slab slot (and its ownership of the cell) is gone. Always set together
+/// with `SCHEDULED`.
 const ENDED: usize = 1 << 1;
-/// One reference, in the upper bits of the state word.
-const REF_ONE: usize = 1 << 2;
-/// Past this many references a clone aborts (as `Arc` does) rather than overflow.
+/// A reader (the task's `JoinHandle`) holds the cell.
+const HANDLE: usize = 1 << 2;
+/// The cell holds one strong count of its `Shared` (taken when the task ends while
+/// wakers of it exist, so they can still reach their runtime's queues).
+const SHARED: usize = 1 << 3;
+/// One waker, in the upper bits of the state word.
+const REF_ONE: usize = 1 << 4;
+/// Past this many wakers a clone aborts (as `Arc` does) rather than overflow.
 const MAX_REFS: usize = (isize::MAX as usize) / REF_ONE;
+
+/// Whether a cell in state `s` has no owner left: ended, no reader, no waker.
+fn unowned(s: usize) -> bool {
+    s & (ENDED | HANDLE) == ENDED && s < REF_ONE
+}
 
 // ---- the body's phase (runtime thread only) ---------------------------------------
 
@@ -280,18 +305,23 @@ const DROP_LATER: u8 = 1 << 3;
 /// A reader (a `JoinHandle`) exists: the output is kept for it. Without one it is
 /// dropped as soon as the future ends.
 const KEEP: u8 = 1 << 4;
+/// The task has a name in `Core::names` (so only named tasks pay its removal).
+const NAMED: u8 = 1 << 5;
 
 /// The first part of every task cell (see the module doc). `repr(C)`: a cell pointer
 /// is a header pointer.
 #[repr(C)]
 pub(crate) struct Header {
-    /// `SCHEDULED`, `ENDED` and the reference count; the only field written off the
-    /// runtime's thread.
+    /// `SCHEDULED`, `ENDED`, `HANDLE`, `SHARED` and the waker count; the only field
+    /// written off the runtime's thread.
     state: AtomicUsize,
     /// The functions of the body's concrete type.
     vtable: &'static CellVtable,
-    /// How to reach the runtime from any thread; holds the runtime's id.
-    shared: Arc<Shared>,
+    /// How to reach the runtime from any thread; holds the runtime's id. Uncounted
+    /// while the task lives (its runtime's `Core` holds the `Arc`, and a `Core` drops
+    /// its tasks before its `Shared`); counted (`SHARED`) after the task's end while
+    /// wakers of it exist. So whoever holds a waker or the slot can reach it.
+    shared: NonNull<Shared>,
     /// Where the task was spawned.
     spawned_at: &'static Location<'static>,
     /// The task's sequence number (immutable).
@@ -308,15 +338,17 @@ impl Header {
         shared: &Arc<Shared>,
         id: TaskId,
         spawned_at: &'static Location<'static>,
-        refs: usize,
+        handle: bool,
         scheduled: bool,
         flags: u8,
     ) -> Header {
         debug_assert_eq!(id.runtime, shared.runtime);
         Header {
-            state: AtomicUsize::new((refs * REF_ONE) | if scheduled { SCHEDULED } else { 0 }),
+            state: AtomicUsize::new(
+                (if handle { HANDLE } else { 0 }) | if scheduled { SCHEDULED } else { 0 },
+            ),
             vtable,
-            shared: shared.clone(),
+            shared: NonNull::from(&**shared),
             spawned_at,
             seq: id.seq,
             key: id.key,
@@ -324,10 +356,18 @@ impl Header {
         }
     }
 
+    /// The runtime's `Shared`.
+    fn shared(&self) -> &Shared {
+        // SAFETY: callers hold the slot, a reader or a waker (whoever reaches a
+        // header does); see the field's comment for why `Shared` is alive then. A
+        // reader after its runtime is gone never calls this.
+        unsafe { self.shared.as_ref() }
+    }
+
     pub(crate) fn id(&self) -> TaskId {
         TaskId {
             key: self.key,
-            runtime: self.shared.runtime,
+            runtime: self.shared().runtime,
             seq: self.seq,
         }
     }
@@ -335,7 +375,7 @@ impl Header {
     /// Whether this is the cell of task `id` (the check every slab lookup makes).
     #[inline]
     pub(crate) fn is(&self, id: TaskId) -> bool {
-        self.seq == id.seq && self.key == id.key && self.shared.runtime == id.runtime
+        self.seq == id.seq && self.key == id.key && self.shared().runtime == id.runtime
     }
 
     pub(crate) fn spawned_at(&self) -> &'static Location<'static> {
@@ -359,9 +399,14 @@ impl Header {
         debug_assert_eq!(prev & ENDED, 0, "a task polled after it ended");
     }
 
-    /// Marks the task ended: no wake queues it any more.
-    pub(crate) fn end(&self) {
-        self.state.fetch_or(SCHEDULED | ENDED, Ordering::AcqRel);
+    /// Records that the task has a name in `Core::names` (runtime thread).
+    pub(crate) fn set_named(&self) {
+        self.flags.set(self.flags.get() | NAMED);
+    }
+
+    /// Whether the task has a name in `Core::names` (runtime thread).
+    pub(crate) fn is_named(&self) -> bool {
+        self.flags.get() & NAMED != 0
     }
 
     /// What a wake does, from any thread (see the module doc).
@@ -371,7 +416,7 @@ impl Header {
         }
         let id = self.id();
         let pushed_locally = crate::runtime::try_with_core(|core| {
-            if Arc::ptr_eq(core.shared(), &self.shared) {
+            if std::ptr::eq(Arc::as_ptr(core.shared()), self.shared.as_ptr()) {
                 core.push_ready(id);
                 true
             } else {
@@ -380,7 +425,7 @@ impl Header {
         })
         .unwrap_or(false);
         if !pushed_locally {
-            self.shared.inject(id);
+            self.shared().inject(id);
         }
     }
 
@@ -401,7 +446,9 @@ impl fmt::Debug for Header {
             .field("key", &self.key)
             .field("scheduled", &(s & SCHEDULED != 0))
             .field("ended", &(s & ENDED != 0))
-            .field("refs", &(s / REF_ONE))
+            .field("handle", &(s & HANDLE != 0))
+            .field("holds_shared", &(s & SHARED != 0))
+            .field("wakers", &(s / REF_ONE))
             .finish_non_exhaustive()
     }
 }
@@ -428,47 +475,51 @@ pub(crate) enum Dropped {
     Later,
 }
 
-// ---- references -------------------------------------------------------------------
+// ---- ownership --------------------------------------------------------------------
 
-/// One counted reference to a task cell (the slab slot's, a `JoinHandle`'s). Not
-/// `Send`: it may reach the body, which lives on the runtime's thread.
+/// The slab slot's ownership of a task cell (one per task, held from spawn until the
+/// slot is removed). Not `Send`: it may reach the body, which lives on the runtime's
+/// thread. Dropping it ends the task ([`CellRef::end`]).
 pub(crate) struct CellRef {
     ptr: NonNull<Header>,
 }
 
 impl CellRef {
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: this reference keeps the cell allocated; the header is only ever
-        // shared (its mutable parts are atomics and a `Cell`).
+        // SAFETY: the slot's ownership keeps the cell allocated; the header is only
+        // ever shared (its mutable parts are atomics and a `Cell`).
         unsafe { self.ptr.as_ref() }
     }
 
-    /// The uncounted pointer, for use while this reference is known to be held.
+    /// The uncounted pointer, for use while this ownership is known to be held.
     pub(crate) fn raw(&self) -> RawTask {
         RawTask(self.ptr)
     }
 
-    /// A new waker for the task (one more reference).
+    /// A new waker for the task (one more waker in the count).
     pub(crate) fn waker(&self) -> Waker {
         self.header().add_ref();
-        // SAFETY: the data pointer is a live cell with the reference just added, and
+        // SAFETY: the data pointer is a live cell with the waker just counted, and
         // `WAKER_VTABLE`'s functions uphold `RawWaker`'s contract for such pointers
         // (see their comments).
         unsafe { Waker::from_raw(RawWaker::new(self.ptr.as_ptr().cast(), &WAKER_VTABLE)) }
     }
-}
 
-impl Clone for CellRef {
-    fn clone(&self) -> CellRef {
-        self.header().add_ref();
-        CellRef { ptr: self.ptr }
+    /// Marks the task ended (no wake queues it any more) and gives up the slot's
+    /// ownership, in one atomic update; frees the cell if nobody else holds it. If
+    /// wakers remain, the cell takes a strong count of its `Shared` for them.
+    pub(crate) fn end(self) {
+        let ptr = ManuallyDrop::new(self).ptr;
+        // SAFETY: the slot's ownership is given up exactly once, here.
+        unsafe { end(ptr) }
     }
 }
 
 impl Drop for CellRef {
     fn drop(&mut self) {
-        // SAFETY: this is a counted reference, given up here exactly once.
-        unsafe { release(self.ptr) }
+        // SAFETY: the slot's ownership is given up exactly once, here (`end` does not
+        // run this `Drop`).
+        unsafe { end(self.ptr) }
     }
 }
 
@@ -478,24 +529,99 @@ impl fmt::Debug for CellRef {
     }
 }
 
-/// Gives up one reference; frees the cell if it was the last.
+/// See [`CellRef::end`].
 ///
 /// # Safety
 ///
-/// The caller owns one counted reference to the live cell `ptr` and does not use it
+/// The caller gives up the slot's ownership of the live cell `ptr`.
+unsafe fn end(ptr: NonNull<Header>) {
+    // SAFETY: the slot's ownership keeps the cell alive until the update below.
+    let header = unsafe { ptr.as_ref() };
+    let shared = header.shared;
+    let mut took_shared = false;
+    let mut cur = header.state.load(Ordering::Relaxed);
+    let new = loop {
+        debug_assert_eq!(cur & (ENDED | SHARED), 0, "a task ended twice");
+        let wakers = cur >= REF_ONE;
+        if wakers && !took_shared {
+            // SAFETY: the task is alive, so its `Core` still holds the `Arc` this
+            // pointer came from.
+            unsafe { Arc::increment_strong_count(shared.as_ptr()) };
+            took_shared = true;
+        }
+        let new = cur | SCHEDULED | ENDED | if wakers { SHARED } else { 0 };
+        match header
+            .state
+            .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            Ok(_) => break new,
+            Err(actual) => cur = actual,
+        }
+    };
+    if took_shared && new & SHARED == 0 {
+        // The last waker went meanwhile: the count taken is not needed.
+        // SAFETY: the count taken above, given back; the `Core` still holds one.
+        unsafe { Arc::decrement_strong_count(shared.as_ptr()) };
+    }
+    if unowned(new) {
+        // SAFETY: nobody else holds the cell (the `AcqRel` update ordered the uses of
+        // those who held it before it).
+        unsafe { free(ptr, new) }
+    }
+}
+
+/// Gives up one waker; frees the cell if nobody else holds it.
+///
+/// # Safety
+///
+/// The caller owns one counted waker of the live cell `ptr` and does not use it
 /// afterwards.
 unsafe fn release(ptr: NonNull<Header>) {
-    // SAFETY: the caller's reference keeps the cell alive until the subtraction.
+    // SAFETY: the caller's waker keeps the cell alive until the subtraction.
     let header = unsafe { ptr.as_ref() };
     let prev = header.state.fetch_sub(REF_ONE, Ordering::Release);
-    debug_assert!(prev >= REF_ONE, "task cell reference count underflow");
-    if prev / REF_ONE == 1 {
-        // Every other reference's uses happen before this free.
+    debug_assert!(prev >= REF_ONE, "task cell waker count underflow");
+    let now = prev - REF_ONE;
+    if unowned(now) {
+        // Every other holder's uses happen before this free.
         fence(Ordering::Acquire);
-        let free = header.vtable.free;
-        // SAFETY: that was the last reference: nobody else can reach the cell. The
-        // body is empty (module doc, "Thread safety"), so `free` runs no user code.
-        unsafe { free(ptr) }
+        // SAFETY: that was the last holder: nobody else can reach the cell.
+        unsafe { free(ptr, now) }
+    }
+}
+
+/// Gives up the reader's hold; frees the cell if nobody else holds it.
+///
+/// # Safety
+///
+/// The caller is the cell's reader, on the runtime's thread, and does not use it
+/// afterwards.
+unsafe fn release_handle(ptr: NonNull<Header>) {
+    // SAFETY: the reader's hold keeps the cell alive until the update.
+    let header = unsafe { ptr.as_ref() };
+    let prev = header.state.fetch_and(!HANDLE, Ordering::AcqRel);
+    debug_assert!(prev & HANDLE != 0, "a reader released twice");
+    let now = prev & !HANDLE;
+    if unowned(now) {
+        // SAFETY: that was the last holder (`AcqRel` ordered the others' uses).
+        unsafe { free(ptr, now) }
+    }
+}
+
+/// Frees a cell nobody holds; `state` is its final state word.
+///
+/// # Safety
+///
+/// Nobody else can reach the cell, and its body is empty (module doc, "Thread
+/// safety"), so freeing it runs no user code, on whatever thread.
+unsafe fn free(ptr: NonNull<Header>, state: usize) {
+    // SAFETY: (caller) still allocated.
+    let (free, shared) = unsafe { (ptr.as_ref().vtable.free, ptr.as_ref().shared) };
+    // SAFETY: (caller) the last holder frees it, with the function of its own type.
+    unsafe { free(ptr) };
+    if state & SHARED != 0 {
+        // SAFETY: the count `end` took for the wakers, given back by the last one.
+        unsafe { Arc::decrement_strong_count(shared.as_ptr()) };
     }
 }
 
@@ -649,10 +775,10 @@ pub(crate) struct ReadFns<K> {
     detach: unsafe fn(NonNull<Header>),
 }
 
-/// A reader's reference to a cell: a counted reference plus the typed functions to
-/// read it. Runtime thread only (not `Send`).
+/// A reader's hold on a cell (the `HANDLE` bit) plus the typed functions to read it.
+/// Runtime thread only (not `Send`).
 pub(crate) struct Reader<K> {
-    cell: CellRef,
+    ptr: NonNull<Header>,
     /// The cell type's `READ_FNS`, a promoted constant (a pointer rather than a
     /// `&'static` so that `K` need not be `'static` in every type that holds one).
     fns: NonNull<ReadFns<K>>,
@@ -669,20 +795,23 @@ impl<K> Reader<K> {
     pub(crate) fn poll_read(&self, waker: &Waker) -> Poll<Option<K>> {
         // SAFETY: `fns` belong to this cell's type (`new_cell` pairs them); the
         // reference is held; a `Reader` is `!Send`, so this is the runtime's thread.
-        unsafe { (self.fns().poll_read)(self.cell.ptr, waker) }
+        unsafe { (self.fns().poll_read)(self.ptr, waker) }
     }
 
     /// Whether the output is there, not yet read.
     pub(crate) fn is_done(&self) -> bool {
         // SAFETY: as in `poll_read`.
-        unsafe { (self.fns().is_done)(self.cell.ptr) }
+        unsafe { (self.fns().is_done)(self.ptr) }
     }
 }
 
 impl<K> Drop for Reader<K> {
     fn drop(&mut self) {
-        // SAFETY: as in `poll_read`; then `cell` drops its reference.
-        unsafe { (self.fns().detach)(self.cell.ptr) }
+        // SAFETY: as in `poll_read`; then the hold is given up, once.
+        unsafe {
+            (self.fns().detach)(self.ptr);
+            release_handle(self.ptr);
+        }
     }
 }
 
@@ -923,8 +1052,8 @@ where
     }
 }
 
-/// Allocates the cell of a spawned task: one reference for the slab slot, and one
-/// for a [`Reader`] if `with_reader`. The task starts `SCHEDULED` (its caller queues
+/// Allocates the cell of a spawned task: held by the slab slot (the returned
+/// [`CellRef`]) and, if `with_reader`, by a [`Reader`] (`HANDLE`). The task starts `SCHEDULED` (its caller queues
 /// its id).
 pub(crate) fn new_cell<F, C>(
     shared: &Arc<Shared>,
@@ -938,7 +1067,6 @@ where
     F: Future + 'static,
     C: Completion<F::Output>,
 {
-    let refs = if with_reader { 2 } else { 1 };
     let flags = RUNNING | if with_reader { KEEP } else { 0 };
     let cell = Box::new(TaskCell::<F, C> {
         header: Header::new(
@@ -946,7 +1074,7 @@ where
             shared,
             id,
             spawned_at,
-            refs,
+            with_reader,
             true,
             flags,
         ),
@@ -958,7 +1086,7 @@ where
     // A `'static` borrow: the compiler checks that the constant is promoted.
     let fns: &'static ReadFns<C::Kept> = &TaskCell::<F, C>::READ_FNS;
     let reader = with_reader.then(|| Reader {
-        cell: CellRef { ptr },
+        ptr,
         fns: NonNull::from(fns),
     });
     (CellRef { ptr }, reader)
@@ -1026,14 +1154,14 @@ impl MainCell {
     }
 }
 
-/// Allocates the `block_on` task's cell (one reference, not scheduled).
+/// Allocates the `block_on` task's cell (held by the slot only, not scheduled).
 pub(crate) fn new_main_cell(
     shared: &Arc<Shared>,
     id: TaskId,
     spawned_at: &'static Location<'static>,
 ) -> CellRef {
     let cell = Box::new(MainCell {
-        header: Header::new(&MainCell::VTABLE, shared, id, spawned_at, 1, false, 0),
+        header: Header::new(&MainCell::VTABLE, shared, id, spawned_at, false, false, 0),
     });
     // SAFETY: `Box::into_raw` is never null.
     let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell)) }.cast::<Header>();
@@ -1053,7 +1181,7 @@ fn drop_contained<T>(v: T) {
 /// One task of the runtime, as its slab holds it: 16 bytes in release builds (this is
 /// per-task memory, see benchmark B9). Everything else is in the cell.
 pub(crate) struct TaskSlot {
-    /// The slot's reference to the task's cell.
+    /// The slot's hold on the task's cell.
     pub(crate) cell: CellRef,
     /// The task's root node in the scope tree, or `NO_NODE` until it needs one (a
     /// scope entered, a cancel requested, a wait recorded); group children get theirs
