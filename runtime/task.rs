@@ -348,7 +348,10 @@ impl Header {
                 (if handle { HANDLE } else { 0 }) | if scheduled { SCHEDULED } else { 0 },
             ),
             vtable,
-            shared: NonNull::from(&**shared),
+            // From `Arc::as_ptr`, not a reference: the pointer must carry the whole
+            // `Arc` allocation's provenance (its counts too), for
+            // `increment_strong_count` / `decrement_strong_count` (Miri checks it).
+            shared: NonNull::new(Arc::as_ptr(shared).cast_mut()).expect("an Arc is never null"),
             spawned_at,
             seq: id.seq,
             key: id.key,
