@@ -27,10 +27,10 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
-use std::panic::{AssertUnwindSafe, Location};
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,7 @@ use super::ignored_cancel::IgnoredCancelWatch;
 use super::observe::metrics::{Counters, bump};
 use super::observe::{Instrument, Metrics, TaskMeta};
 use super::reactor::Reactor;
-use super::task::{Runnable, Shared, TaskId, TaskSlot, TaskWaker};
+use super::task::{CellRef, Dropped, Shared, TaskId, TaskSlot};
 use super::timer::{TimerEntry, TimerKey, Timers};
 use super::wake_list::{Target, WakeBy};
 
@@ -50,9 +50,6 @@ use super::wake_list::{Target, WakeBy};
 /// if tasks are still ready. Bounds how long a busy task set can delay I/O readiness
 /// and timers (tokio uses the same figure for its `event_interval`).
 pub const IO_POLL_INTERVAL: usize = 61;
-
-/// How many finished tasks' wakers are kept for reuse by later spawns.
-const MAX_FREE_WAKERS: usize = 1024;
 
 /// Identifies a runtime for as long as the process lives (objects that belong to one
 /// runtime carry it, so another runtime can tell they are not its own).
@@ -235,8 +232,6 @@ pub(crate) struct Core {
     polls_since_park: Cell<usize>,
     /// Names of the tasks that have one, by task sequence number.
     names: RefCell<HashMap<u64, Arc<str>, BuildHasherDefault<SeqHasher>>>,
-    /// Wakers of finished tasks, unshared, ready for reuse.
-    free_wakers: RefCell<Vec<Arc<TaskWaker>>>,
     /// The last number handed to a `sync` wait queue (what the task dump calls it).
     last_object_id: Cell<u64>,
     /// The metrics counters.
@@ -255,9 +250,9 @@ pub(crate) struct Core {
 
 /// Hashes task sequence numbers for `Core::names`: the runtime makes them and never
 /// reuses one, so one multiply spreads them well enough (no flooding to defend
-/// against). `block_on` names its task "main", so the map is never empty while tasks
-/// run, and SipHash on every finished task's removal was about 5 % of cancelling a
-/// group of 10,000 children.
+/// against). SipHash on every finished task's removal was about 5 % of cancelling a
+/// group of 10,000 children (now only named tasks look the map up at their end: the
+/// cell's `NAMED` flag).
 #[derive(Default)]
 struct SeqHasher(u64);
 
@@ -293,7 +288,7 @@ impl Core {
             cancel: Cancellation::new(),
             timers: RefCell::new(Timers::new(clock.now(), id)),
             clock,
-            shared: Arc::new(Shared::new(mio_waker)),
+            shared: Arc::new(Shared::new(id, mio_waker)),
             reactor,
             next_seq: Cell::new(0),
             current_task: Cell::new(None),
@@ -301,7 +296,6 @@ impl Core {
             running: Cell::new(false),
             polls_since_park: Cell::new(0),
             names: RefCell::new(HashMap::default()),
-            free_wakers: RefCell::new(Vec::new()),
             last_object_id: Cell::new(0),
             counters: Counters::default(),
             instrument,
@@ -513,46 +507,43 @@ impl Core {
         }
     }
 
-    /// Creates a task slot without scheduling it. A root node is created now when the
-    /// task has a `parent` (a group child), otherwise on first need ([`Core::ensure_root`]).
-    pub(crate) fn insert_task(
-        &self,
-        task: Option<Rc<dyn Runnable>>,
-        parent: Option<NodeKey>,
-        name: Option<Arc<str>>,
-        spawned_at: &'static Location<'static>,
-    ) -> TaskId {
+    /// The id the next inserted task will have (its cell is made with it before it is
+    /// inserted; nothing may insert a task in between).
+    pub(crate) fn next_task_id(&self) -> TaskId {
         let seq = self.next_seq.get() + 1;
         self.next_seq.set(seq);
+        TaskId::new(self.id, self.tasks.borrow().vacant_key(), seq)
+    }
+
+    /// Puts a task's cell (made with the id [`Core::next_task_id`] just gave) into the
+    /// slab, without scheduling it. A root node is created now when the task has a
+    /// `parent` (a group child), otherwise on first need ([`Core::ensure_root`]).
+    pub(crate) fn insert_task(
+        &self,
+        cell: CellRef,
+        parent: Option<NodeKey>,
+        name: Option<Arc<str>>,
+    ) -> TaskId {
+        let id = cell.header().id();
+        let spawned_at = cell.header().spawned_at();
+        let seq = id.seq;
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let id = TaskId::new(self.id, entry.key(), seq);
+        assert!(
+            entry.key() == id.slot() && seq == self.next_seq.get() && id.runtime == self.id,
+            "scope_runtime: a task cell inserted with a stale id"
+        );
         let root = parent.map_or(NO_NODE, |p| self.cancel.insert_root(p));
         let hook_name = self.instrument.as_ref().and_then(|_| name.clone());
         #[cfg(feature = "tracing")]
         let span_name = name.clone();
         if let Some(name) = name {
             self.names.borrow_mut().insert(seq, name);
+            cell.header().set_named();
         }
-        let handle = match self.free_wakers.borrow_mut().pop() {
-            Some(mut h) => {
-                let w = Arc::get_mut(&mut h).expect("free-listed wakers are unshared");
-                w.id = id;
-                *w.scheduled.get_mut() = false;
-                h
-            }
-            None => Arc::new(TaskWaker {
-                id,
-                scheduled: AtomicBool::new(false),
-                shared: self.shared.clone(),
-            }),
-        };
         entry.insert(TaskSlot {
-            id,
-            task,
-            handle,
+            cell,
             root,
-            spawned_at,
             watch: IgnoredCancelWatch::default(),
         });
         drop(tasks);
@@ -576,26 +567,27 @@ impl Core {
         id
     }
 
-    /// Spawns a task and schedules its first poll.
-    pub(crate) fn spawn_raw(
+    /// Inserts a spawned task's cell (made `SCHEDULED`, see `task::new_cell`) and
+    /// queues its first poll.
+    pub(crate) fn spawn_cell(
         &self,
-        task: Rc<dyn Runnable>,
+        cell: CellRef,
         parent: Option<NodeKey>,
         name: Option<Arc<str>>,
-        spawned_at: &'static Location<'static>,
     ) -> TaskId {
-        let id = self.insert_task(Some(task), parent, name, spawned_at);
-        self.schedule(id);
+        debug_assert!(cell.header().is_scheduled());
+        let id = self.insert_task(cell, parent, name);
+        self.push_ready(id);
         id
     }
 
     /// Wakes a task by id (no-op for a stale id).
     pub(crate) fn schedule(&self, id: TaskId) {
         let tasks = self.tasks.borrow();
-        let Some(slot) = tasks.get(id.slot()).filter(|s| s.id == id) else {
+        let Some(slot) = tasks.get(id.slot()).filter(|s| s.is(id)) else {
             return;
         };
-        if !slot.handle.scheduled.swap(true, Ordering::AcqRel) {
+        if slot.cell.header().set_scheduled() {
             drop(tasks);
             self.push_ready(id);
         }
@@ -603,10 +595,7 @@ impl Core {
 
     /// Whether the task `id` has not finished.
     pub(crate) fn task_alive(&self, id: TaskId) -> bool {
-        self.tasks
-            .borrow()
-            .get(id.slot())
-            .is_some_and(|s| s.id == id)
+        self.tasks.borrow().get(id.slot()).is_some_and(|s| s.is(id))
     }
 
     /// The task's root node, if it has one yet.
@@ -614,14 +603,14 @@ impl Core {
         let tasks = self.tasks.borrow();
         tasks
             .get(id.slot())
-            .filter(|s| s.id == id && s.root != NO_NODE)
+            .filter(|s| s.is(id) && s.root != NO_NODE)
             .map(|s| s.root)
     }
 
     /// The task's root node, created now if it has none. `None` for a finished task.
     pub(crate) fn ensure_root(&self, id: TaskId) -> Option<NodeKey> {
         let mut tasks = self.tasks.borrow_mut();
-        let slot = tasks.get_mut(id.slot()).filter(|s| s.id == id)?;
+        let slot = tasks.get_mut(id.slot()).filter(|s| s.is(id))?;
         if slot.root == NO_NODE {
             slot.root = self.cancel.insert_root(NO_NODE);
         }
@@ -640,13 +629,13 @@ impl Core {
             let Ok(mut tasks) = self.tasks.try_borrow_mut() else {
                 return;
             };
-            let Some(slot) = tasks.get_mut(id.slot()).filter(|s| s.id == id) else {
+            let Some(slot) = tasks.get_mut(id.slot()).filter(|s| s.is(id)) else {
                 return;
             };
             if !slot.watch.failed_at(serial) {
                 return;
             }
-            slot.spawned_at
+            slot.cell.header().spawned_at()
         };
         let task = cancel::TaskInfo {
             id: id.seq,
@@ -666,12 +655,16 @@ impl Core {
         let names = self.names.try_borrow().ok();
         tasks
             .iter()
-            .map(|(_, s)| TaskRow {
-                id: s.id,
-                name: names.as_ref().and_then(|n| n.get(&s.id.seq).cloned()),
-                root: s.root,
-                spawned_at: s.spawned_at,
-                scheduled: s.handle.scheduled.load(Ordering::Acquire),
+            .map(|(_, s)| {
+                let header = s.cell.header();
+                let id = header.id();
+                TaskRow {
+                    id,
+                    name: names.as_ref().and_then(|n| n.get(&id.seq).cloned()),
+                    root: s.root,
+                    spawned_at: header.spawned_at(),
+                    scheduled: header.is_scheduled(),
+                }
             })
             .collect()
     }
@@ -696,16 +689,21 @@ impl Core {
     /// Polls the task `id` once, if it is still alive and not the `block_on` task.
     /// Returns `true` if the task finished.
     fn poll_task(&self, id: TaskId) -> bool {
-        let (task, waker, root) = {
+        let (raw, root) = {
             let tasks = self.tasks.borrow();
-            let Some(slot) = tasks.get(id.slot()).filter(|s| s.id == id) else {
+            let Some(slot) = tasks.get(id.slot()).filter(|s| s.is(id)) else {
                 return false;
             };
-            let Some(task) = &slot.task else {
-                return false;
-            };
-            slot.handle.scheduled.store(false, Ordering::Release);
-            (task.clone(), Waker::from(slot.handle.clone()), slot.root)
+            (slot.cell.raw(), slot.root)
+        };
+        // SAFETY: the slot's reference keeps the cell alive until `finish_task(id)`,
+        // and nothing calls that while this poll runs: `drop_task` of a task in its
+        // own poll answers `Dropped::Later` and leaves the slot to this function
+        // (`runtime/task.rs`, module doc). The header and the borrowed waker are not
+        // used after the poll.
+        let waker = unsafe {
+            raw.header().clear_scheduled();
+            raw.borrowed_waker()
         };
         bump(&self.counters.polls, 1);
         if let Some(i) = self.instrument() {
@@ -716,11 +714,11 @@ impl Core {
         #[cfg(feature = "tracing")]
         let _span = span.enter();
         let in_task = TaskContext::enter(self, id, root, Some(&waker));
-        // Task cells catch the panics of user code, so this poll does not unwind
+        // The cell catches the panics of user code, so this poll does not unwind
         // except for bugs in the runtime itself.
-        let res = task.run(&mut Context::from_waker(&waker));
-        // Released before `finish_task`, so an unshared waker can be recycled.
-        drop(waker);
+        // SAFETY: this is the runtime's thread, and the slot's reference is held
+        // throughout (above).
+        let res = unsafe { raw.poll(&mut Context::from_waker(&waker)) };
         drop(in_task);
         if let Some(i) = self.instrument() {
             i.after_poll(id.seq, res.is_ready());
@@ -734,27 +732,21 @@ impl Core {
         }
     }
 
-    /// Removes a task's slot and root node; recycles its waker if nobody else has it.
+    /// Removes a task's slot and root node and marks its cell ended (its future is
+    /// already gone); the slot's reference to the cell goes last.
     pub(crate) fn finish_task(&self, id: TaskId) {
         let slot = {
             let mut tasks = self.tasks.borrow_mut();
             match tasks.get(id.slot()) {
-                Some(s) if s.id == id => tasks.remove(id.slot()),
+                Some(s) if s.is(id) => tasks.remove(id.slot()),
                 _ => return,
             }
         };
-        let TaskSlot {
-            mut handle,
-            root,
-            task,
-            ..
-        } = slot;
-        // A stale waker must never enqueue again.
-        handle.scheduled.store(true, Ordering::Release);
+        let TaskSlot { cell, root, .. } = slot;
         if root != NO_NODE {
             self.cancel.remove_root(root).run(|id| self.schedule(id));
         }
-        if !self.names.borrow().is_empty() {
+        if cell.header().is_named() {
             self.names.borrow_mut().remove(&id.seq);
         }
         #[cfg(feature = "tracing")]
@@ -762,14 +754,9 @@ impl Core {
             let span = self.spans.borrow_mut().remove(&id.seq);
             drop(span);
         }
-        if Arc::get_mut(&mut handle).is_some() {
-            let mut free = self.free_wakers.borrow_mut();
-            if free.len() < MAX_FREE_WAKERS {
-                free.push(handle);
-            }
-        }
-        // The cell itself (its future is already dropped) goes last, outside borrows.
-        drop(task);
+        // Ended (a stale waker never queues it again) and the slot's reference given
+        // up, outside every borrow (freeing the cell runs no user code, but be plain).
+        cell.end();
         if let Some(i) = self.instrument() {
             i.task_exited(id.seq);
         }
@@ -779,21 +766,32 @@ impl Core {
     /// inside it exit in order), then its slot and root node are removed — also when
     /// the future's destructor panics. Returns that panic, for the caller to report
     /// once it has dropped everything it had to.
+    ///
+    /// A task dropped while it is itself being polled (or dropped) further up the
+    /// stack is only marked: that poll drops its future and removes it when it returns.
     #[must_use = "a destructor's panic must be reported"]
     pub(crate) fn drop_task(&self, id: TaskId) -> Option<Box<dyn Any + Send>> {
-        let (task, root) = {
+        let (raw, root) = {
             let tasks = self.tasks.borrow();
             match tasks.get(id.slot()) {
-                Some(s) if s.id == id => (s.task.clone(), s.root),
+                Some(s) if s.is(id) => (s.cell.raw(), s.root),
                 _ => return None,
             }
         };
-        let panic = task.and_then(|task| {
+        let dropped = {
             let _in_task = TaskContext::enter(self, id, root, None);
-            std::panic::catch_unwind(AssertUnwindSafe(|| task.drop_future())).err()
-        });
-        self.finish_task(id);
-        panic
+            // SAFETY: the runtime's thread. The slot keeps the cell alive across the
+            // call: only `finish_task(id)` removes it, and a re-entrant `drop_task(id)`
+            // from the destructor answers `Later` (the cell is `BUSY`) and leaves it.
+            unsafe { raw.drop_future() }
+        };
+        match dropped {
+            Dropped::Later => None,
+            Dropped::Now(panic) => {
+                self.finish_task(id);
+                panic
+            }
+        }
     }
 
     /// Drops every task of `ids` (see [`drop_task`](Self::drop_task)) and returns the
@@ -857,10 +855,17 @@ impl Core {
         if let Some(i) = self.instrument() {
             i.before_io_wait(timeout);
         }
-        let events = self
-            .reactor
-            .turn(self, timeout)
-            .expect("scope_runtime: polling the OS for I/O readiness failed");
+        // A turn that may not wait and has no source to report on can only see the
+        // `mio::Waker`, whose wakes are all in queues `drain_injector` reads anyway:
+        // the system call is skipped (a busy loop of short tasks made one per
+        // `IO_POLL_INTERVAL` polls, ~15 % of benchmark B1).
+        let events = if timeout == Some(Duration::ZERO) && self.reactor.source_count() == 0 {
+            0
+        } else {
+            self.reactor
+                .turn(self, timeout)
+                .expect("scope_runtime: polling the OS for I/O readiness failed")
+        };
         bump(&self.counters.reactor_turns, 1);
         bump(&self.counters.io_events, events as u64);
         if let Some(i) = self.instrument() {
@@ -959,7 +964,7 @@ impl Core {
                             .tasks
                             .borrow()
                             .get(main.slot())
-                            .is_some_and(|s| s.id == main);
+                            .is_some_and(|s| s.is(main));
                         if slot_ok {
                             self.polls_since_park.set(self.polls_since_park.get() + 1);
                             return;
@@ -976,15 +981,6 @@ impl Core {
         }
     }
 
-    /// The waker and handle of a task (used by `block_on` for its main task).
-    pub(crate) fn task_waker(&self, id: TaskId) -> Option<(Waker, Arc<TaskWaker>)> {
-        let tasks = self.tasks.borrow();
-        tasks
-            .get(id.slot())
-            .filter(|s| s.id == id)
-            .map(|s| (Waker::from(s.handle.clone()), s.handle.clone()))
-    }
-
     /// Drops every remaining task and timer. Futures are dropped one at a time with no
     /// borrow held, so their destructors may use the runtime (spawn, cancel, drop).
     /// Returns the first panic of a task's destructor (every task is dropped anyway).
@@ -995,7 +991,12 @@ impl Core {
         // by the next round.
         let mut first = None;
         loop {
-            let ids: Vec<TaskId> = self.tasks.borrow().iter().map(|(_, s)| s.id).collect();
+            let ids: Vec<TaskId> = self
+                .tasks
+                .borrow()
+                .iter()
+                .map(|(_, s)| s.cell.header().id())
+                .collect();
             if ids.is_empty() {
                 break;
             }
@@ -1032,7 +1033,13 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
     core.running.set(true);
     let _running = Running(core);
 
-    let main = core.insert_task(None, None, Some(Arc::from("main")), Location::caller());
+    let main_cell =
+        super::task::new_main_cell(core.shared(), core.next_task_id(), Location::caller());
+    // The waker keeps the cell alive for all of `block_on` (`main_raw` is used
+    // under it).
+    let waker = main_cell.waker();
+    let main_raw = main_cell.raw();
+    let main = core.insert_task(main_cell, None, Some(Arc::from("main")));
     struct MainTask<'a>(&'a Core, TaskId);
     impl Drop for MainTask<'_> {
         fn drop(&mut self) {
@@ -1040,10 +1047,11 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
         }
     }
     let _main_guard = MainTask(core, main);
-    let (waker, handle) = core.task_waker(main).expect("main task just inserted");
     let mut fut = std::pin::pin!(fut);
     loop {
-        handle.scheduled.store(false, Ordering::Release);
+        // SAFETY: `waker` holds the cell (above); the main task is alive until
+        // `_main_guard` ends it, after this loop.
+        unsafe { main_raw.header() }.clear_scheduled();
         let root = core.task_root(main).unwrap_or(NO_NODE);
         bump(&core.counters.polls, 1);
         if let Some(i) = core.instrument() {

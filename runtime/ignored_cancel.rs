@@ -8,7 +8,7 @@
 //! one the checkpoint sees, named by its node's serial: node keys are reused, serials
 //! are not), wherever inside it the task is; at
 //! [`WARN_AFTER`] it prints one warning on stderr naming the task and where it was
-//! spawned (the slot's `spawned_at`, which the task dump shows too). It is fed from
+//! spawned (the cell header's `spawned_at`, which the task dump shows too). It is fed from
 //! the one place where checkpoints fail (`cancel::check_in`).
 //!
 //! In release builds the watch is a zero-sized type and every call compiles to

@@ -2,19 +2,19 @@
 //! the crate-internal spawning of task-group children ([`spawn_child`]).
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, Location};
 use std::pin::{Pin, pin};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::cancel::{self, CancelError, CancelWait, Cancelled, NodeKey, TaskInfo};
 use super::core::{Core, try_with_core, with_core};
 use super::observe::WaitingOn;
-use super::task::{ChildTask, Runnable, TaskId};
+use super::task::{ChildDone, Completion, Reader, TaskId, new_cell};
 
 /// Polls `fut`, turning a panic into `Err(payload)`.
 pub(crate) async fn catch_unwind<F: Future>(fut: F) -> std::thread::Result<F::Output> {
@@ -91,118 +91,48 @@ impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Outcome<T, E> {
     }
 }
 
-/// The cell of a task started with [`spawn`]: its future, then its outcome. One
-/// allocation shared by the run loop (as `Rc<dyn Runnable>`) and the `JoinHandle` (as
-/// `Rc<dyn JoinSlot<T, E>>`).
-struct JoinTask<F, T, E> {
-    /// Whether `stage` still holds the future. Read instead of `stage` itself: a shared
-    /// reference to a stage holding a pinned, self-referential future would invalidate
-    /// the future's inner pointers (Miri's Stacked Borrows reports exactly that).
-    running: Cell<bool>,
-    stage: RefCell<Stage<F, T, E>>,
-    waiter: RefCell<Option<Waker>>,
+/// The completion of a task started with [`spawn`]: the task's result becomes an
+/// [`Outcome`], kept in the task's cell for its [`JoinHandle`]; `reader` is the waker
+/// of whoever awaits the handle.
+struct JoinDone<T, E> {
+    reader: Cell<Option<Waker>>,
+    _out: PhantomData<fn() -> (T, E)>,
 }
 
-enum Stage<F, T, E> {
-    Running(F),
-    Done(Outcome<T, E>),
-    /// The outcome was taken by the handle, or the future was dropped unfinished.
-    Gone,
-}
-
-/// What a `JoinHandle` needs from its task's cell.
-trait JoinSlot<T, E> {
-    /// The outcome, if the task has finished; otherwise stores `waker`.
-    fn poll_outcome(&self, waker: &Waker) -> Poll<Option<Outcome<T, E>>>;
-    fn is_done(&self) -> bool;
-}
-
-impl<F, T, E> Runnable for JoinTask<F, T, E>
+impl<T, E> Completion<Result<T, E>> for JoinDone<T, E>
 where
-    F: Future<Output = Result<T, E>>,
-    E: CancelError,
+    T: 'static,
+    E: CancelError + 'static,
 {
-    fn run(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut stage = self.stage.borrow_mut();
-        let Stage::Running(fut) = &mut *stage else {
-            return Poll::Ready(());
-        };
-        // SAFETY: the future lives inside the task's `Rc` allocation, which is never
-        // moved out of (no `Rc::try_unwrap` / `into_inner` on task cells); it is only
-        // dropped in place, by the assignment to `*stage` below or in `drop_future`.
-        let fut = unsafe { Pin::new_unchecked(fut) };
-        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Ok(v))) => Outcome::Ok(v),
-            Ok(Poll::Ready(Err(e))) => match e.as_cancelled() {
+    type Kept = Outcome<T, E>;
+
+    fn finish(&self, out: std::thread::Result<Result<T, E>>) -> Option<Outcome<T, E>> {
+        Some(match out {
+            Ok(Ok(v)) => Outcome::Ok(v),
+            Ok(Err(e)) => match e.as_cancelled() {
                 Some(c) => Outcome::Cancelled(c.clone()),
                 None => Outcome::Err(e),
             },
             Err(p) => Outcome::Panicked(p),
-        };
-        // Drop the finished future in place (the assignment writes `Gone` even if the
-        // destructor unwinds). A panic there is the task's panic, unless its poll
-        // panicked first: it must not unwind out of the run loop.
-        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| *stage = Stage::Gone)) {
-            Ok(()) => outcome,
-            Err(p) => match outcome {
-                Outcome::Panicked(first) => Outcome::Panicked(first),
-                value => {
-                    // The value the task returned goes too (its destructor contained).
-                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(value)));
-                    Outcome::Panicked(p)
-                }
-            },
-        };
-        *stage = Stage::Done(outcome);
-        self.running.set(false);
-        drop(stage);
-        let waiter = self.waiter.borrow_mut().take();
-        if let Some(w) = waiter {
-            super::wake_list::wake_contained(w);
-        }
-        Poll::Ready(())
+        })
     }
 
-    fn drop_future(&self) {
-        if !self.running.get() {
-            return;
-        }
-        if let Ok(mut stage) = self.stage.try_borrow_mut() {
-            // Cleared first: if the future's destructor panics, the stage is still
-            // `Gone` afterwards (assignment completes on unwind) and must not be
-            // treated as running.
-            self.running.set(false);
-            // Assignment drops the pinned future in place (never move it out).
-            *stage = Stage::Gone;
-        }
-    }
-}
-
-impl<F, T, E> JoinSlot<T, E> for JoinTask<F, T, E> {
-    fn poll_outcome(&self, waker: &Waker) -> Poll<Option<Outcome<T, E>>> {
-        // A failed borrow means the task itself is running (it polls its own handle):
-        // it cannot have finished.
-        // Never touch a running stage (see `running`); the future is pinned in it.
-        if !self.running.get() {
-            if let Ok(mut stage) = self.stage.try_borrow_mut() {
-                return match std::mem::replace(&mut *stage, Stage::Gone) {
-                    Stage::Done(o) => Poll::Ready(Some(o)),
-                    _ => Poll::Ready(None),
-                };
+    fn set_reader(&self, waker: &Waker) {
+        let old = self.reader.take();
+        match old {
+            Some(w) if w.will_wake(waker) => self.reader.set(Some(w)),
+            old => {
+                self.reader.set(Some(waker.clone()));
+                drop(old);
             }
         }
-        *self.waiter.borrow_mut() = Some(waker.clone());
-        Poll::Pending
     }
 
-    fn is_done(&self) -> bool {
-        !self.running.get()
-            && self
-                .stage
-                .try_borrow()
-                .is_ok_and(|s| matches!(*s, Stage::Done(_)))
+    fn take_reader(&self) -> Option<Waker> {
+        self.reader.take()
     }
+
+    fn abandon(&self) {}
 }
 
 /// A handle to a spawned task; awaiting it gives the task's [`Outcome`].
@@ -228,9 +158,19 @@ impl<F, T, E> JoinSlot<T, E> for JoinTask<F, T, E> {
 /// ```
 pub struct JoinHandle<T, E> {
     task: TaskRef,
-    cell: Rc<dyn JoinSlot<T, E>>,
+    /// A reference to the task's cell, to read the outcome kept there.
+    cell: Reader<Outcome<T, E>>,
     /// Wakes a waiting `await` when the waiting code is cancelled (R13).
     wait: CancelWait,
+}
+
+impl<T, E> JoinDone<T, E> {
+    fn new() -> JoinDone<T, E> {
+        JoinDone {
+            reader: Cell::new(None),
+            _out: PhantomData,
+        }
+    }
 }
 
 impl<T, E> fmt::Debug for JoinHandle<T, E> {
@@ -257,7 +197,7 @@ impl<T, E> Future for JoinHandle<T, E> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         this.wait.check()?;
-        match this.cell.poll_outcome(cx.waker()) {
+        match this.cell.poll_read(cx.waker()) {
             Poll::Ready(Some(o)) => {
                 this.wait.disarm();
                 Poll::Ready(Ok(o))
@@ -347,13 +287,13 @@ where
     T: 'static,
     E: CancelError + 'static,
 {
-    let cell = Rc::new(JoinTask {
-        running: Cell::new(true),
-        stage: RefCell::new(Stage::Running(fut)),
-        waiter: RefCell::new(None),
-    });
     let at = Location::caller();
-    let id = with_core(|core| core.spawn_raw(cell.clone(), None, name, at));
+    let (id, cell) = with_core(|core| {
+        let id = core.next_task_id();
+        let (cell, reader) = new_cell(core.shared(), id, at, fut, JoinDone::new(), true);
+        core.spawn_cell(cell, None, name);
+        (id, reader.expect("made with a reader"))
+    });
     JoinHandle {
         task: TaskRef { id },
         cell,
@@ -375,8 +315,11 @@ where
     D: FnOnce(std::thread::Result<F::Output>) + 'static,
 {
     let at = Location::caller();
-    let id =
-        with_core(|core| core.spawn_raw(ChildTask::new_task(fut, done), Some(parent), name, at));
+    let id = with_core(|core| {
+        let id = core.next_task_id();
+        let (cell, _) = new_cell(core.shared(), id, at, fut, ChildDone::new(done), false);
+        core.spawn_cell(cell, Some(parent), name)
+    });
     TaskRef { id }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! * `core` — the per-runtime state and the run loop (`block_on`, the ready queue,
 //!   when to poll I/O and timers, the paused clock's jumps).
-//! * `task` — task slots, ids and the `Send + Sync` waker (local queue vs injector).
+//! * `task` — the task cell (one allocation per task: header, future then output,
+//!   completion), its `Send + Sync` waker (local queue vs injector), slots and ids.
 //! * `cancel/` — **all cancellation state and rules**: the status tree (task roots,
 //!   entered scopes, the registrations of blocked operations), checkpoints, scope
 //!   entry and exit, absorption, task cancel counts, cross-thread cancels,

@@ -35,7 +35,7 @@
 //! runtime (or after its runtime is gone) is an error, not a silent hang.
 //!
 //! The token [`WAKE_TOKEN`] belongs to the `mio::Waker` through which other threads
-//! interrupt a blocking poll (see `runtime::task::TaskWaker`).
+//! interrupt a blocking poll (see `runtime::task`, "Wakers").
 
 use std::cell::{Cell, RefCell};
 use std::io;

@@ -274,10 +274,11 @@ mod tests {
     #[test]
     fn sizes_of_what_every_task_and_wait_carries() {
         // What the dump costs in memory: a wait's description rides in its
-        // registration (16 bytes), a task's spawn location in its slot (8 bytes: 56
-        // in release builds, plus the 16-byte ignored-cancel watch in debug builds).
+        // registration (16 bytes), a task's spawn location in its cell's header (8
+        // bytes; the slab slot is 16 bytes in release builds, plus the 16-byte
+        // ignored-cancel watch in debug builds).
         assert_eq!(size_of::<super::WaitingOn>(), 16);
-        let slot = if cfg!(debug_assertions) { 72 } else { 56 };
+        let slot = if cfg!(debug_assertions) { 32 } else { 16 };
         assert_eq!(size_of::<crate::runtime::task::TaskSlot>(), slot);
     }
 }
