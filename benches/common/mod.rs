@@ -49,8 +49,9 @@ pub fn iterations(quick: (usize, usize), full: (usize, usize)) -> (usize, usize)
     (warm, env_usize("BENCH_ITERS").unwrap_or(iters))
 }
 
-/// Filters from the command line (`cargo bench --bench core -- B1 B7`); flags that
-/// cargo passes (`--bench`) are ignored.
+/// Filters from the command line (`cargo bench --bench core -- B1 B7`): a row runs if
+/// a filter is its id exactly (`B5` is not `B5s`, `B1` not `B10`) or part of its name;
+/// flags that cargo passes (`--bench`) are ignored.
 #[allow(dead_code)]
 pub fn selected(id: &str, name: &str) -> bool {
     let filters: Vec<String> = std::env::args()
@@ -60,7 +61,7 @@ pub fn selected(id: &str, name: &str) -> bool {
     filters.is_empty()
         || filters
             .iter()
-            .any(|f| id.contains(f.as_str()) || name.contains(f.as_str()))
+            .any(|f| id == f.as_str() || name.contains(f.as_str()))
 }
 
 // ---------------------------------------------------------------------------------
