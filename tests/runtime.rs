@@ -384,9 +384,9 @@ fn shutdown_of_many_idle_tasks_is_linear() {
 }
 
 #[test]
-fn recycled_wakers_never_reach_a_later_task() {
-    // Wakers of finished tasks are reused only when nobody kept a clone; a kept
-    // clone must stay stale (no effect) while later tasks reuse other wakers.
+fn stale_wakers_never_reach_a_later_task() {
+    // A kept clone of a finished task's waker keeps that task's cell (not its slab
+    // slot) alive: waking it must have no effect while later tasks reuse the slots.
     paused().block_on(async {
         let kept: Rc<RefCell<Vec<Waker>>> = Rc::default();
         for round in 0..3 {
