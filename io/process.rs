@@ -638,7 +638,9 @@ impl Child {
     }
 
     /// Sends `signal` to the child if it has not been reaped yet (a no-op after: its
-    /// pid may name another process by then). Not a checkpoint.
+    /// pid may name another process by then). Not a checkpoint. The child inherits
+    /// the signals this process ignores (`nohup` ignores `SIGHUP`, for one): such a
+    /// signal does nothing to it unless it installs a handler.
     ///
     /// ```
     /// use scope_runtime::io::process::Command;
@@ -647,8 +649,8 @@ impl Child {
     ///
     /// scope_runtime::Runtime::new().unwrap().block_on(async {
     ///     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-    ///     child.signal(SignalKind::HANGUP).unwrap();
-    ///     assert_eq!(child.wait().await.unwrap().signal(), Some(libc::SIGHUP));
+    ///     child.signal(SignalKind::TERMINATE).unwrap();
+    ///     assert_eq!(child.wait().await.unwrap().signal(), Some(libc::SIGTERM));
     /// });
     /// ```
     ///
