@@ -26,27 +26,17 @@
 //! ```
 
 mod common;
+#[path = "common/hello.rs"]
+mod hello;
 
-use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::thread::JoinHandleExt;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 
 use common::{Stamp, env_usize, interleave, middle_by, ours_rt, quick, tokio_rt};
-
-const BODY: &[u8] = b"Hello, World!";
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
-
-async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(BODY))))
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Server {
@@ -86,7 +76,9 @@ fn serve_ours(listener: std::net::TcpListener, conns: usize, timer: bool) {
                     if timer {
                         builder.timer(HyperTimer);
                     }
-                    builder.serve_connection(s, service_fn(hello)).await?;
+                    builder
+                        .serve_connection(s, service_fn(hello::hello))
+                        .await?;
                     Ok(())
                 });
             }
@@ -112,7 +104,7 @@ fn serve_tokio(listener: std::net::TcpListener, conns: usize, timer: bool) {
                     builder.timer(TokioTimer::new());
                 }
                 builder
-                    .serve_connection(TokioIo::new(s), service_fn(hello))
+                    .serve_connection(TokioIo::new(s), service_fn(hello::hello))
                     .await
                     .unwrap();
             }));
@@ -157,17 +149,11 @@ struct Client {
 }
 
 impl Client {
-    /// Reads one whole response (head, then a body of `BODY.len()` bytes).
+    /// Reads one whole response (head, then a body of `hello::BODY.len()` bytes).
     fn read_response(&mut self) {
         loop {
-            if let Some(end) = find_head_end(&self.buf) {
-                let total = end + BODY.len();
-                if self.buf.len() >= total {
-                    assert!(self.buf.starts_with(b"HTTP/1.1 200 OK"), "bad response");
-                    assert_eq!(&self.buf[end..total], BODY);
-                    self.buf.drain(..total);
-                    return;
-                }
+            if hello::take_response(&mut self.buf) {
+                return;
             }
             let mut chunk = [0u8; 1024];
             let n = self.s.read(&mut chunk).unwrap();
@@ -175,10 +161,6 @@ impl Client {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
-}
-
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
 /// Starts `server` on a fresh thread, connects `conns` clients, runs `warm` unmeasured
@@ -203,7 +185,7 @@ fn trial(server: Server, conns: usize, timer: bool, warm: usize, rounds: usize) 
         .collect();
     let round = |clients: &mut [Client]| {
         for c in clients.iter_mut() {
-            c.s.write_all(REQUEST).unwrap();
+            c.s.write_all(hello::REQUEST).unwrap();
         }
         for c in clients.iter_mut() {
             c.read_response();

@@ -47,19 +47,16 @@
 
 #[allow(dead_code)]
 mod common;
+#[path = "common/hello.rs"]
+mod hello;
 
-use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 
 use common::{Stamp, env_usize, interleave, middle_by, quick, selected};
 
@@ -67,12 +64,6 @@ use common::{Stamp, env_usize, interleave, middle_by, quick, selected};
 const CORES: usize = 2;
 /// B8m's request and response size.
 const MSG: usize = 1024;
-const BODY: &[u8] = b"Hello, World!";
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
-
-async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(BODY))))
-}
 
 /// What the server does with a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,7 +187,7 @@ fn serve_ours(
                                 }
                                 Work::Http => {
                                     hyper::server::conn::http1::Builder::new()
-                                        .serve_connection(s, service_fn(hello))
+                                        .serve_connection(s, service_fn(hello::hello))
                                         .await?;
                                 }
                             }
@@ -251,7 +242,7 @@ fn serve_tokio(workers: Option<usize>, work: Work, conns: usize, ready: mpsc::Se
                             }
                         }
                         Work::Http => hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(s), service_fn(hello))
+                            .serve_connection(TokioIo::new(s), service_fn(hello::hello))
                             .await
                             .unwrap(),
                     }
@@ -302,7 +293,7 @@ impl Client {
     fn send(&mut self, work: Work) {
         let req: &[u8] = match work {
             Work::Echo => &[0xAB; MSG],
-            Work::Http => REQUEST,
+            Work::Http => hello::REQUEST,
         };
         self.s.write_all(req).unwrap();
     }
@@ -316,17 +307,8 @@ impl Client {
                     self.buf.drain(..MSG);
                     return;
                 }
-                Work::Http => {
-                    if let Some(end) = find_head_end(&self.buf) {
-                        let total = end + BODY.len();
-                        if self.buf.len() >= total {
-                            assert!(self.buf.starts_with(b"HTTP/1.1 200 OK"), "bad response");
-                            assert_eq!(&self.buf[end..total], BODY);
-                            self.buf.drain(..total);
-                            return;
-                        }
-                    }
-                }
+                Work::Http if hello::take_response(&mut self.buf) => return,
+                Work::Http => {}
                 Work::Echo => {}
             }
             let mut chunk = [0u8; 4096];
@@ -335,10 +317,6 @@ impl Client {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
-}
-
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
 /// One measured trial.
