@@ -292,10 +292,6 @@ pub(crate) fn send_signal(pid: u32, signum: i32) -> io::Result<()> {
     }
 }
 
-/// Reads from a connected socket into `buf`, which may be uninitialised: the kernel
-/// only writes to it. On `Ok(n)` the first `n` bytes of `buf` are initialised (`n <=
-/// buf.len()`); errors come from `errno` (`WouldBlock`, `Interrupted`... for the caller
-/// to handle).
 /// The CPUs the calling thread may run on, in ascending order (`sched_getaffinity`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
@@ -350,6 +346,10 @@ pub(crate) fn pin_current_thread(_cpu: usize) -> io::Result<()> {
     allowed_cpus().map(drop)
 }
 
+/// Reads from a connected socket into `buf`, which may be uninitialised: the kernel
+/// only writes to it. On `Ok(n)` the first `n` bytes of `buf` are initialised (`n <=
+/// buf.len()`); errors come from `errno` (`WouldBlock`, `Interrupted`... for the caller
+/// to handle).
 #[cfg(feature = "hyper")]
 pub(crate) fn recv_uninit(
     socket: &impl AsRawFd,

@@ -36,8 +36,6 @@ const REUSEPORT_BACKLOG: u32 = 1024;
 
 /// What every core shares.
 struct Table {
-    /// Every core has a runtime (else no body runs and the lists are partial).
-    complete: bool,
     cancels: Vec<CancelHandle>,
     remotes: Vec<RemoteHandle>,
     /// `(address asked for with port 0, address the first core got)`, so the other
@@ -266,9 +264,6 @@ impl Cores {
                 remotes.push(s.1.clone());
             }
             Arc::new(Table {
-                // Every core built its runtime: only then do the bodies run, so a
-                // `CoreContext` always sees all `n` cores (`remote(k)` is core `k`).
-                complete: cancels.len() == n,
                 cancels,
                 remotes,
                 reuseport: Mutex::new(Vec::new()),
@@ -323,7 +318,7 @@ where
         cpu,
     } = setup;
     // A core that cannot start registers nothing: the table is incomplete and no body
-    // runs (see `Table::complete`).
+    // runs (below, after the start barrier).
     let fail = |failure| {
         shared.registered.wait();
         shared.start.wait();
@@ -351,8 +346,9 @@ where
             .lock()
             .clone()
             .expect("the table is published before the start barrier");
-        if !table.complete {
-            // Another core has no runtime: the run fails with its error, no body runs.
+        if table.cancels.len() != count {
+            // A core could not start: the run fails with its error and no body runs, so
+            // a `CoreContext` always sees all cores (`remote(k)` is core `k`).
             core_ended(shared);
             return Ok(());
         }
