@@ -40,7 +40,7 @@ use super::cancel::{self, Cancellation, NO_NODE, NodeKey};
 use super::clock::Clock;
 use super::ignored_cancel::IgnoredCancelWatch;
 use super::observe::metrics::{Counters, bump};
-use super::observe::{Instrument, Metrics, TaskMeta};
+use super::observe::{Instrument, Metrics, TaskMeta, WaitingOn};
 use super::reactor::Reactor;
 use super::task::{CellRef, Dropped, Shared, TaskId, TaskSlot};
 use super::timer::{TimerEntry, TimerKey, Timers};
@@ -207,6 +207,8 @@ pub(crate) struct TaskRow {
     pub(crate) spawned_at: &'static Location<'static>,
     /// In the ready queue (or being polled after a wake during its poll).
     pub(crate) scheduled: bool,
+    /// Its top-level wait (kept in the task, not in the status tree).
+    pub(crate) wait: Option<WaitingOn>,
 }
 
 /// The state of one runtime.
@@ -430,7 +432,7 @@ impl Core {
             tasks: self.live_tasks(),
             timers: self.pending_timers(),
             scope_nodes: self.cancel.node_count(),
-            cancel_registrations: self.cancel.waiter_count(),
+            cancel_registrations: self.cancel.waiter_count() + self.top_waits(),
             io_sources: self.reactor.source_count(),
             cancel_handles: self.cancel.remote_count(),
         }
@@ -494,8 +496,14 @@ impl Core {
     pub(crate) fn wake_target(&self, target: Target) {
         match target {
             Target::Task(id) => self.schedule(id),
+            Target::TopWait(id) => self.schedule_top_wait(id),
             Target::Waker(w) => super::wake_list::wake_contained(w),
         }
+    }
+
+    /// Runs the wakes of a change to the status tree (outside its borrow).
+    pub(crate) fn run_wakes(&self, wakes: cancel::Wakes) {
+        wakes.run(|t| self.wake_target(t));
     }
 
     /// Puts a task on the local ready queue (its waker already deduplicated the wake).
@@ -533,7 +541,7 @@ impl Core {
             entry.key() == id.slot() && seq == self.next_seq.get() && id.runtime == self.id,
             "scope_runtime: a task cell inserted with a stale id"
         );
-        let root = parent.map_or(NO_NODE, |p| self.cancel.insert_root(p));
+        let root = parent.map_or(NO_NODE, |p| self.cancel.insert_root(p, id));
         let hook_name = self.instrument.as_ref().and_then(|_| name.clone());
         #[cfg(feature = "tracing")]
         let span_name = name.clone();
@@ -593,6 +601,21 @@ impl Core {
         }
     }
 
+    /// Wakes a task by id if it has a top-level wait (its root node just became
+    /// cancelled; a task blocked deeper is woken by its own registration, or not at
+    /// all under a shield).
+    fn schedule_top_wait(&self, id: TaskId) {
+        let tasks = self.tasks.borrow();
+        let Some(slot) = tasks.get(id.slot()).filter(|s| s.is(id)) else {
+            return;
+        };
+        let header = slot.cell.header();
+        if header.wait().is_some() && header.set_scheduled() {
+            drop(tasks);
+            self.push_ready(id);
+        }
+    }
+
     /// Whether the task `id` has not finished.
     pub(crate) fn task_alive(&self, id: TaskId) -> bool {
         self.tasks.borrow().get(id.slot()).is_some_and(|s| s.is(id))
@@ -612,9 +635,65 @@ impl Core {
         let mut tasks = self.tasks.borrow_mut();
         let slot = tasks.get_mut(id.slot()).filter(|s| s.is(id))?;
         if slot.root == NO_NODE {
-            slot.root = self.cancel.insert_root(NO_NODE);
+            slot.root = self.cancel.insert_root(NO_NODE, id);
         }
         Some(slot.root)
+    }
+
+    /// Records `on` as the top-level wait of `task` (see `cancel::CancelWait`), if the
+    /// code polling runs at the task's top level (`node` is the task's root, or
+    /// `NO_NODE` before it has one) and the task's header is free for it (`ours`: the
+    /// caller already holds it). `false`: the caller registers in the tree instead.
+    pub(crate) fn record_top_wait(
+        &self,
+        task: TaskId,
+        node: NodeKey,
+        on: WaitingOn,
+        ours: bool,
+    ) -> bool {
+        let Ok(tasks) = self.tasks.try_borrow() else {
+            return false;
+        };
+        let Some(slot) = tasks.get(task.slot()).filter(|s| s.is(task)) else {
+            return false;
+        };
+        let header = slot.cell.header();
+        if node != slot.root || (!ours && header.wait().is_some()) {
+            return false;
+        }
+        header.set_wait(Some(on));
+        true
+    }
+
+    /// Forgets the top-level wait of `task` (its holder completed, gave up or moved).
+    pub(crate) fn clear_top_wait(&self, task: TaskId) {
+        if let Ok(tasks) = self.tasks.try_borrow() {
+            if let Some(slot) = tasks.get(task.slot()).filter(|s| s.is(task)) {
+                slot.cell.header().set_wait(None);
+            }
+        }
+    }
+
+    /// Whether the code at the top level of `task` is cancelled (its top-level wait
+    /// would fail at its next poll). `false` for a finished task.
+    pub(crate) fn top_level_cancelled(&self, task: TaskId) -> bool {
+        let root = match self.tasks.try_borrow() {
+            Ok(tasks) => match tasks.get(task.slot()).filter(|s| s.is(task)) {
+                Some(slot) => slot.root,
+                None => return false,
+            },
+            Err(_) => return false,
+        };
+        root != NO_NODE && self.cancel.is_cancelled(root)
+    }
+
+    /// How many tasks have a top-level wait recorded (for [`Core::resources`]).
+    fn top_waits(&self) -> usize {
+        self.tasks.try_borrow().map_or(0, |t| {
+            t.iter()
+                .filter(|(_, s)| s.cell.header().wait().is_some())
+                .count()
+        })
     }
 
     /// Feeds the ignored-cancel diagnostic: a checkpoint of the current task failed
@@ -664,6 +743,7 @@ impl Core {
                     root: s.root,
                     spawned_at: header.spawned_at(),
                     scheduled: header.is_scheduled(),
+                    wait: header.wait(),
                 }
             })
             .collect()
@@ -744,7 +824,7 @@ impl Core {
         };
         let TaskSlot { cell, root, .. } = slot;
         if root != NO_NODE {
-            self.cancel.remove_root(root).run(|id| self.schedule(id));
+            self.run_wakes(self.cancel.remove_root(root));
         }
         if cell.header().is_named() {
             self.names.borrow_mut().remove(&id.seq);

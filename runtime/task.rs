@@ -15,6 +15,9 @@
 //!   reach its runtime, and the pieces of the task's [`TaskId`] (slab key, sequence
 //!   number);
 //! * `spawned_at` — where the task was spawned (the dump, the ignored-cancel warning);
+//! * `wait` — what the task's top-level wait waits on, for the task dump (a wait at
+//!   the task's top level, polled with the task's own waker, is recorded here instead
+//!   of in the status tree: see `cancel::CancelWait`), runtime thread only;
 //! * `flags` — the body's phase, read and written on the runtime's thread only.
 //!
 //! The runtime's `Slab<TaskSlot>` keeps, per task, the slot's ownership of the cell
@@ -64,7 +67,7 @@
 //! The cell is not `Send`: its future and output are not. Its waker is `Send + Sync`,
 //! and that is sound because code holding only a waker (on any thread) touches nothing
 //! but the header's `state` (atomics), `shared` (`Send + Sync`) and the immutable
-//! `key`, `seq` and `vtable` — never `flags` or the body. The body is polled, dropped
+//! `key`, `seq` and `vtable` — never `flags`, `wait` or the body. The body is polled, dropped
 //! and read only on the runtime's thread: by the run loop, by `Core::drop_task` and
 //! shutdown, and by the `JoinHandle` (which is `!Send`).
 //!
@@ -121,6 +124,7 @@ use crossbeam_queue::SegQueue;
 use super::cancel::NodeKey;
 use super::core::RuntimeId;
 use super::ignored_cancel::IgnoredCancelWatch;
+use super::observe::WaitingOn;
 use super::observe::dump::DumpReply;
 
 /// Identifies a task: its runtime, its slab key, and a sequence number that runtime
@@ -326,6 +330,11 @@ pub(crate) struct Header {
     spawned_at: &'static Location<'static>,
     /// The task's sequence number (immutable).
     seq: u64,
+    /// What the task's *top-level wait* waits on: an operation blocked at the task's
+    /// top level with the task's own waker keeps this instead of a registration in
+    /// the status tree (see `cancel::CancelWait`); the task dump reads it. Runtime
+    /// thread only.
+    wait: Cell<Option<WaitingOn>>,
     /// The task's slab key (immutable).
     key: u32,
     /// The body's phase (`RUNNING`, `DONE`, ...): runtime thread only.
@@ -354,6 +363,7 @@ impl Header {
             shared: NonNull::new(Arc::as_ptr(shared).cast_mut()).expect("an Arc is never null"),
             spawned_at,
             seq: id.seq,
+            wait: Cell::new(None),
             key: id.key,
             flags: Cell::new(flags),
         }
@@ -410,6 +420,16 @@ impl Header {
     /// Whether the task has a name in `Core::names` (runtime thread).
     pub(crate) fn is_named(&self) -> bool {
         self.flags.get() & NAMED != 0
+    }
+
+    /// What the task's top-level wait waits on, if one is recorded (runtime thread).
+    pub(crate) fn wait(&self) -> Option<WaitingOn> {
+        self.wait.get()
+    }
+
+    /// Records (or, with `None`, forgets) the task's top-level wait (runtime thread).
+    pub(crate) fn set_wait(&self, on: Option<WaitingOn>) {
+        self.wait.set(on);
     }
 
     /// What a wake does, from any thread (see the module doc).
@@ -1187,8 +1207,8 @@ pub(crate) struct TaskSlot {
     /// The slot's hold on the task's cell.
     pub(crate) cell: CellRef,
     /// The task's root node in the scope tree, or `NO_NODE` until it needs one (a
-    /// scope entered, a cancel requested, a wait recorded); group children get theirs
-    /// at spawn. (Names live in `Core::names`, since few tasks have one.)
+    /// scope entered, a cancel requested, a wait that cannot be kept in the header);
+    /// group children get theirs at spawn. (Names live in `Core::names`, since few tasks have one.)
     pub(crate) root: NodeKey,
     /// The ignored-cancel diagnostic (zero-sized in release builds).
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
@@ -1241,7 +1261,7 @@ mod tests {
     fn the_slot_and_the_header_stay_small() {
         let slot = if cfg!(debug_assertions) { 32 } else { 16 };
         assert_eq!(size_of::<super::TaskSlot>(), slot);
-        assert_eq!(size_of::<super::Header>(), 48);
+        assert_eq!(size_of::<super::Header>(), 64);
     }
 
     #[test]

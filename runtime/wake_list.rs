@@ -27,6 +27,9 @@ pub(crate) fn wake_contained(w: Waker) {
 #[derive(Debug)]
 pub(crate) enum Target {
     Task(TaskId),
+    /// The task, if it has a top-level wait recorded (see `cancel::CancelWait`):
+    /// what a task's root node wakes when it becomes cancelled.
+    TopWait(TaskId),
     Waker(Waker),
 }
 
@@ -41,6 +44,7 @@ impl Target {
     pub(crate) fn same(&self, other: WakeBy<'_>) -> bool {
         match (self, other) {
             (Target::Task(a), WakeBy::Task(b)) => *a == b,
+            (Target::TopWait(_), _) => false,
             (Target::Waker(a), WakeBy::Waker(b)) => a.will_wake(b),
             _ => false,
         }

@@ -80,9 +80,9 @@ impl Cancellation {
         self.current.replace(node)
     }
 
-    /// Adds a task's root node under `parent` (`NO_NODE`: a top-level task).
-    pub(crate) fn insert_root(&self, parent: NodeKey) -> NodeKey {
-        self.tree.borrow_mut().insert_root(parent)
+    /// Adds the root node of `task` under `parent` (`NO_NODE`: a top-level task).
+    pub(crate) fn insert_root(&self, parent: NodeKey, task: TaskId) -> NodeKey {
+        self.tree.borrow_mut().insert_root(parent, Some(task))
     }
 
     /// Removes a finished task's root node; returns the wakes (only after misuse:
@@ -91,6 +91,12 @@ impl Cancellation {
         let (wakes, scope) = self.tree.borrow_mut().remove(root);
         drop(scope);
         wakes
+    }
+
+    /// Whether the code at `node` is cancelled (`false` while the tree is borrowed:
+    /// only a hand-off asks, and then any order of two events is valid).
+    pub(crate) fn is_cancelled(&self, node: NodeKey) -> bool {
+        self.tree.try_borrow().is_ok_and(|t| t.is_cancelled(node))
     }
 
     /// Live registrations of blocked operations (for tests of the wake rule).
@@ -292,7 +298,7 @@ pub(crate) fn cancel(scope: &Rc<ScopeState>, reason: CancelReason) {
                 .tree
                 .borrow_mut()
                 .cancel_scope(node, reason, now);
-            wakes.run(|id| core.schedule(id));
+            core.run_wakes(wakes);
             note_cancelled(&core, before, hook);
         }
         _ => scope.cancel_idle(reason, try_with_core(|core| core.now())),
@@ -305,7 +311,7 @@ pub(crate) fn set_shield(scope: &Rc<ScopeState>, shield: bool) {
     match active_core(scope) {
         Some((node, core)) => {
             let wakes = core.cancel().tree.borrow_mut().set_shield(node, shield);
-            wakes.run(|id| core.schedule(id));
+            core.run_wakes(wakes);
         }
         _ => scope.set_shield_idle(shield),
     }
@@ -357,7 +363,7 @@ fn arm_deadline(core: &Core, scope: &Rc<ScopeState>, serial: Option<u64>) {
             .tree
             .borrow_mut()
             .cancel_scope(node, CancelReason::Deadline, at);
-        wakes.run(|id| core.schedule(id));
+        core.run_wakes(wakes);
         note_cancelled(core, before, Some(CancelReason::Deadline));
     } else {
         let serial = serial.or_else(|| core.cancel().tree.borrow().serial(node));
@@ -373,7 +379,7 @@ pub(crate) fn deadline_fired(core: &Core, node: NodeKey, serial: u64) {
     crate::runtime::observe::tracing::deadline_fired();
     let before = core.cancel().scopes_cancelled();
     let wakes = core.cancel().tree.borrow_mut().deadline_fired(node, serial);
-    wakes.run(|id| core.schedule(id));
+    core.run_wakes(wakes);
     note_cancelled(core, before, Some(CancelReason::Deadline));
 }
 
@@ -501,7 +507,7 @@ impl Entered {
             .borrow_mut()
             .exit_scope(self.node, cancelled_out);
         drop(state);
-        wakes.run(|id| core.schedule(id));
+        core.run_wakes(wakes);
         #[cfg(feature = "tracing")]
         if absorbed {
             let _span = self.span.enter();
@@ -533,7 +539,7 @@ pub(crate) fn add_cancelling(core: &Core, task: TaskId, delta: i64) -> Option<u3
         .tree
         .borrow_mut()
         .add_cancelling(root, delta, now);
-    wakes.run(|id| core.schedule(id));
+    core.run_wakes(wakes);
     Some(n)
 }
 
@@ -574,7 +580,7 @@ pub(crate) fn move_task_under(task: TaskId, node: NodeKey) {
     try_with_core(|core| {
         if let Some(root) = core.task_root(task) {
             let wakes = core.cancel().tree.borrow_mut().reparent(root, node);
-            wakes.run(|id| core.schedule(id));
+            core.run_wakes(wakes);
         }
     });
 }
@@ -677,10 +683,11 @@ mod tests {
     use futures::stream::{FuturesUnordered, StreamExt};
 
     use crate::sync::{Mutex, Semaphore, channel};
-    use crate::{BoxError, Runtime, cancellable, move_on_after, sleep};
+    use crate::{BoxError, Outcome, Runtime, cancellable, move_on_after, sleep};
 
+    /// Tree registrations and top-level waits kept in tasks.
     fn waits(rt: &Runtime) -> usize {
-        rt.core.cancel().waiter_count()
+        rt.core.resources().cancel_registrations
     }
 
     /// Every registration made by a blocked operation is gone once the operations
@@ -742,6 +749,67 @@ mod tests {
             drop(pending);
         });
         assert_eq!(waits(&rt), 0, "a registration leaked");
+    }
+
+    /// A top-level task blocked with its own waker keeps its wait in the task: no
+    /// tree node, no registration. A cancel of the task still wakes it (its new root
+    /// node schedules it), the dump still says what it waits on, and a hand-off skips
+    /// it once it is cancelled.
+    #[test]
+    fn a_top_level_wait_needs_no_tree_node_and_is_still_cancelled() {
+        let rt = Runtime::builder().paused_clock(true).build().unwrap();
+        rt.block_on(async {
+            let sem = std::rc::Rc::new(Semaphore::new(0));
+            let (s1, s2) = (sem.clone(), sem.clone());
+            let sleeper = crate::spawn(async { sleep(Duration::from_secs(3600)).await });
+            let first = crate::spawn(async move { s1.acquire().await.map(drop) });
+            let second = crate::spawn(async move { s2.acquire().await.map(drop) });
+            crate::yield_now().await;
+            let core = crate::runtime::core::with_core(|c| c.clone());
+            let nodes = core.cancel().node_count();
+            assert_eq!(core.cancel().waiter_count(), 0, "tree registrations made");
+            assert_eq!(core.resources().cancel_registrations, 3);
+            let text = crate::dump().to_string();
+            assert!(text.contains("waiting on sleep"), "{text}");
+            assert!(text.contains("waiting on acquire"), "{text}");
+            // Cancel the first waiter, then hand out one permit: it must go to the
+            // second waiter, not to the cancelled one.
+            assert!(first.cancel());
+            assert_eq!(
+                core.cancel().node_count(),
+                nodes + 1,
+                "the cancel made a root"
+            );
+            sem.add_permits(1);
+            assert!(sleeper.cancel());
+            assert!(matches!(first.await, Ok(Outcome::Cancelled(_))));
+            assert!(matches!(second.await, Ok(Outcome::Ok(()))));
+            assert!(matches!(sleeper.await, Ok(Outcome::Cancelled(_))));
+        });
+        assert_eq!(waits(&rt), 0, "a wait leaked");
+    }
+
+    /// Two waits of one task at its top level, both with the task's waker (`join!`):
+    /// the first is kept in the task, the second in the tree; both are cancelled.
+    #[test]
+    fn a_second_top_level_wait_goes_to_the_tree() {
+        let rt = Runtime::builder().paused_clock(true).build().unwrap();
+        rt.block_on(async {
+            let task = crate::spawn(async {
+                let (a, b) = futures::join!(
+                    sleep(Duration::from_secs(3600)),
+                    sleep(Duration::from_secs(7200))
+                );
+                Ok::<_, BoxError>((a.is_err(), b.is_err()))
+            });
+            crate::yield_now().await;
+            let core = crate::runtime::core::with_core(|c| c.clone());
+            assert_eq!(core.cancel().waiter_count(), 1);
+            assert_eq!(core.resources().cancel_registrations, 2);
+            assert!(task.cancel());
+            assert!(matches!(task.await, Ok(Outcome::Ok((true, true)))));
+        });
+        assert_eq!(waits(&rt), 0, "a wait leaked");
     }
 
     /// A `CancelHandle` that outlives its runtime queues nothing.

@@ -28,7 +28,9 @@
 //!   operation registered at it is woken — the operation's own waker, not its task's,
 //!   so an operation polled inside a combinator that keeps per-future wakers
 //!   (`FuturesUnordered`, `buffered`, `select_all`) is polled again and fails with
-//!   `Cancelled` at once. Operations waiting under a shield are not woken. A fired
+//!   `Cancelled` at once. A task's root node that becomes cancelled also schedules
+//!   its task, for the one wait the task may keep at its top level without a
+//!   registration (see `CancelWait`). Operations waiting under a shield are not woken. A fired
 //!   registration stays in place (without its waker) until its owner removes it, so
 //!   "is the waiter at this registration cancelled?" keeps an answer for hand-offs
 //!   ([`CancelTree::waiter_cancelled`]).
@@ -241,10 +243,13 @@ impl Drop for ScopeState {
 
 /// What a node stands for.
 enum Kind {
-    /// A task's root node: cancelled while `cancelling > 0`, since `since`.
+    /// A task's root node: cancelled while `cancelling > 0`, since `since`. `task`
+    /// is scheduled when the node becomes cancelled (for the wait it may keep in its
+    /// header instead of a registration); `None` only in this file's tests.
     Root {
         cancelling: u32,
         since: Option<Instant>,
+        task: Option<TaskId>,
     },
     /// An entered cancel scope (or task group).
     Scope(Rc<ScopeState>),
@@ -361,29 +366,26 @@ impl Wakes {
         self.wake.push(target);
     }
 
-    /// Schedules the tasks (with `schedule`) and wakes the wakers, in the order the
-    /// tree met them.
+    /// Hands every target to `wake` (`Core::wake_target`), in the order the tree met
+    /// them.
     #[inline]
-    pub(crate) fn run(self, mut schedule: impl FnMut(TaskId)) {
+    pub(crate) fn run(self, mut wake: impl FnMut(Target)) {
         if self.wake.is_empty() {
             return; // the common case (`dropped` goes here, after the borrow)
         }
-        let mut wake = self.wake;
-        for t in wake.drain(..) {
-            match t {
-                Target::Task(id) => schedule(id),
-                Target::Waker(w) => crate::runtime::wake_list::wake_contained(w),
-            }
+        let mut list = self.wake;
+        for t in list.drain(..) {
+            wake(t);
         }
         // Kept for the next mutation, unless a wake above left a larger spare (it may
         // run code that mutates the tree) or it is too large to keep.
-        if wake.capacity() <= SPARE_WAKES {
+        if list.capacity() <= SPARE_WAKES {
             let _ = SPARE.try_with(|s| {
                 let other = s.take();
-                s.set(if other.capacity() > wake.capacity() {
+                s.set(if other.capacity() > list.capacity() {
                     other
                 } else {
-                    wake
+                    list
                 });
             });
         }
@@ -499,14 +501,17 @@ impl CancelTree {
         key
     }
 
-    /// Adds a task's root node under `parent` (`NO_NODE` for a top-level task). Its
-    /// `effective` state is computed; nobody is woken (the task has not run yet).
-    pub(crate) fn insert_root(&mut self, parent: NodeKey) -> NodeKey {
+    /// Adds the root node of `task` under `parent` (`NO_NODE` for a top-level task).
+    /// Its `effective` state is computed; nobody is woken (the caller decides: a task
+    /// spawned into a cancelled group runs anyway and finds out at its first
+    /// checkpoint).
+    pub(crate) fn insert_root(&mut self, parent: NodeKey, task: Option<TaskId>) -> NodeKey {
         self.insert(
             parent,
             Kind::Root {
                 cancelling: 0,
                 since: None,
+                task,
             },
         )
     }
@@ -645,6 +650,11 @@ impl CancelTree {
             n.effective = eff;
             let mut child = n.first_child;
             if eff {
+                // The task's top-level wait (kept in its header, not registered here)
+                // is reached by scheduling the task.
+                if let Kind::Root { task: Some(t), .. } = n.kind {
+                    wakes.push(Target::TopWait(t));
+                }
                 if let Inline::Armed { seq, on, .. } = n.inline {
                     if let Some(t) =
                         std::mem::replace(&mut n.inline, Inline::Fired { seq, on }).take()
@@ -812,7 +822,9 @@ impl CancelTree {
         now: Instant,
     ) -> (u32, Wakes) {
         let (before, count) = match &mut self.n_mut(root).kind {
-            Kind::Root { cancelling, since } => {
+            Kind::Root {
+                cancelling, since, ..
+            } => {
                 let before = *cancelling;
                 *cancelling = (i64::from(before) + delta).clamp(0, i64::from(u32::MAX)) as u32;
                 match (before > 0, *cancelling > 0) {
@@ -1098,8 +1110,13 @@ mod tests {
         c.0.load(Ordering::SeqCst)
     }
 
-    fn no_tasks(_: TaskId) {
-        panic!("these tests register wakers, not tasks");
+    fn no_tasks(t: Target) {
+        match t {
+            Target::Waker(w) => w.wake(),
+            Target::Task(_) | Target::TopWait(_) => {
+                panic!("these tests register wakers, not tasks")
+            }
+        }
     }
 
     fn scope(t: &mut CancelTree, parent: NodeKey) -> (Rc<ScopeState>, NodeKey) {
@@ -1111,10 +1128,10 @@ mod tests {
     #[test]
     fn cancel_propagates_down_and_wakes_the_waiters_below() {
         let mut t = CancelTree::default();
-        let host = t.insert_root(NO_NODE);
+        let host = t.insert_root(NO_NODE, None);
         let (_, group) = scope(&mut t, host);
-        let c1 = t.insert_root(group);
-        let c2 = t.insert_root(group);
+        let c1 = t.insert_root(group, None);
+        let c2 = t.insert_root(group, None);
         let (_, inner) = scope(&mut t, c2);
         let (w1, k1) = counter();
         let (w2, k2) = counter();
@@ -1139,7 +1156,7 @@ mod tests {
     #[test]
     fn shield_hides_and_unhides_parent_cancellation() {
         let mut t = CancelTree::default();
-        let root = t.insert_root(NO_NODE);
+        let root = t.insert_root(NO_NODE, None);
         let (_, o) = scope(&mut t, root);
         let (shielded, s) = scope(&mut t, o);
         t.set_shield(s, true).run(no_tasks);
@@ -1165,7 +1182,7 @@ mod tests {
     #[test]
     fn absorption_is_decided_at_exit() {
         let mut t = CancelTree::default();
-        let root = t.insert_root(NO_NODE);
+        let root = t.insert_root(NO_NODE, None);
         let (outer, o) = scope(&mut t, root);
         let (inner, i) = scope(&mut t, o);
         t.cancel_scope(i, CancelReason::Explicit(None), Instant::now())
@@ -1192,7 +1209,7 @@ mod tests {
     #[test]
     fn a_scope_only_cancelled_through_its_parent_never_absorbs() {
         let mut t = CancelTree::default();
-        let root = t.insert_root(NO_NODE);
+        let root = t.insert_root(NO_NODE, None);
         let (_, o) = scope(&mut t, root);
         let (_, i) = scope(&mut t, o);
         t.cancel_scope(o, CancelReason::Explicit(None), Instant::now())
@@ -1205,7 +1222,7 @@ mod tests {
     #[test]
     fn root_cancel_count_and_removal() {
         let mut t = CancelTree::default();
-        let root = t.insert_root(NO_NODE);
+        let root = t.insert_root(NO_NODE, None);
         let (w, k) = counter();
         t.arm(None, root, WakeBy::Waker(&k), WaitingOn::Unknown);
         let (n, wakes) = t.add_cancelling(root, 1, Instant::now());
@@ -1225,7 +1242,7 @@ mod tests {
             "saturating at zero does not count twice"
         );
         // A root removed while cancelled is no longer counted.
-        let other = t.insert_root(NO_NODE);
+        let other = t.insert_root(NO_NODE, None);
         let _ = t.add_cancelling(other, 3, Instant::now());
         assert!(t.any_root_cancelled());
         t.remove(other).0.run(no_tasks);
@@ -1239,7 +1256,7 @@ mod tests {
     #[test]
     fn removing_a_node_with_children_reparents_them() {
         let mut t = CancelTree::default();
-        let root = t.insert_root(NO_NODE);
+        let root = t.insert_root(NO_NODE, None);
         let (_, a) = scope(&mut t, root);
         let (_, b) = scope(&mut t, a);
         t.cancel_scope(a, CancelReason::Explicit(None), Instant::now())
@@ -1253,7 +1270,7 @@ mod tests {
     #[test]
     fn registrations_move_update_and_go_stale() {
         let mut t = CancelTree::default();
-        let root = t.insert_root(NO_NODE);
+        let root = t.insert_root(NO_NODE, None);
         let (_, a) = scope(&mut t, root);
         let (w, k) = counter();
         let (key, old) = t.arm(None, root, WakeBy::Waker(&k), WaitingOn::Unknown);
@@ -1284,7 +1301,7 @@ mod tests {
     #[test]
     fn deadline_timers_name_their_node_by_serial() {
         let mut t = CancelTree::default();
-        let root = t.insert_root(NO_NODE);
+        let root = t.insert_root(NO_NODE, None);
         let (s, a) = scope(&mut t, root);
         s.set_deadline_field(Deadline::At(Instant::now()));
         let serial = t.serial(a).unwrap();
@@ -1297,7 +1314,7 @@ mod tests {
     #[test]
     fn several_waits_at_one_node_inline_and_listed() {
         let mut t = CancelTree::default();
-        let root = t.insert_root(NO_NODE);
+        let root = t.insert_root(NO_NODE, None);
         let (_, a) = scope(&mut t, root);
         let counters: Vec<_> = (0..3).map(|_| counter()).collect();
         let keys: Vec<_> = counters

@@ -625,10 +625,16 @@ impl Builder<'_> {
             waits: Vec::new(),
             children: Vec::new(),
         };
-        if row.root == NO_NODE {
-            return t;
+        let view = (row.root != NO_NODE)
+            .then(|| self.core.cancel().view(row.root))
+            .flatten();
+        // The top-level wait, kept in the task: a cancel of the task has reached it
+        // once the root is cancelled (the task is scheduled then).
+        if let Some(on) = row.wait {
+            t.waits
+                .push(Wait::new(on, view.as_ref().is_some_and(|v| v.effective)));
         }
-        let Some(view) = self.core.cancel().view(row.root) else {
+        let Some(view) = view else {
             return t;
         };
         t.cancelling = view.cancelling;
