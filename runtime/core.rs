@@ -316,9 +316,10 @@ impl Core {
         self.clock.now()
     }
 
-    /// Whether `at <= now()`, often without reading the real clock.
-    pub(crate) fn has_passed(&self, at: Instant) -> bool {
-        self.clock.has_passed(at)
+    /// Whether `at <= now()` is known without reading the real clock (see
+    /// `Clock::known_passed`).
+    pub(crate) fn known_passed(&self, at: Instant) -> bool {
+        self.clock.known_passed(at)
     }
 
     pub(crate) fn clock_paused(&self) -> bool {

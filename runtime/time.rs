@@ -99,7 +99,10 @@ impl Future for Sleep {
                 this.disarm(core);
                 return Poll::Ready(Ok(()));
             }
-            if this.deadline.is_some_and(|d| core.has_passed(d)) {
+            // Passed by the clock's latest reading (`sleep(ZERO)`, a deadline in the
+            // past): done now. One that passed since then is found by the timer at
+            // the run loop's next turn, without a clock read here.
+            if this.deadline.is_some_and(|d| core.known_passed(d)) {
                 this.disarm(core);
                 return Poll::Ready(Ok(()));
             }
@@ -153,6 +156,26 @@ pub async fn yield_now() {
 mod tests {
     /// Every sleeping task carries a `Sleep` in its future, and futures are copied when
     /// spawned: keep it small (deadline, timer key, cancel registration; 16 bytes each).
+    /// On the real clock a sleep's first poll does not read the clock: a deadline that
+    /// passed after the latest reading is found by its timer at the next turn.
+    #[test]
+    #[cfg_attr(miri, ignore)] // real time
+    fn a_sleep_whose_deadline_passed_before_its_first_poll_still_ends() {
+        use std::time::{Duration, Instant};
+        let rt = crate::Runtime::new().unwrap();
+        let late = rt.block_on(async {
+            let s = super::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(3)); // no reading meanwhile
+            let t0 = Instant::now();
+            s.await.unwrap();
+            t0.elapsed()
+        });
+        assert!(
+            late < Duration::from_secs(1),
+            "ended {late:?} after its poll"
+        );
+    }
+
     #[test]
     fn sleep_stays_small() {
         assert!(std::mem::size_of::<super::Sleep>() <= 48);
