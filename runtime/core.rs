@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::cancel::{self, Cancellation, NO_NODE, NodeKey};
+use super::cancel::{self, Cancellation, NO_LINK, NO_NODE, NodeKey};
 use super::clock::Clock;
 use super::ignored_cancel::IgnoredCancelWatch;
 use super::observe::metrics::{Counters, bump};
@@ -155,21 +155,24 @@ struct TaskContext<'a> {
     core: &'a Core,
     prev_task: Option<TaskId>,
     prev_node: NodeKey,
+    prev_link: u32,
     prev_waker: Option<WakerId>,
 }
 
 impl<'a> TaskContext<'a> {
-    /// `waker` is the one the task is polled with (`None` when it is only dropped).
+    /// `node` and `link` are the task's root and task link (see `TaskSlot`); `waker`
+    /// is the one the task is polled with (`None` when it is only dropped).
     fn enter(
         core: &'a Core,
         task: TaskId,
-        node: NodeKey,
+        (node, link): (NodeKey, u32),
         waker: Option<&Waker>,
     ) -> TaskContext<'a> {
         TaskContext {
             core,
             prev_task: core.current_task.replace(Some(task)),
             prev_node: core.cancel.replace_current(node),
+            prev_link: core.cancel.replace_top_link(link),
             prev_waker: core.current_waker.replace(waker.map(WakerId::of)),
         }
     }
@@ -179,6 +182,7 @@ impl Drop for TaskContext<'_> {
     fn drop(&mut self) {
         self.core.current_task.set(self.prev_task);
         self.core.cancel.replace_current(self.prev_node);
+        self.core.cancel.replace_top_link(self.prev_link);
         self.core.current_waker.set(self.prev_waker);
     }
 }
@@ -204,6 +208,8 @@ pub(crate) struct TaskRow {
     pub(crate) id: TaskId,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) root: NodeKey,
+    /// The node of its task link (`NO_NODE`: none; see `tree::TaskLink`).
+    pub(crate) parent: NodeKey,
     pub(crate) spawned_at: &'static Location<'static>,
     /// In the ready queue (or being polled after a wake during its poll).
     pub(crate) scheduled: bool,
@@ -432,7 +438,7 @@ impl Core {
         super::Resources {
             tasks: self.live_tasks(),
             timers: self.pending_timers(),
-            scope_nodes: self.cancel.node_count(),
+            scope_nodes: self.cancel.node_count() + self.cancel.task_link_count(),
             cancel_registrations: self.cancel.waiter_count() + self.top_waits(),
             io_sources: self.reactor.source_count(),
             cancel_handles: self.cancel.remote_count(),
@@ -525,8 +531,9 @@ impl Core {
     }
 
     /// Puts a task's cell (made with the id [`Core::next_task_id`] just gave) into the
-    /// slab, without scheduling it. A root node is created now when the task has a
-    /// `parent` (a group child), otherwise on first need ([`Core::ensure_root`]).
+    /// slab, without scheduling it. A task with a `parent` (a group child) is linked at
+    /// that node (`tree::TaskLink`); its root node, like every task's, is created on
+    /// first need ([`Core::ensure_root`]).
     pub(crate) fn insert_task(
         &self,
         cell: CellRef,
@@ -542,7 +549,7 @@ impl Core {
             entry.key() == id.slot() && seq == self.next_seq.get() && id.runtime == self.id,
             "scope_runtime: a task cell inserted with a stale id"
         );
-        let root = parent.map_or(NO_NODE, |p| self.cancel.insert_root(p, id));
+        let link = parent.map_or(NO_LINK, |p| self.cancel.link_task(p, id));
         let hook_name = self.instrument.as_ref().and_then(|_| name.clone());
         #[cfg(feature = "tracing")]
         let span_name = name.clone();
@@ -552,7 +559,8 @@ impl Core {
         }
         entry.insert(TaskSlot {
             cell,
-            root,
+            root: NO_NODE,
+            link,
             watch: IgnoredCancelWatch::default(),
         });
         drop(tasks);
@@ -631,12 +639,24 @@ impl Core {
             .map(|s| s.root)
     }
 
-    /// The task's root node, created now if it has none. `None` for a finished task.
+    /// The task's root node, created now if it has none (under the node of its task
+    /// link, which it replaces). `None` for a finished task. For the task running now,
+    /// at its top level, the root becomes the current node.
     pub(crate) fn ensure_root(&self, id: TaskId) -> Option<NodeKey> {
         let mut tasks = self.tasks.borrow_mut();
         let slot = tasks.get_mut(id.slot()).filter(|s| s.is(id))?;
         if slot.root == NO_NODE {
-            slot.root = self.cancel.insert_root(NO_NODE, id);
+            let parent = match std::mem::replace(&mut slot.link, NO_LINK) {
+                NO_LINK => NO_NODE,
+                link => self.cancel.remove_task_link(link),
+            };
+            slot.root = self.cancel.insert_root(parent, id);
+            if self.current_task.get() == Some(id) {
+                self.cancel.replace_top_link(NO_LINK);
+                if self.cancel.current() == NO_NODE {
+                    self.cancel.replace_current(slot.root);
+                }
+            }
         }
         Some(slot.root)
     }
@@ -678,14 +698,14 @@ impl Core {
     /// Whether the code at the top level of `task` is cancelled (its top-level wait
     /// would fail at its next poll). `false` for a finished task.
     pub(crate) fn top_level_cancelled(&self, task: TaskId) -> bool {
-        let root = match self.tasks.try_borrow() {
+        let node = match self.tasks.try_borrow() {
             Ok(tasks) => match tasks.get(task.slot()).filter(|s| s.is(task)) {
-                Some(slot) => slot.root,
+                Some(slot) => self.cancel.task_node(slot.root, slot.link),
                 None => return false,
             },
             Err(_) => return false,
         };
-        root != NO_NODE && self.cancel.is_cancelled(root)
+        node != NO_NODE && self.cancel.is_cancelled(node)
     }
 
     /// How many tasks have a top-level wait recorded (for [`Core::resources`]).
@@ -742,6 +762,7 @@ impl Core {
                     id,
                     name: names.as_ref().and_then(|n| n.get(&id.seq).cloned()),
                     root: s.root,
+                    parent: self.cancel.task_node(NO_NODE, s.link),
                     spawned_at: header.spawned_at(),
                     scheduled: header.is_scheduled(),
                     wait: header.wait(),
@@ -775,7 +796,7 @@ impl Core {
             let Some(slot) = tasks.get(id.slot()).filter(|s| s.is(id)) else {
                 return false;
             };
-            (slot.cell.raw(), slot.root)
+            (slot.cell.raw(), (slot.root, slot.link))
         };
         // SAFETY: the slot's reference keeps the cell alive until `finish_task(id)`,
         // and nothing calls that while this poll runs: `drop_task` of a task in its
@@ -823,9 +844,14 @@ impl Core {
                 _ => return,
             }
         };
-        let TaskSlot { cell, root, .. } = slot;
+        let TaskSlot {
+            cell, root, link, ..
+        } = slot;
         if root != NO_NODE {
             self.run_wakes(self.cancel.remove_root(root));
+        }
+        if link != NO_LINK {
+            self.cancel.remove_task_link(link);
         }
         if cell.header().is_named() {
             self.names.borrow_mut().remove(&id.seq);
@@ -855,7 +881,7 @@ impl Core {
         let (raw, root) = {
             let tasks = self.tasks.borrow();
             match tasks.get(id.slot()) {
-                Some(s) if s.is(id) => (s.cell.raw(), s.root),
+                Some(s) if s.is(id) => (s.cell.raw(), (s.root, s.link)),
                 _ => return None,
             }
         };
@@ -1133,7 +1159,7 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
         // SAFETY: `waker` holds the cell (above); the main task is alive until
         // `_main_guard` ends it, after this loop.
         unsafe { main_raw.header() }.clear_scheduled();
-        let root = core.task_root(main).unwrap_or(NO_NODE);
+        let root = (core.task_root(main).unwrap_or(NO_NODE), NO_LINK);
         bump(&core.counters.polls, 1);
         if let Some(i) = core.instrument() {
             i.before_poll(main.seq);

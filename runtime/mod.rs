@@ -200,7 +200,8 @@ pub struct Resources {
     pub tasks: usize,
     /// Pending timers (sleeps and scope deadlines).
     pub timers: usize,
-    /// Nodes of the cancel-status tree (entered scopes and groups, task roots).
+    /// Nodes of the cancel-status tree (entered scopes and groups, task roots), and
+    /// the links of task-group children that have no root of their own yet.
     pub scope_nodes: usize,
     /// Blocked operations registered to be woken by a cancellation.
     pub cancel_registrations: usize,

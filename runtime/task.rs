@@ -21,7 +21,8 @@
 //! * `flags` — the body's phase, read and written on the runtime's thread only.
 //!
 //! The runtime's `Slab<TaskSlot>` keeps, per task, the slot's ownership of the cell
-//! ([`CellRef`]) and the task's root node in the scope tree (16 bytes in release builds). The
+//! ([`CellRef`]), the task's root node in the scope tree and a group child's task link
+//! (16 bytes in release builds). The
 //! task's [`Waker`] *is* a pointer to the cell: there is no other allocation per task.
 //! The `block_on` main task has a cell too, with a header and no body (its future
 //! lives on `block_on`'s stack).
@@ -1208,8 +1209,11 @@ pub(crate) struct TaskSlot {
     pub(crate) cell: CellRef,
     /// The task's root node in the scope tree, or `NO_NODE` until it needs one (a
     /// scope entered, a cancel requested, a wait that cannot be kept in the header);
-    /// group children get theirs at spawn. (Names live in `Core::names`, since few tasks have one.)
+    /// group children too. (Names live in `Core::names`, since few tasks have one.)
     pub(crate) root: NodeKey,
+    /// A group child's task link at its group's node until it has a root
+    /// (`tree::TaskLink`), else `NO_LINK`.
+    pub(crate) link: u32,
     /// The ignored-cancel diagnostic (zero-sized in release builds).
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(crate) watch: IgnoredCancelWatch,

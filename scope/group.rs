@@ -904,3 +904,74 @@ impl std::ops::Deref for TaskHandle {
         &self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// Group children blocked at their top level have a task link at the group's node,
+    /// not a root node each. A cancel of the group still reaches every one; a child
+    /// that enters a scope, and one cancelled by its handle, get a root under the group
+    /// (their link goes); nothing is left behind.
+    #[test]
+    fn group_children_are_linked_without_a_root_until_they_need_one() {
+        let rt = crate::Runtime::builder()
+            .paused_clock(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let core = crate::runtime::core::with_core(|c| c.clone());
+            let before = core.cancel().node_count();
+            let t0 = crate::now();
+            let out = crate::task_group(|tg| async move {
+                let mut plain = Vec::new();
+                for _ in 0..3 {
+                    plain.push(tg.spawn(async {
+                        crate::sleep(Duration::from_secs(3600)).await?;
+                        Ok(())
+                    }));
+                }
+                let scoped = tg.spawn(async {
+                    crate::move_on_after(
+                        Duration::from_secs(7200),
+                        crate::sleep(Duration::from_secs(3600)),
+                    )
+                    .await?;
+                    Ok(())
+                });
+                let handled = tg.spawn(async {
+                    crate::sleep(Duration::from_secs(3600)).await?;
+                    Ok(())
+                });
+                crate::yield_now().await;
+                let core = crate::runtime::core::with_core(|c| c.clone());
+                // The main task's root (the group's parent), the group's node, the
+                // scoped child's root and its scope.
+                assert_eq!(core.cancel().node_count(), before + 4);
+                assert_eq!(core.cancel().task_link_count(), 4);
+                assert!(handled.cancel());
+                assert_eq!(core.cancel().task_link_count(), 3, "the cancel made a root");
+                assert_eq!(core.cancel().node_count(), before + 5);
+                crate::yield_now().await;
+                assert!(!handled.is_alive(), "the cancelled child ended");
+                assert!(plain.iter().chain([&scoped]).all(|c| c.is_alive()));
+                tg.cancel();
+                Ok(())
+            })
+            .await;
+            assert!(out.is_ok(), "{out:?}");
+            assert_eq!(
+                crate::now(),
+                t0,
+                "the cancel woke the children (no sleep ended)"
+            );
+            assert_eq!(
+                core.cancel().node_count(),
+                before + 1,
+                "the main task's root"
+            );
+            assert_eq!(core.cancel().task_link_count(), 0);
+        });
+        assert_eq!(rt.resources().cancel_registrations, 0, "a wait leaked");
+    }
+}

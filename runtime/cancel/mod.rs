@@ -44,7 +44,7 @@ pub use error::{
 };
 pub(crate) use error::{find_cancelled_part, strip_cancelled_parts};
 pub(crate) use shielded::shielded;
-pub(crate) use tree::{Deadline, NO_NODE, NodeKey, Phase, ScopeState, Wakes};
+pub(crate) use tree::{Deadline, NO_LINK, NO_NODE, NodeKey, Phase, ScopeState, Wakes};
 pub(crate) use wait::{CancelWait, Site, site_cancelled};
 
 use super::core::{Core, try_with_core, with_core};
@@ -64,6 +64,10 @@ pub(crate) struct Cancellation {
     /// The innermost node of the code being polled (`NO_NODE`: a task at its top
     /// level without a root node yet, or no task).
     current: Cell<NodeKey>,
+    /// The task link of the task being polled (`NO_LINK`: none), where its code at its
+    /// top level answers "am I cancelled?" while `current` is `NO_NODE` (a task-group
+    /// child before it has a root: see `tree::TaskLink`).
+    top_link: Cell<u32>,
     remote: RefCell<HashMap<u64, Weak<ScopeState>>>,
 }
 
@@ -71,6 +75,7 @@ impl Cancellation {
     pub(crate) fn new() -> Cancellation {
         Cancellation {
             current: Cell::new(NO_NODE),
+            top_link: Cell::new(NO_LINK),
             ..Default::default()
         }
     }
@@ -80,9 +85,42 @@ impl Cancellation {
         self.current.replace(node)
     }
 
+    /// The current node.
+    pub(crate) fn current(&self) -> NodeKey {
+        self.current.get()
+    }
+
+    /// Makes `link` the running task's link; returns the previous one.
+    pub(crate) fn replace_top_link(&self, link: u32) -> u32 {
+        self.top_link.replace(link)
+    }
+
     /// Adds the root node of `task` under `parent` (`NO_NODE`: a top-level task).
     pub(crate) fn insert_root(&self, parent: NodeKey, task: TaskId) -> NodeKey {
         self.tree.borrow_mut().insert_root(parent, Some(task))
+    }
+
+    /// Links `task`, which has no root node, at `node` (a task-group child at its
+    /// group's node); returns the link.
+    pub(crate) fn link_task(&self, node: NodeKey, task: TaskId) -> u32 {
+        self.tree.borrow_mut().link_new_task(node, task)
+    }
+
+    /// Removes a task link; returns the node it was at.
+    pub(crate) fn remove_task_link(&self, link: u32) -> NodeKey {
+        self.tree.borrow_mut().remove_task_link(link)
+    }
+
+    /// The node a task's code answers to at its top level: its root, else the node
+    /// its link is at, else `NO_NODE` (`false` answers for a stale link while the tree
+    /// is borrowed, as [`is_cancelled`](Self::is_cancelled) does).
+    pub(crate) fn task_node(&self, root: NodeKey, link: u32) -> NodeKey {
+        if root != NO_NODE || link == NO_LINK {
+            return root;
+        }
+        self.tree
+            .try_borrow()
+            .map_or(NO_NODE, |t| t.task_link_node(link))
     }
 
     /// Removes a finished task's root node; returns the wakes (only after misuse:
@@ -109,6 +147,11 @@ impl Cancellation {
         self.tree.borrow().len()
     }
 
+    /// Live task links (group children without a root node).
+    pub(crate) fn task_link_count(&self) -> usize {
+        self.tree.borrow().task_link_count()
+    }
+
     /// One node as the task dump reads it (`None` for a stale key, or while the tree
     /// is borrowed: the dump then shows less rather than panicking).
     pub(crate) fn view(&self, key: NodeKey) -> Option<tree::NodeView> {
@@ -132,11 +175,16 @@ impl Cancellation {
 /// for the current node.
 #[inline]
 pub(crate) fn check_in(core: &Core) -> Result<(), Cancelled> {
-    let node = core.cancel().current.get();
-    if node == NO_NODE || core.current_task().is_none() {
+    let c = core.cancel();
+    let mut node = c.current.get();
+    let link = c.top_link.get();
+    if (node == NO_NODE && link == NO_LINK) || core.current_task().is_none() {
         return Ok(());
     }
-    let tree = core.cancel().tree.borrow();
+    let tree = c.tree.borrow();
+    if node == NO_NODE {
+        node = tree.task_link_node(link);
+    }
     if !tree.is_cancelled(node) {
         return Ok(());
     }
@@ -242,10 +290,13 @@ pub async fn checkpoint() -> Result<(), Cancelled> {
 pub fn current_effective_deadline() -> Option<Instant> {
     try_with_core(|core| {
         core.current_task()?;
-        core.cancel()
-            .tree
-            .borrow()
-            .effective_deadline(core.cancel().current.get())
+        let c = core.cancel();
+        let tree = c.tree.borrow();
+        let node = match c.current.get() {
+            NO_NODE if c.top_link.get() != NO_LINK => tree.task_link_node(c.top_link.get()),
+            node => node,
+        };
+        tree.effective_deadline(node)
     })
     .flatten()
 }
@@ -444,7 +495,7 @@ impl Entered {
         })
     }
 
-    /// The scope's node (task-group children hang their roots under it).
+    /// The scope's node (task-group children are linked, or hang their roots, under it).
     pub(crate) fn node(&self) -> NodeKey {
         self.node
     }
@@ -567,18 +618,14 @@ pub(crate) fn current_task_absorbs() -> bool {
 /// Whether the code at a task's root is cancelled (its own count, or a cancelled
 /// scope above it).
 pub(crate) fn task_cancelled(task: TaskId) -> bool {
-    try_with_core(|core| {
-        core.task_root(task)
-            .is_some_and(|r| core.cancel().tree.borrow().is_cancelled(r))
-    })
-    .unwrap_or(false)
+    try_with_core(|core| core.top_level_cancelled(task)).unwrap_or(false)
 }
 
 /// Moves a task's root node under `node` (the `start()` handshake: the child leaves the
 /// caller's scopes for the group's).
 pub(crate) fn move_task_under(task: TaskId, node: NodeKey) {
     try_with_core(|core| {
-        if let Some(root) = core.task_root(task) {
+        if let Some(root) = core.ensure_root(task) {
             let wakes = core.cancel().tree.borrow_mut().reparent(root, node);
             core.run_wakes(wakes);
         }

@@ -6,7 +6,13 @@
 //!
 //! * a **root node** per task (`Kind::Root`), carrying the task's `cancelling` count
 //!   (rule R9). A top-level task's root has no parent; a task-group child's root hangs
-//!   under its group's node, so the group's cancellation reaches it.
+//!   under its group's node, so the group's cancellation reaches it. A task gets its
+//!   root only when something needs it (a scope entered, a cancel of the task, a wait
+//!   that cannot be kept in its header): until then a top-level task has nothing here,
+//!   and a group child has a **task link** at its group's node instead (a
+//!   [`TaskLink`], 16 bytes in a slab against a whole node): the code at the child's
+//!   top level is cancelled exactly when that node is, and the node's becoming
+//!   cancelled schedules the child as its root would.
 //! * a **scope node** (`Kind::Scope`) per entered cancel scope or task group, under the
 //!   node that was innermost for the task when the scope was entered. Its flags live in
 //!   a [`ScopeState`], shared with the user's handle so that they can be read (and set
@@ -30,7 +36,8 @@
 //!   (`FuturesUnordered`, `buffered`, `select_all`) is polled again and fails with
 //!   `Cancelled` at once. A task's root node that becomes cancelled also schedules
 //!   its task, for the one wait the task may keep at its top level without a
-//!   registration (see `CancelWait`). Operations waiting under a shield are not woken. A fired
+//!   registration (see `CancelWait`); so do the task links at a node that becomes
+//!   cancelled. Operations waiting under a shield are not woken. A fired
 //!   registration stays in place (without its waker) until its owner removes it, so
 //!   "is the waiter at this registration cancelled?" keeps an answer for hand-offs
 //!   ([`CancelTree::waiter_cancelled`]).
@@ -66,6 +73,9 @@ pub(crate) const NO_NODE: NodeKey = u32::MAX;
 
 /// "No entry" in the intrusive lists (children, waiters).
 const NIL: u32 = u32::MAX;
+
+/// No task link (see [`TaskLink`]).
+pub(crate) const NO_LINK: u32 = u32::MAX;
 
 /// A scope's deadline as configured: absolute, or relative to the moment of entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -301,6 +311,8 @@ struct Node {
     next: NodeKey,
     /// Head of the list of further operations waiting at this node.
     first_waiter: u32,
+    /// Head of the list of the tasks linked here without a root node ([`TaskLink`]).
+    first_task: u32,
     inline: Inline,
     effective: bool,
     serial: u64,
@@ -406,6 +418,19 @@ struct Waiter {
     on: WaitingOn,
 }
 
+/// A task without a root node of its own, at a node (a task-group child at its
+/// group's node, until it needs a root): the code at the task's top level is cancelled
+/// exactly when the node is, and the node's becoming cancelled schedules the task (for
+/// its top-level wait), as the task's root would. Cheaper than a root node to create
+/// and remove, which every group child does once.
+struct TaskLink {
+    /// The node; `NO_NODE` once it is gone with no parent to move to.
+    node: NodeKey,
+    prev: u32,
+    next: u32,
+    task: TaskId,
+}
+
 /// One node as the task dump reads it ([`CancelTree::view`]).
 pub(crate) struct NodeView {
     pub(crate) parent: NodeKey,
@@ -418,6 +443,8 @@ pub(crate) struct NodeView {
     /// The operations registered here: what each waits on, and whether a cancel
     /// already woke it.
     pub(crate) waits: Vec<(WaitingOn, bool)>,
+    /// The tasks linked here without a root node, in the order they were linked.
+    pub(crate) tasks: Vec<TaskId>,
 }
 
 /// A registration's identity: its slot and its never-reused sequence number.
@@ -432,6 +459,8 @@ pub(crate) struct WaiterKey {
 pub(crate) struct CancelTree {
     nodes: Slab<Node>,
     waiters: Slab<Waiter>,
+    /// Tasks linked at a node without a root ([`TaskLink`]).
+    links: Slab<TaskLink>,
     next_serial: u64,
     next_seq: u64,
     /// Inline registrations held (see [`Inline`]).
@@ -490,6 +519,7 @@ impl CancelTree {
             prev: NIL,
             next: NIL,
             first_waiter: NIL,
+            first_task: NIL,
             inline: Inline::Free,
             effective: false,
             serial: self.next_serial,
@@ -595,6 +625,20 @@ impl CancelTree {
             self.link(child, parent);
             self.recompute_into(child, &mut wakes);
         }
+        // Its task links move up too, oldest first, so they keep their order.
+        let mut last = self.n(key).first_task;
+        while last != NIL && self.links[last as usize].next != NIL {
+            last = self.links[last as usize].next;
+        }
+        while last != NIL {
+            let link = last;
+            last = self.links[link as usize].prev;
+            self.unlink_task(link);
+            self.link_task(link, parent);
+            if self.is_cancelled(parent) {
+                wakes.push(Target::TopWait(self.links[link as usize].task));
+            }
+        }
         if self.n(key).inline.seq().is_some() {
             self.inline_count -= 1; // orphaned: its owner's key no longer matches
             wakes.dropped.extend(self.n_mut(key).inline.take());
@@ -655,6 +699,7 @@ impl CancelTree {
                 if let Kind::Root { task: Some(t), .. } = n.kind {
                     wakes.push(Target::TopWait(t));
                 }
+                let first_task = n.first_task;
                 if let Inline::Armed { seq, on, .. } = n.inline {
                     if let Some(t) =
                         std::mem::replace(&mut n.inline, Inline::Fired { seq, on }).take()
@@ -670,6 +715,17 @@ impl CancelTree {
                     }
                     w = waiter.next;
                 }
+                // The tasks linked here, after the node's own registrations and in the
+                // order they were linked (the list is newest first), as their roots
+                // would have been met.
+                let from = wakes.wake.len();
+                let mut l = first_task;
+                while l != NIL {
+                    let link = &self.links[l as usize];
+                    wakes.push(Target::TopWait(link.task));
+                    l = link.next;
+                }
+                wakes.wake[from..].reverse();
             }
             while child != NIL {
                 stack.push(child);
@@ -912,6 +968,14 @@ impl CancelTree {
             Inline::Free => {}
         }
         waits.reverse();
+        let mut tasks = Vec::new();
+        let mut l = n.first_task;
+        while l != NIL {
+            let link = &self.links[l as usize];
+            tasks.push(link.task);
+            l = link.next;
+        }
+        tasks.reverse();
         let (scope, cancelling) = match &n.kind {
             Kind::Root { cancelling, .. } => (None, *cancelling),
             Kind::Scope(s) => (Some(s.clone()), 0),
@@ -923,6 +987,7 @@ impl CancelTree {
             effective: n.effective,
             children,
             waits,
+            tasks,
         })
     }
 
@@ -1063,6 +1128,78 @@ impl CancelTree {
         w.node = node;
         w.prev = NIL;
         w.next = head;
+    }
+
+    // ---- task links -------------------------------------------------------------
+
+    /// Links `task`, which has no root node, at `node` (see [`TaskLink`]); returns the
+    /// link's key. Nobody is woken (as for a new root: the task finds out at its next
+    /// checkpoint).
+    pub(crate) fn link_new_task(&mut self, node: NodeKey, task: TaskId) -> u32 {
+        let key = key_of(self.links.insert(TaskLink {
+            node: NO_NODE,
+            prev: NIL,
+            next: NIL,
+            task,
+        }));
+        self.link_task(key, node);
+        key
+    }
+
+    /// Removes a task link (its task ended, or got a root node under the link's node,
+    /// which this returns).
+    pub(crate) fn remove_task_link(&mut self, key: u32) -> NodeKey {
+        let node = self.links[key as usize].node;
+        self.unlink_task(key);
+        self.links.remove(key as usize);
+        node
+    }
+
+    /// The node a task link is at (`NO_NODE` if it is gone).
+    pub(crate) fn task_link_node(&self, key: u32) -> NodeKey {
+        self.links.get(key as usize).map_or(NO_NODE, |l| l.node)
+    }
+
+    /// Live task links.
+    pub(crate) fn task_link_count(&self) -> usize {
+        self.links.len()
+    }
+
+    fn link_task(&mut self, key: u32, node: NodeKey) {
+        let Some(n) = self.nodes.get_mut(node as usize) else {
+            self.links[key as usize].node = NO_NODE;
+            return;
+        };
+        let head = std::mem::replace(&mut n.first_task, key);
+        if head != NIL {
+            self.links[head as usize].prev = key;
+        }
+        let l = &mut self.links[key as usize];
+        l.node = node;
+        l.prev = NIL;
+        l.next = head;
+    }
+
+    fn unlink_task(&mut self, key: u32) {
+        let (node, prev, next) = {
+            let l = &mut self.links[key as usize];
+            let out = (l.node, l.prev, l.next);
+            l.node = NO_NODE;
+            l.prev = NIL;
+            l.next = NIL;
+            out
+        };
+        if node == NO_NODE {
+            return;
+        }
+        if prev != NIL {
+            self.links[prev as usize].next = next;
+        } else {
+            self.n_mut(node).first_task = next;
+        }
+        if next != NIL {
+            self.links[next as usize].prev = prev;
+        }
     }
 
     fn unlink_waiter(&mut self, slot: u32) {
@@ -1265,6 +1402,56 @@ mod tests {
         t.remove(a).0.run(no_tasks);
         assert_eq!(t.n(b).parent, root);
         assert!(!t.is_cancelled(b));
+    }
+
+    /// Tasks linked at a node (group children without a root) are scheduled when the
+    /// node becomes cancelled: after the node's own registrations, in the order they
+    /// were linked. A removed link is not; links of a removed node move to its parent.
+    #[test]
+    fn task_links_are_woken_in_order_and_move_up_with_their_node() {
+        let rt = crate::runtime::core::RuntimeId::next();
+        let task = |n: u64| TaskId::new(rt, n as usize, n);
+        let mut t = CancelTree::default();
+        let host = t.insert_root(NO_NODE, None);
+        let (_, outer) = scope(&mut t, host);
+        let (_, group) = scope(&mut t, outer);
+        let (w, k) = counter();
+        let (_key, _) = t.arm(None, group, WakeBy::Waker(&k), WaitingOn::Unknown);
+        let links: Vec<u32> = (1..=4).map(|n| t.link_new_task(group, task(n))).collect();
+        assert_eq!(t.remove_task_link(links[1]), group);
+        assert_eq!(t.task_link_count(), 3);
+        assert_eq!(t.view(group).unwrap().tasks, [task(1), task(3), task(4)]);
+        // The group goes (after misuse): its links move to `outer`.
+        t.remove(group).0.run(no_tasks);
+        assert_eq!(t.task_link_node(links[0]), outer);
+        assert_eq!(t.view(outer).unwrap().tasks, [task(1), task(3), task(4)]);
+        let mut met = Vec::new();
+        t.cancel_scope(outer, CancelReason::Explicit(None), Instant::now())
+            .run(|target| match target {
+                Target::TopWait(id) => met.push(id),
+                other => no_tasks(other),
+            });
+        assert_eq!(met, [task(1), task(3), task(4)]);
+        assert_eq!(count(&w), 0, "its registration went with the group's node");
+        // A node that is cancelled already wakes a link moved to it at once.
+        let (_, inner) = scope(&mut t, outer);
+        let l = t.link_new_task(inner, task(5));
+        let mut met = Vec::new();
+        t.remove(inner).0.run(|target| match target {
+            Target::TopWait(id) => met.push(id),
+            other => no_tasks(other),
+        });
+        assert_eq!(met, [task(5)]);
+        assert_eq!(t.task_link_node(l), outer);
+        // Without a parent to move to, a link stays, at no node.
+        for l in links.iter().filter(|&&l| l != links[1]).chain([&l]) {
+            t.remove_task_link(*l);
+        }
+        let lone = t.link_new_task(host, task(6));
+        t.remove(host).0.run(no_tasks);
+        assert_eq!(t.task_link_node(lone), NO_NODE);
+        assert_eq!(t.remove_task_link(lone), NO_NODE);
+        assert_eq!(t.task_link_count(), 0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use parking_lot::{Condvar, Mutex};
 use super::{WaitingOn, secs_from, write_until};
 use crate::runtime::cancel::{CancelReason, NO_NODE, NodeKey};
 use crate::runtime::core::{Core, TaskRow, with_core};
-use crate::runtime::task::Shared;
+use crate::runtime::task::{Shared, TaskId};
 
 /// A snapshot of a runtime's live tree: every task, task group and cancel scope, and
 /// what each blocked task waits on. Taken by [`dump`](crate::dump) (inside the
@@ -562,19 +562,29 @@ pub(crate) fn snapshot(core: &Core) -> Dump {
         .filter(|(_, r)| r.root != NO_NODE)
         .map(|(i, r)| (r.root, i))
         .collect();
+    // Tasks linked at a node without a root of their own (group children).
+    let by_link: HashMap<TaskId, usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.root == NO_NODE && r.parent != NO_NODE)
+        .map(|(i, r)| (r.id, i))
+        .collect();
     let mut b = Builder {
         core,
         rows: &rows,
         by_root: &by_root,
+        by_link: &by_link,
         seen: vec![false; rows.len()],
     };
     let mut roots = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let top = r.root == NO_NODE
-            || core
-                .cancel()
+        let top = if r.root == NO_NODE {
+            r.parent == NO_NODE
+        } else {
+            core.cancel()
                 .view(r.root)
-                .is_none_or(|v| v.parent == NO_NODE);
+                .is_none_or(|v| v.parent == NO_NODE)
+        };
         if top {
             roots.push(DumpNode::Task(b.task(i)));
         }
@@ -602,6 +612,7 @@ struct Builder<'a> {
     core: &'a Core,
     rows: &'a [TaskRow],
     by_root: &'a HashMap<NodeKey, usize>,
+    by_link: &'a HashMap<TaskId, usize>,
     seen: Vec<bool>,
 }
 
@@ -631,8 +642,11 @@ impl Builder<'_> {
         // The top-level wait, kept in the task: a cancel of the task has reached it
         // once the root is cancelled (the task is scheduled then).
         if let Some(on) = row.wait {
-            t.waits
-                .push(Wait::new(on, view.as_ref().is_some_and(|v| v.effective)));
+            let woken = match &view {
+                Some(v) => v.effective,
+                None => row.parent != NO_NODE && self.core.cancel().is_cancelled(row.parent),
+            };
+            t.waits.push(Wait::new(on, woken));
         }
         let Some(view) = view else {
             return t;
@@ -641,14 +655,19 @@ impl Builder<'_> {
         t.waits
             .extend(view.waits.iter().map(|&(on, fired)| Wait::new(on, fired)));
         let mut all_waits = std::mem::take(&mut t.waits);
-        t.children = self.children(&view.children, &mut all_waits);
+        t.children = self.children(&view.children, &view.tasks, &mut all_waits);
         t.waits = all_waits;
         t
     }
 
-    /// The nodes under a node; waits found in scopes of the same task are added to
-    /// `task_waits`.
-    fn children(&mut self, keys: &[NodeKey], task_waits: &mut Vec<Wait>) -> Vec<DumpNode> {
+    /// The nodes under a node, then the tasks linked at it; waits found in scopes of
+    /// the same task are added to `task_waits`.
+    fn children(
+        &mut self,
+        keys: &[NodeKey],
+        linked: &[TaskId],
+        task_waits: &mut Vec<Wait>,
+    ) -> Vec<DumpNode> {
         let mut out = Vec::new();
         for &k in keys {
             if let Some(&i) = self.by_root.get(&k) {
@@ -669,7 +688,7 @@ impl Builder<'_> {
                 .map(|&(on, fired)| Wait::new(on, fired))
                 .collect();
             task_waits.extend(waits.iter().cloned());
-            let children = self.children(&view.children, task_waits);
+            let children = self.children(&view.children, &view.tasks, task_waits);
             out.push(DumpNode::Scope(ScopeDump {
                 group: scope.is_group(),
                 cancel_called: scope.cancel_called(),
@@ -681,7 +700,33 @@ impl Builder<'_> {
                 children,
             }));
         }
-        out
+        for t in linked {
+            if let Some(&i) = self.by_link.get(t) {
+                if !self.seen[i] {
+                    out.push(DumpNode::Task(self.task(i)));
+                }
+            }
+        }
+        // Tasks with a root and linked ones in one order, the order they were spawned
+        // (the scopes keep their places).
+        let is_task: Vec<bool> = out.iter().map(|n| matches!(n, DumpNode::Task(_))).collect();
+        let mut by_id: Vec<usize> = (0..out.len()).filter(|&i| is_task[i]).collect();
+        by_id.sort_by_key(|&i| match &out[i] {
+            DumpNode::Task(t) => t.id,
+            DumpNode::Scope(_) => u64::MAX,
+        });
+        let mut slots: Vec<Option<DumpNode>> = out.into_iter().map(Some).collect();
+        let mut next = by_id.into_iter();
+        (0..slots.len())
+            .map(|i| {
+                let from = if is_task[i] {
+                    next.next().expect("one per task")
+                } else {
+                    i
+                };
+                slots[from].take().expect("each taken once")
+            })
+            .collect()
     }
 }
 
