@@ -1116,18 +1116,13 @@ impl CancelTree {
     }
 
     fn link_waiter(&mut self, slot: u32, node: NodeKey) {
-        let Some(n) = self.nodes.get_mut(node as usize) else {
-            self.waiters[slot as usize].node = NO_NODE;
-            return;
-        };
-        let head = std::mem::replace(&mut n.first_waiter, slot);
-        if head != NIL {
-            self.waiters[head as usize].prev = slot;
-        }
-        let w = &mut self.waiters[slot as usize];
-        w.node = node;
-        w.prev = NIL;
-        w.next = head;
+        push_front(
+            &mut self.waiters,
+            &mut self.nodes,
+            |n| &mut n.first_waiter,
+            slot,
+            node,
+        );
     }
 
     // ---- task links -------------------------------------------------------------
@@ -1166,62 +1161,91 @@ impl CancelTree {
     }
 
     fn link_task(&mut self, key: u32, node: NodeKey) {
-        let Some(n) = self.nodes.get_mut(node as usize) else {
-            self.links[key as usize].node = NO_NODE;
-            return;
-        };
-        let head = std::mem::replace(&mut n.first_task, key);
-        if head != NIL {
-            self.links[head as usize].prev = key;
-        }
-        let l = &mut self.links[key as usize];
-        l.node = node;
-        l.prev = NIL;
-        l.next = head;
+        push_front(
+            &mut self.links,
+            &mut self.nodes,
+            |n| &mut n.first_task,
+            key,
+            node,
+        );
     }
 
     fn unlink_task(&mut self, key: u32) {
-        let (node, prev, next) = {
-            let l = &mut self.links[key as usize];
-            let out = (l.node, l.prev, l.next);
-            l.node = NO_NODE;
-            l.prev = NIL;
-            l.next = NIL;
-            out
-        };
-        if node == NO_NODE {
-            return;
-        }
-        if prev != NIL {
-            self.links[prev as usize].next = next;
-        } else {
-            self.n_mut(node).first_task = next;
-        }
-        if next != NIL {
-            self.links[next as usize].prev = prev;
-        }
+        unlink(&mut self.links, &mut self.nodes, |n| &mut n.first_task, key);
     }
 
     fn unlink_waiter(&mut self, slot: u32) {
-        let (node, prev, next) = {
-            let w = &mut self.waiters[slot as usize];
-            let out = (w.node, w.prev, w.next);
-            w.node = NO_NODE;
-            w.prev = NIL;
-            w.next = NIL;
-            out
-        };
-        if node == NO_NODE {
-            return;
-        }
-        if prev != NIL {
-            self.waiters[prev as usize].next = next;
-        } else {
-            self.n_mut(node).first_waiter = next;
-        }
-        if next != NIL {
-            self.waiters[next as usize].prev = prev;
-        }
+        unlink(
+            &mut self.waiters,
+            &mut self.nodes,
+            |n| &mut n.first_waiter,
+            slot,
+        );
+    }
+}
+
+/// An entry of one of a node's lists (its waiters, its task links): the node it is at
+/// (`NO_NODE`: none) and its neighbours (`NIL`: none).
+trait Listed {
+    fn place(&mut self) -> (&mut NodeKey, &mut u32, &mut u32);
+}
+
+impl Listed for Waiter {
+    fn place(&mut self) -> (&mut NodeKey, &mut u32, &mut u32) {
+        (&mut self.node, &mut self.prev, &mut self.next)
+    }
+}
+
+impl Listed for TaskLink {
+    fn place(&mut self) -> (&mut NodeKey, &mut u32, &mut u32) {
+        (&mut self.node, &mut self.prev, &mut self.next)
+    }
+}
+
+/// Puts entry `key` of `entries` first in the list `head` selects at `node` (or at no
+/// node, if `node` is gone).
+fn push_front<T: Listed>(
+    entries: &mut Slab<T>,
+    nodes: &mut Slab<Node>,
+    head: fn(&mut Node) -> &mut u32,
+    key: u32,
+    node: NodeKey,
+) {
+    let Some(n) = nodes.get_mut(node as usize) else {
+        *entries[key as usize].place().0 = NO_NODE;
+        return;
+    };
+    let old = std::mem::replace(head(n), key);
+    if old != NIL {
+        *entries[old as usize].place().1 = key;
+    }
+    let (at, prev, next) = entries[key as usize].place();
+    (*at, *prev, *next) = (node, NIL, old);
+}
+
+/// Takes entry `key` of `entries` out of its node's list (`head` selects which).
+fn unlink<T: Listed>(
+    entries: &mut Slab<T>,
+    nodes: &mut Slab<Node>,
+    head: fn(&mut Node) -> &mut u32,
+    key: u32,
+) {
+    let (node, prev, next) = {
+        let (at, prev, next) = entries[key as usize].place();
+        let out = (*at, *prev, *next);
+        (*at, *prev, *next) = (NO_NODE, NIL, NIL);
+        out
+    };
+    if node == NO_NODE {
+        return;
+    }
+    if prev != NIL {
+        *entries[prev as usize].place().2 = next;
+    } else {
+        *head(&mut nodes[node as usize]) = next;
+    }
+    if next != NIL {
+        *entries[next as usize].place().1 = prev;
     }
 }
 
