@@ -112,8 +112,8 @@ impl Cancellation {
     }
 
     /// The node a task's code answers to at its top level: its root, else the node
-    /// its link is at, else `NO_NODE` (`false` answers for a stale link while the tree
-    /// is borrowed, as [`is_cancelled`](Self::is_cancelled) does).
+    /// its link is at, else `NO_NODE` (also while the tree is borrowed: only the dump
+    /// and hand-offs ask, as for [`is_cancelled`](Self::is_cancelled)).
     pub(crate) fn task_node(&self, root: NodeKey, link: u32) -> NodeKey {
         if root != NO_NODE || link == NO_LINK {
             return root;
@@ -621,8 +621,8 @@ pub(crate) fn task_cancelled(task: TaskId) -> bool {
     try_with_core(|core| core.top_level_cancelled(task)).unwrap_or(false)
 }
 
-/// Moves a task's root node under `node` (the `start()` handshake: the child leaves the
-/// caller's scopes for the group's).
+/// Moves a task's root node (made now if the task is still only linked) under `node`
+/// (the `start()` handshake: the child leaves the caller's scopes for the group's).
 pub(crate) fn move_task_under(task: TaskId, node: NodeKey) {
     try_with_core(|core| {
         if let Some(root) = core.ensure_root(task) {
