@@ -294,6 +294,13 @@ mod tests {
         assert_eq!(Link::to(77).map(Link::key), Some(77));
     }
 
+    /// Per-waiter memory (benchmark B9): a semaphore waiter's node (its state is the
+    /// permit count only; "granted" is "no longer linked") fits in 56 bytes.
+    #[test]
+    fn a_semaphore_waiter_node_is_56_bytes() {
+        assert_eq!(size_of::<Node<usize>>(), 56);
+    }
+
     fn keys(l: &WaitList<u32>) -> Vec<u32> {
         let mut out = Vec::new();
         let mut cur = l.head;
