@@ -709,23 +709,22 @@ impl Builder<'_> {
         }
         // Tasks with a root and linked ones in one order, the order they were spawned
         // (the scopes keep their places).
-        let is_task: Vec<bool> = out.iter().map(|n| matches!(n, DumpNode::Task(_))).collect();
-        let mut by_id: Vec<usize> = (0..out.len()).filter(|&i| is_task[i]).collect();
-        by_id.sort_by_key(|&i| match &out[i] {
-            DumpNode::Task(t) => t.id,
-            DumpNode::Scope(_) => u64::MAX,
-        });
-        let mut slots: Vec<Option<DumpNode>> = out.into_iter().map(Some).collect();
-        let mut next = by_id.into_iter();
-        (0..slots.len())
-            .map(|i| {
-                let from = if is_task[i] {
-                    next.next().expect("one per task")
-                } else {
-                    i
-                };
-                slots[from].take().expect("each taken once")
+        let mut tasks = Vec::new();
+        let places: Vec<Option<DumpNode>> = out
+            .into_iter()
+            .map(|n| match n {
+                DumpNode::Task(t) => {
+                    tasks.push(t);
+                    None
+                }
+                scope => Some(scope),
             })
+            .collect();
+        tasks.sort_by_key(|t| t.id);
+        let mut tasks = tasks.into_iter();
+        places
+            .into_iter()
+            .map(|p| p.unwrap_or_else(|| DumpNode::Task(tasks.next().expect("one per place"))))
             .collect()
     }
 }
