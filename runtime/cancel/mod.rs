@@ -116,11 +116,11 @@ impl Cancellation {
     /// and hand-offs ask, as for [`is_cancelled`](Self::is_cancelled)).
     pub(crate) fn task_node(&self, root: NodeKey, link: u32) -> NodeKey {
         if root != NO_NODE || link == NO_LINK {
-            return root;
+            return root; // no borrow on the common paths
         }
         self.tree
             .try_borrow()
-            .map_or(NO_NODE, |t| t.task_link_node(link))
+            .map_or(NO_NODE, |t| t.node_or_link(root, link))
     }
 
     /// Removes a finished task's root node; returns the wakes (only after misuse:
@@ -176,15 +176,12 @@ impl Cancellation {
 #[inline]
 pub(crate) fn check_in(core: &Core) -> Result<(), Cancelled> {
     let c = core.cancel();
-    let mut node = c.current.get();
-    let link = c.top_link.get();
+    let (node, link) = (c.current.get(), c.top_link.get());
     if (node == NO_NODE && link == NO_LINK) || core.current_task().is_none() {
         return Ok(());
     }
     let tree = c.tree.borrow();
-    if node == NO_NODE {
-        node = tree.task_link_node(link);
-    }
+    let node = tree.node_or_link(node, link);
     if !tree.is_cancelled(node) {
         return Ok(());
     }
@@ -292,11 +289,7 @@ pub fn current_effective_deadline() -> Option<Instant> {
         core.current_task()?;
         let c = core.cancel();
         let tree = c.tree.borrow();
-        let node = match c.current.get() {
-            NO_NODE if c.top_link.get() != NO_LINK => tree.task_link_node(c.top_link.get()),
-            node => node,
-        };
-        tree.effective_deadline(node)
+        tree.effective_deadline(tree.node_or_link(c.current.get(), c.top_link.get()))
     })
     .flatten()
 }
@@ -578,11 +571,8 @@ impl Drop for Entered {
 
 /// Adds `delta` to a task's cancel count (R9); `None` if the task has finished.
 pub(crate) fn add_cancelling(core: &Core, task: TaskId, delta: i64) -> Option<u32> {
-    if core.current_task() == Some(task) {
-        // A task cancelling itself at its top level, before it had a root node: the
-        // code running now must see the new root, or its next checkpoint would not.
-        ensure_current_node(core);
-    }
+    // A task cancelling itself at its top level before it had a root: `ensure_root`
+    // makes the new root the current node, so its next checkpoint sees it.
     let root = core.ensure_root(task)?;
     let now = core.now();
     let (n, wakes) = core

@@ -633,8 +633,8 @@ impl CancelTree {
         while last != NIL {
             let link = last;
             last = self.links[link as usize].prev;
-            self.unlink_task(link);
-            self.link_task(link, parent);
+            unlink(&mut self.links, &mut self.nodes, link);
+            push_front(&mut self.links, &mut self.nodes, link, parent);
             if self.is_cancelled(parent) {
                 wakes.push(Target::TopWait(self.links[link as usize].task));
             }
@@ -1040,8 +1040,8 @@ impl CancelTree {
                         _ => w.target.replace(target.to_target()),
                     };
                     if w.node != node {
-                        self.unlink_waiter(key.slot);
-                        self.link_waiter(key.slot, node);
+                        unlink(&mut self.waiters, &mut self.nodes, key.slot);
+                        push_front(&mut self.waiters, &mut self.nodes, key.slot, node);
                     }
                     return (key, old);
                 }
@@ -1072,7 +1072,7 @@ impl CancelTree {
             target: Some(target.to_target()),
             on,
         }));
-        self.link_waiter(slot, node);
+        push_front(&mut self.waiters, &mut self.nodes, slot, node);
         (WaiterKey { slot, seq }, replaced)
     }
 
@@ -1093,7 +1093,7 @@ impl CancelTree {
         }
         match self.waiters.get(key.slot as usize) {
             Some(w) if w.seq == key.seq => {
-                self.unlink_waiter(key.slot);
+                unlink(&mut self.waiters, &mut self.nodes, key.slot);
                 self.waiters.remove(key.slot as usize).target
             }
             _ => None,
@@ -1115,16 +1115,6 @@ impl CancelTree {
         }
     }
 
-    fn link_waiter(&mut self, slot: u32, node: NodeKey) {
-        push_front(
-            &mut self.waiters,
-            &mut self.nodes,
-            |n| &mut n.first_waiter,
-            slot,
-            node,
-        );
-    }
-
     // ---- task links -------------------------------------------------------------
 
     /// Links `task`, which has no root node, at `node` (see [`TaskLink`]); returns the
@@ -1137,7 +1127,7 @@ impl CancelTree {
             next: NIL,
             task,
         }));
-        self.link_task(key, node);
+        push_front(&mut self.links, &mut self.nodes, key, node);
         key
     }
 
@@ -1145,7 +1135,7 @@ impl CancelTree {
     /// which this returns).
     pub(crate) fn remove_task_link(&mut self, key: u32) -> NodeKey {
         let node = self.links[key as usize].node;
-        self.unlink_task(key);
+        unlink(&mut self.links, &mut self.nodes, key);
         self.links.remove(key as usize);
         node
     }
@@ -1155,44 +1145,36 @@ impl CancelTree {
         self.links.get(key as usize).map_or(NO_NODE, |l| l.node)
     }
 
+    /// The node a task's code answers to: `node` (its current node, or its root), else
+    /// the node of its task `link`, else `NO_NODE`.
+    pub(crate) fn node_or_link(&self, node: NodeKey, link: u32) -> NodeKey {
+        if node != NO_NODE || link == NO_LINK {
+            node
+        } else {
+            self.task_link_node(link)
+        }
+    }
+
     /// Live task links.
     pub(crate) fn task_link_count(&self) -> usize {
         self.links.len()
     }
-
-    fn link_task(&mut self, key: u32, node: NodeKey) {
-        push_front(
-            &mut self.links,
-            &mut self.nodes,
-            |n| &mut n.first_task,
-            key,
-            node,
-        );
-    }
-
-    fn unlink_task(&mut self, key: u32) {
-        unlink(&mut self.links, &mut self.nodes, |n| &mut n.first_task, key);
-    }
-
-    fn unlink_waiter(&mut self, slot: u32) {
-        unlink(
-            &mut self.waiters,
-            &mut self.nodes,
-            |n| &mut n.first_waiter,
-            slot,
-        );
-    }
 }
 
 /// An entry of one of a node's lists (its waiters, its task links): the node it is at
-/// (`NO_NODE`: none) and its neighbours (`NIL`: none).
+/// (`NO_NODE`: none), its neighbours (`NIL`: none), and which head of a node starts
+/// its kind of list.
 trait Listed {
     fn place(&mut self) -> (&mut NodeKey, &mut u32, &mut u32);
+    fn head(n: &mut Node) -> &mut u32;
 }
 
 impl Listed for Waiter {
     fn place(&mut self) -> (&mut NodeKey, &mut u32, &mut u32) {
         (&mut self.node, &mut self.prev, &mut self.next)
+    }
+    fn head(n: &mut Node) -> &mut u32 {
+        &mut n.first_waiter
     }
 }
 
@@ -1200,22 +1182,19 @@ impl Listed for TaskLink {
     fn place(&mut self) -> (&mut NodeKey, &mut u32, &mut u32) {
         (&mut self.node, &mut self.prev, &mut self.next)
     }
+    fn head(n: &mut Node) -> &mut u32 {
+        &mut n.first_task
+    }
 }
 
-/// Puts entry `key` of `entries` first in the list `head` selects at `node` (or at no
-/// node, if `node` is gone).
-fn push_front<T: Listed>(
-    entries: &mut Slab<T>,
-    nodes: &mut Slab<Node>,
-    head: fn(&mut Node) -> &mut u32,
-    key: u32,
-    node: NodeKey,
-) {
+/// Puts entry `key` of `entries` first in its list at `node` (or at no node, if `node`
+/// is gone).
+fn push_front<T: Listed>(entries: &mut Slab<T>, nodes: &mut Slab<Node>, key: u32, node: NodeKey) {
     let Some(n) = nodes.get_mut(node as usize) else {
         *entries[key as usize].place().0 = NO_NODE;
         return;
     };
-    let old = std::mem::replace(head(n), key);
+    let old = std::mem::replace(T::head(n), key);
     if old != NIL {
         *entries[old as usize].place().1 = key;
     }
@@ -1223,13 +1202,8 @@ fn push_front<T: Listed>(
     (*at, *prev, *next) = (node, NIL, old);
 }
 
-/// Takes entry `key` of `entries` out of its node's list (`head` selects which).
-fn unlink<T: Listed>(
-    entries: &mut Slab<T>,
-    nodes: &mut Slab<Node>,
-    head: fn(&mut Node) -> &mut u32,
-    key: u32,
-) {
+/// Takes entry `key` of `entries` out of its node's list.
+fn unlink<T: Listed>(entries: &mut Slab<T>, nodes: &mut Slab<Node>, key: u32) {
     let (node, prev, next) = {
         let (at, prev, next) = entries[key as usize].place();
         let out = (*at, *prev, *next);
@@ -1242,7 +1216,7 @@ fn unlink<T: Listed>(
     if prev != NIL {
         *entries[prev as usize].place().2 = next;
     } else {
-        *head(&mut nodes[node as usize]) = next;
+        *T::head(&mut nodes[node as usize]) = next;
     }
     if next != NIL {
         *entries[next as usize].place().1 = prev;
