@@ -42,7 +42,7 @@ use super::ignored_cancel::IgnoredCancelWatch;
 use super::observe::metrics::{Counters, bump};
 use super::observe::{Instrument, Metrics, TaskMeta, WaitingOn};
 use super::reactor::Reactor;
-use super::task::{CellRef, Dropped, Shared, TaskId, TaskSlot};
+use super::task::{CellRef, Dropped, QueuedId, Shared, TaskId, TaskSlot};
 use super::timer::{TimerEntry, TimerKey, Timers};
 use super::wake_list::{Target, WakeBy};
 
@@ -222,7 +222,7 @@ pub(crate) struct Core {
     id: RuntimeId,
     tasks: RefCell<Slab<TaskSlot>>,
     /// Ids of tasks to poll, in order. May hold stale ids; they are skipped.
-    ready: RefCell<VecDeque<TaskId>>,
+    ready: RefCell<VecDeque<QueuedId>>,
     /// All cancellation state (owned and changed by `runtime/cancel` only).
     cancel: Cancellation,
     timers: RefCell<Timers>,
@@ -515,7 +515,7 @@ impl Core {
 
     /// Puts a task on the local ready queue (its waker already deduplicated the wake).
     pub(crate) fn push_ready(&self, id: TaskId) {
-        self.ready.borrow_mut().push_back(id);
+        self.ready.borrow_mut().push_back(id.queued());
         bump(&self.counters.local_wakes, 1);
         if let Some(i) = self.instrument() {
             i.task_scheduled(id.seq);
@@ -619,7 +619,7 @@ impl Core {
             return;
         };
         let header = slot.cell.header();
-        if header.wait().is_some() && header.set_scheduled() {
+        if header.has_wait() && header.set_scheduled() {
             drop(tasks);
             self.push_ready(id);
         }
@@ -679,7 +679,7 @@ impl Core {
             return false;
         };
         let header = slot.cell.header();
-        if node != slot.root || (!ours && header.wait().is_some()) {
+        if node != slot.root || (!ours && header.has_wait()) {
             return false;
         }
         header.set_wait(Some(on));
@@ -711,9 +711,7 @@ impl Core {
     /// How many tasks have a top-level wait recorded (for [`Core::resources`]).
     fn top_waits(&self) -> usize {
         self.tasks.try_borrow().map_or(0, |t| {
-            t.iter()
-                .filter(|(_, s)| s.cell.header().wait().is_some())
-                .count()
+            t.iter().filter(|(_, s)| s.cell.header().has_wait()).count()
         })
     }
 
@@ -788,15 +786,16 @@ impl Core {
         self.names.borrow().get(&id.seq).cloned()
     }
 
-    /// Polls the task `id` once, if it is still alive and not the `block_on` task.
-    /// Returns `true` if the task finished.
-    fn poll_task(&self, id: TaskId) -> bool {
-        let (raw, root) = {
+    /// Polls the task of the ready-queue entry `q` once, if it is still alive and not
+    /// the `block_on` task. Returns `true` if the task finished.
+    fn poll_task(&self, q: QueuedId) -> bool {
+        let (raw, root, id) = {
             let tasks = self.tasks.borrow();
-            let Some(slot) = tasks.get(id.slot()).filter(|s| s.is(id)) else {
+            let Some(slot) = tasks.get(q.slot()).filter(|s| s.cell.header().is_queued(q)) else {
                 return false;
             };
-            (slot.cell.raw(), (slot.root, slot.link))
+            let header = slot.cell.header();
+            (slot.cell.raw(), (slot.root, slot.link), header.id())
         };
         // SAFETY: the slot's reference keeps the cell alive until `finish_task(id)`,
         // and nothing calls that while this poll runs: `drop_task` of a task in its
@@ -921,7 +920,7 @@ impl Core {
     /// requests that came through `CancelHandle`s.
     fn drain_injector(&self) {
         while let Some(id) = self.shared.pop_injected() {
-            self.ready.borrow_mut().push_back(id);
+            self.ready.borrow_mut().push_back(id.queued());
             if let Some(i) = self.instrument() {
                 i.task_scheduled(id.seq);
             }
@@ -1061,12 +1060,13 @@ impl Core {
     /// task that keeps yielding still lets the reactor, the timers and the cancels of
     /// other threads in at that interval.
     pub(crate) fn run_until_main_woken(&self, main: TaskId) {
+        let main_queued = main.queued();
         loop {
             while self.polls_since_park.get() < IO_POLL_INTERVAL {
                 let next = self.ready.borrow_mut().pop_front();
                 match next {
                     None => break,
-                    Some(id) if id == main => {
+                    Some(q) if q == main_queued => {
                         let slot_ok = self
                             .tasks
                             .borrow()
@@ -1077,9 +1077,9 @@ impl Core {
                             return;
                         }
                     }
-                    Some(id) => {
+                    Some(q) => {
                         self.polls_since_park.set(self.polls_since_park.get() + 1);
-                        self.poll_task(id);
+                        self.poll_task(q);
                     }
                 }
             }

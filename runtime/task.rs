@@ -15,9 +15,10 @@
 //!   reach its runtime, and the pieces of the task's [`TaskId`] (slab key, sequence
 //!   number);
 //! * `spawned_at` — where the task was spawned (the dump, the ignored-cancel warning);
-//! * `wait` — what the task's top-level wait waits on, for the task dump (a wait at
-//!   the task's top level, polled with the task's own waker, is recorded here instead
-//!   of in the status tree: see `cancel::CancelWait`), runtime thread only;
+//! * `wait_data` / `wait_kind` — what the task's top-level wait waits on, for the
+//!   task dump (a wait at the task's top level, polled with the task's own waker, is
+//!   recorded here instead of in the status tree: see `cancel::CancelWait`), packed
+//!   into a word and a byte (`observe::PackedWait`), runtime thread only;
 //! * `flags` — the body's phase, read and written on the runtime's thread only.
 //!
 //! The runtime's `Slab<TaskSlot>` keeps, per task, the slot's ownership of the cell
@@ -55,7 +56,10 @@
 //! # The body's phase (`flags`, runtime thread only)
 //!
 //! `RUNNING` (the stage holds the future), `DONE` (the stage holds the kept output),
-//! neither (gone: finished with nothing kept, dropped, or read), plus `BUSY` (the
+//! neither (gone: finished with nothing kept, dropped, or read). The stage is an
+//! untagged union: these flags are its only tag, so the code that clears `RUNNING` or
+//! `DONE` is the code that drops or takes the value (`drop_stage_future`,
+//! `take_kept`), and a freed cell drops nothing of its stage. Plus `BUSY` (the
 //! cell's `poll` or `drop_future` is on the stack), `DROP_LATER` (the task was dropped
 //! during its own poll) and `KEEP` (a reader exists: a `JoinHandle` will read the
 //! output). The stage is touched only under these rules: `poll` and `drop_future`
@@ -125,8 +129,8 @@ use crossbeam_queue::SegQueue;
 use super::cancel::NodeKey;
 use super::core::RuntimeId;
 use super::ignored_cancel::IgnoredCancelWatch;
-use super::observe::WaitingOn;
 use super::observe::dump::DumpReply;
+use super::observe::{PackedWait, WaitingOn};
 
 /// Identifies a task: its runtime, its slab key, and a sequence number that runtime
 /// never reuses. Comparing whole ids (as every lookup does) makes an id of another
@@ -150,6 +154,35 @@ impl TaskId {
     /// The task's slot in its runtime's slab.
     pub(crate) fn slot(self) -> usize {
         self.key as usize
+    }
+}
+
+/// A task as its runtime's local ready queue holds it: the slab key and the low 32
+/// bits of the sequence number, 8 bytes instead of a [`TaskId`]'s 16 (the queue grows
+/// to the most tasks ever ready at once and keeps that capacity: benchmark B9). The
+/// runtime is the queue's own. A stale entry (its task ended while queued) matches a
+/// later task of the same slot only after 2³² spawns while it waits; even then it
+/// costs that task one spurious poll, which every future tolerates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueuedId {
+    key: u32,
+    seq: u32,
+}
+
+impl QueuedId {
+    /// The task's slot in its runtime's slab.
+    pub(crate) fn slot(self) -> usize {
+        self.key as usize
+    }
+}
+
+impl TaskId {
+    /// This id as the local ready queue holds it.
+    pub(crate) fn queued(self) -> QueuedId {
+        QueuedId {
+            key: self.key,
+            seq: self.seq as u32, // the low bits: see `QueuedId`
+        }
     }
 }
 
@@ -334,12 +367,16 @@ pub(crate) struct Header {
     /// What the task's *top-level wait* waits on: an operation blocked at the task's
     /// top level with the task's own waker keeps this instead of a registration in
     /// the status tree (see `cancel::CancelWait`); the task dump reads it. Runtime
-    /// thread only.
-    wait: Cell<Option<WaitingOn>>,
+    /// thread only. Packed (`PackedWait`): the word here, the kind byte in
+    /// `wait_kind` (`0`: none), which fits beside `key` and `flags` in the header's
+    /// last word.
+    wait_data: Cell<u64>,
     /// The task's slab key (immutable).
     key: u32,
     /// The body's phase (`RUNNING`, `DONE`, ...): runtime thread only.
     flags: Cell<u8>,
+    /// The kind byte of the top-level wait (see `wait_data`).
+    wait_kind: Cell<u8>,
 }
 
 impl Header {
@@ -364,9 +401,10 @@ impl Header {
             shared: NonNull::new(Arc::as_ptr(shared).cast_mut()).expect("an Arc is never null"),
             spawned_at,
             seq: id.seq,
-            wait: Cell::new(None),
+            wait_data: Cell::new(PackedWait::NONE.data),
             key: id.key,
             flags: Cell::new(flags),
+            wait_kind: Cell::new(PackedWait::NONE.kind),
         }
     }
 
@@ -390,6 +428,11 @@ impl Header {
     #[inline]
     pub(crate) fn is(&self, id: TaskId) -> bool {
         self.seq == id.seq && self.key == id.key && self.shared().runtime == id.runtime
+    }
+
+    /// Whether a ready-queue entry names this task (see [`QueuedId`]).
+    pub(crate) fn is_queued(&self, q: QueuedId) -> bool {
+        self.key == q.key && self.seq as u32 == q.seq
     }
 
     pub(crate) fn spawned_at(&self) -> &'static Location<'static> {
@@ -425,12 +468,26 @@ impl Header {
 
     /// What the task's top-level wait waits on, if one is recorded (runtime thread).
     pub(crate) fn wait(&self) -> Option<WaitingOn> {
-        self.wait.get()
+        self.packed_wait().unpack()
+    }
+
+    /// Whether a top-level wait is recorded (runtime thread).
+    pub(crate) fn has_wait(&self) -> bool {
+        self.packed_wait().is_some()
+    }
+
+    fn packed_wait(&self) -> PackedWait {
+        PackedWait {
+            kind: self.wait_kind.get(),
+            data: self.wait_data.get(),
+        }
     }
 
     /// Records (or, with `None`, forgets) the task's top-level wait (runtime thread).
     pub(crate) fn set_wait(&self, on: Option<WaitingOn>) {
-        self.wait.set(on);
+        let p = PackedWait::pack(on);
+        self.wait_kind.set(p.kind);
+        self.wait_data.set(p.data);
     }
 
     /// What a wake does, from any thread (see the module doc).
@@ -784,11 +841,13 @@ struct TaskCell<F: Future, C: Completion<F::Output>> {
     completion: C,
 }
 
-/// The future, then what its end left for the reader.
-enum Stage<F, K> {
-    Running(F),
-    Done(K),
-    Gone,
+/// The future, then what its end left for the reader, then nothing. Which one the
+/// stage holds is the phase flags' to say (`RUNNING`, `DONE`, neither), so the stage
+/// carries no tag of its own (8 bytes less per task, benchmark B9) and never drops
+/// anything by itself: the code that clears a phase's flag drops or takes its value.
+union Stage<F, K> {
+    running: ManuallyDrop<F>,
+    done: ManuallyDrop<K>,
 }
 
 /// The reading side of a cell whose completion keeps a value (what a `JoinHandle`
@@ -874,19 +933,37 @@ where
         self.header.flags.set(f);
     }
 
-    /// Drops the stage's content in place (the future, or a kept value), leaving
-    /// `Gone` also if the destructor panics. Returns that panic.
+    /// Drops the future in place and clears `RUNNING`, also if the destructor
+    /// panics (the future is gone either way). Returns that panic.
     ///
     /// # Safety
     ///
-    /// Runtime thread, `BUSY` set by the caller (or the phase otherwise guarantees
-    /// no reference into the stage is alive).
-    unsafe fn clear_stage(&self) -> Result<(), Box<dyn Any + Send>> {
+    /// Runtime thread, `RUNNING` and `BUSY` set by the caller: the stage holds the
+    /// future and nothing else references it.
+    unsafe fn drop_stage_future(&self) -> Result<(), Box<dyn Any + Send>> {
+        debug_assert_eq!(self.flags() & (RUNNING | BUSY), RUNNING | BUSY);
         let stage = self.stage.get();
-        // SAFETY: (caller) exclusive access to the stage. The assignment drops the
-        // old value in place (a pinned future is never moved) and writes `Gone`
-        // even when that drop unwinds.
-        std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { *stage = Stage::Gone }))
+        // SAFETY: (caller) `RUNNING`: `running` is the live field, and `BUSY` makes
+        // this the only access. It is dropped in place (a pinned future is never
+        // moved), once: `RUNNING` is cleared below whether or not the drop unwinds.
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut (*stage).running)
+        }));
+        self.set_flags(self.flags() & !RUNNING);
+        r
+    }
+
+    /// Takes the kept value out and clears `DONE`.
+    ///
+    /// # Safety
+    ///
+    /// Runtime thread, `DONE` set: the stage holds the kept value, and nothing
+    /// references it (no poll or drop runs on a finished task).
+    unsafe fn take_kept(&self) -> C::Kept {
+        debug_assert!(self.flags() & DONE != 0);
+        self.set_flags(self.flags() & !DONE);
+        // SAFETY: (caller) `done` is the live field, read once: `DONE` is now clear.
+        unsafe { ManuallyDrop::take(&mut (*self.stage.get()).done) }
     }
 
     /// # Safety
@@ -906,13 +983,8 @@ where
         // SAFETY: `RUNNING`: the stage holds the future. `BUSY` keeps every other
         // path away from the stage until it is cleared, so this is the only
         // reference into it. The cell never moves and the future is only dropped in
-        // place (`clear_stage`): it is pinned.
-        let fut = unsafe {
-            match &mut *this.stage.get() {
-                Stage::Running(f) => Pin::new_unchecked(f),
-                _ => unreachable!("RUNNING without a future"),
-            }
-        };
+        // place (`drop_stage_future`): it is pinned.
+        let fut = unsafe { Pin::new_unchecked(&mut *(*this.stage.get()).running) };
         let out = match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Pending) => {
                 let flags = this.flags() & !BUSY;
@@ -923,8 +995,8 @@ where
                 // Dropped during its own poll: drop it now. Its destructor's panic has
                 // nobody to go to (the dropper returned long ago); it is contained.
                 this.set_flags(flags | BUSY);
-                // SAFETY: `BUSY` set again, nothing references the stage.
-                if let Err(p) = unsafe { this.clear_stage() } {
+                // SAFETY: `RUNNING` and `BUSY` set again, nothing references the stage.
+                if let Err(p) = unsafe { this.drop_stage_future() } {
                     drop_contained(p);
                 }
                 this.set_flags(this.flags() & !(RUNNING | BUSY | DROP_LATER));
@@ -938,8 +1010,8 @@ where
         };
         // Drop the finished future in place; a panic there is the task's panic unless
         // its poll panicked first (the value it returned is dropped, contained).
-        // SAFETY: still `BUSY`; the poll's borrow of the stage has ended.
-        let out = match unsafe { this.clear_stage() } {
+        // SAFETY: still `RUNNING` and `BUSY`; the poll's borrow of the stage has ended.
+        let out = match unsafe { this.drop_stage_future() } {
             Ok(()) => out,
             Err(p) => match out {
                 Err(first) => {
@@ -959,8 +1031,9 @@ where
         let mut done = 0;
         match kept {
             Some(k) if keep => {
-                // SAFETY: `BUSY`, and the stage is `Gone`: writing it drops nothing.
-                unsafe { *this.stage.get() = Stage::Done(k) };
+                // SAFETY: `BUSY`, and the stage is empty (`RUNNING` clear): writing a
+                // union field drops nothing. `DONE` is set below, with `BUSY` cleared.
+                unsafe { (*this.stage.get()).done = ManuallyDrop::new(k) };
                 done = DONE;
             }
             Some(k) => drop_contained(k),
@@ -990,8 +1063,8 @@ where
             return Dropped::Now(None);
         }
         this.set_flags(flags | BUSY);
-        // SAFETY: `BUSY` set, nothing references the stage.
-        let mut panic = unsafe { this.clear_stage() }.err();
+        // SAFETY: `RUNNING` and `BUSY` set, nothing references the stage.
+        let mut panic = unsafe { this.drop_stage_future() }.err();
         this.set_flags(this.flags() & !(RUNNING | BUSY | DROP_LATER));
         let reader = this.completion.take_reader();
         let rest = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -1027,14 +1100,8 @@ where
         let this = unsafe { Self::get(ptr) };
         let flags = this.flags();
         if flags & DONE != 0 {
-            this.set_flags(flags & !DONE);
-            // SAFETY: `DONE`: the stage holds the kept value and nothing references it
-            // (no poll or drop runs on a finished task).
-            let stage = unsafe { std::mem::replace(&mut *this.stage.get(), Stage::Gone) };
-            return match stage {
-                Stage::Done(k) => Poll::Ready(Some(k)),
-                _ => unreachable!("DONE without a kept value"),
-            };
+            // SAFETY: `DONE`, runtime thread (caller).
+            return Poll::Ready(Some(unsafe { this.take_kept() }));
         }
         if flags & RUNNING == 0 {
             return Poll::Ready(None);
@@ -1062,14 +1129,10 @@ where
         // SAFETY: (caller) live, this type, runtime thread.
         let this = unsafe { Self::get(ptr) };
         let flags = this.flags();
-        this.set_flags(flags & !(KEEP | DONE));
+        // SAFETY: `DONE`, as in `poll_read`.
+        let kept = (flags & DONE != 0).then(|| unsafe { this.take_kept() });
+        this.set_flags(this.flags() & !KEEP);
         let reader = this.completion.take_reader();
-        let kept = if flags & DONE != 0 {
-            // SAFETY: `DONE`, as in `poll_read`.
-            Some(unsafe { std::mem::replace(&mut *this.stage.get(), Stage::Gone) })
-        } else {
-            None
-        };
         // User code (the output's destructor) runs after the cell's phase is final.
         drop(reader);
         drop(kept);
@@ -1102,7 +1165,9 @@ where
             true,
             flags,
         ),
-        stage: UnsafeCell::new(Stage::Running(fut)),
+        stage: UnsafeCell::new(Stage {
+            running: ManuallyDrop::new(fut),
+        }),
         completion,
     });
     // SAFETY: `Box::into_raw` is never null.
@@ -1265,7 +1330,11 @@ mod tests {
     fn the_slot_and_the_header_stay_small() {
         let slot = if cfg!(debug_assertions) { 32 } else { 16 };
         assert_eq!(size_of::<super::TaskSlot>(), slot);
-        assert_eq!(size_of::<super::Header>(), 64);
+        assert_eq!(size_of::<super::Header>(), 56);
+        // The stage is as big as the bigger of the future and the kept output: the
+        // phase flags are its tag (an enum would add a word to both).
+        assert_eq!(size_of::<super::Stage<[u64; 5], Box<u8>>>(), 40);
+        assert_eq!(size_of::<super::Stage<Option<Waker>, [u64; 3]>>(), 24);
     }
 
     #[test]
