@@ -168,7 +168,7 @@ impl Future for BarrierWait<'_> {
             waiters.drain_ready(|node| {
                 node.state = true;
                 *queued -= 1;
-                wakes.push_opt(node.waker.take());
+                wakes.push_opt(node.take_waker());
             });
             drop(state);
             wakes.wake_all();

@@ -104,7 +104,7 @@ impl<T> Chan<T> {
     fn offer(&mut self, v: T) -> Result<Option<std::task::Waker>, T> {
         if let Some(node) = self.recv_waiters.pop_front_ready() {
             node.state = Some(v);
-            return Ok(node.waker.take());
+            return Ok(node.take_waker());
         }
         if self.buf.len() < self.cap {
             self.buf.push_back(v);
@@ -125,7 +125,7 @@ impl<T> Chan<T> {
                         .state
                         .take()
                         .expect("a queued sender holds its message");
-                    waker = node.waker.take();
+                    waker = node.take_waker();
                     self.buf.push_back(offered);
                 }
             }
@@ -140,7 +140,7 @@ impl<T> Chan<T> {
             .state
             .take()
             .expect("a queued sender holds its message");
-        Some((v, node.waker.take()))
+        Some((v, node.take_waker()))
     }
 
     /// A served receive node was abandoned: give its message to the next receiver, or
@@ -148,7 +148,7 @@ impl<T> Chan<T> {
     fn put_back(&mut self, v: T) -> Option<std::task::Waker> {
         if let Some(node) = self.recv_waiters.pop_front_ready() {
             node.state = Some(v);
-            return node.waker.take();
+            return node.take_waker();
         }
         self.buf.push_front(v);
         None

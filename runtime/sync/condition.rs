@@ -120,7 +120,7 @@ impl Condition {
             while woken < n {
                 match list.pop_front_ready() {
                     Some(node) => {
-                        wakes.push_opt(node.waker.take());
+                        wakes.push_opt(node.take_waker());
                         woken += 1;
                     }
                     None => break,

@@ -81,7 +81,7 @@ impl Event {
         // was woken by the cancel), like a waiter that left before the `set`.
         self.waiters
             .lock()
-            .drain_ready(|node| wakes.push_opt(node.waker.take()));
+            .drain_ready(|node| wakes.push_opt(node.take_waker()));
         wakes.wake_all();
         true
     }

@@ -195,7 +195,7 @@ impl<T: ?Sized> Mutex<T> {
         let waker = {
             let mut st = self.state.lock();
             match st.waiters.pop_front_ready() {
-                Some(node) => node.waker.take(), // `locked` stays true: handed over
+                Some(node) => node.take_waker(), // `locked` stays true: handed over
                 None => {
                     st.locked = false;
                     None

@@ -37,7 +37,7 @@ impl NotifyState {
         match self.waiters.pop_front_ready() {
             Some(node) => {
                 node.state = Served::One;
-                node.waker.take()
+                node.take_waker()
             }
             None => {
                 self.permit = true;
@@ -139,7 +139,7 @@ impl Notify {
             self.generation.fetch_add(1, Ordering::AcqRel);
             st.waiters.drain_ready(|node| {
                 node.state = Served::All;
-                wakes.push_opt(node.waker.take());
+                wakes.push_opt(node.take_waker());
             });
         }
         wakes.wake_all();

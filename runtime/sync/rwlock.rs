@@ -62,7 +62,7 @@ impl LockState {
                 .waiters
                 .pop_front_ready()
                 .expect("the front waiter is ready");
-            wakes.push_opt(node.waker.take());
+            wakes.push_opt(node.take_waker());
             if want == Want::Write {
                 return;
             }

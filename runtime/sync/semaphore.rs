@@ -42,7 +42,7 @@ impl SemState {
             }
             self.permits -= wanted;
             let node = self.waiters.pop_front_ready().expect("front exists");
-            wakes.push_opt(node.waker.take());
+            wakes.push_opt(node.take_waker());
         }
     }
 
@@ -281,7 +281,7 @@ impl Waiting {
         // Serve the queue with us in it: we get the permits now if every waiter ahead
         // of us is cancelled (skipped) and enough are free. Our own waker is kept aside
         // so that being served here does not wake us for nothing.
-        let ours = st.waiters.node_mut(key).waker.take();
+        let ours = st.waiters.node_mut(key).take_waker();
         let mut wakes = WakeList::default();
         st.serve(&mut wakes);
         let granted = !st.waiters.is_linked(key);
@@ -289,7 +289,7 @@ impl Waiting {
             st.waiters.remove(key);
             self.node = None;
         } else {
-            st.waiters.node_mut(key).waker = ours;
+            st.waiters.node_mut(key).put_waker(ours);
         }
         drop(st);
         wakes.wake_all();
