@@ -23,7 +23,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
@@ -42,6 +42,7 @@ use super::ignored_cancel::IgnoredCancelWatch;
 use super::observe::metrics::{Counters, bump};
 use super::observe::{Instrument, Metrics, TaskMeta, WaitingOn};
 use super::reactor::Reactor;
+use super::ready_queue::ReadyQueue;
 use super::task::{CellRef, Dropped, QueuedId, Shared, TaskId, TaskSlot};
 use super::timer::{TimerEntry, TimerKey, Timers};
 use super::wake_list::{Target, WakeBy};
@@ -222,7 +223,7 @@ pub(crate) struct Core {
     id: RuntimeId,
     tasks: RefCell<Slab<TaskSlot>>,
     /// Ids of tasks to poll, in order. May hold stale ids; they are skipped.
-    ready: RefCell<VecDeque<QueuedId>>,
+    ready: RefCell<ReadyQueue>,
     /// All cancellation state (owned and changed by `runtime/cancel` only).
     cancel: Cancellation,
     timers: RefCell<Timers>,
@@ -292,7 +293,7 @@ impl Core {
         Ok(Core {
             id,
             tasks: RefCell::new(Slab::new()),
-            ready: RefCell::new(VecDeque::new()),
+            ready: RefCell::new(ReadyQueue::new()),
             cancel: Cancellation::new(),
             timers: RefCell::new(Timers::new(clock.now(), id)),
             clock,
@@ -989,7 +990,11 @@ impl Core {
     /// [`Core::wait_autojump_threshold`], to the next timer.
     fn park(&self) {
         self.drain_injector();
-        let idle = self.ready.borrow().is_empty();
+        let idle = {
+            let mut ready = self.ready.borrow_mut();
+            ready.trim();
+            ready.is_empty()
+        };
         let timeout = if !idle || self.clock.is_paused() || !self.idle_waiters.borrow().is_empty() {
             Some(Duration::ZERO)
         } else {

@@ -3,7 +3,8 @@
 //! # Map
 //!
 //! * `core` — the per-runtime state and the run loop (`block_on`, the ready queue,
-//!   when to poll I/O and timers, the paused clock's jumps).
+//!   when to poll I/O and timers, the paused clock's jumps); `ready_queue` — that
+//!   queue, in blocks given back as it drains.
 //! * `task` — the task cell (one allocation per task: header, future then output,
 //!   completion), its `Send + Sync` waker (local queue vs injector), slots and ids.
 //! * `cancel/` — **all cancellation state and rules**: the status tree (task roots,
@@ -36,6 +37,7 @@ mod interval;
 mod join;
 pub(crate) mod observe;
 pub(crate) mod reactor;
+mod ready_queue;
 mod remote;
 pub mod sync;
 pub(crate) mod task;
