@@ -241,6 +241,8 @@ pub(crate) struct Core {
     polls_since_park: Cell<usize>,
     /// Names of the tasks that have one, by task sequence number.
     names: RefCell<HashMap<u64, Arc<str>, BuildHasherDefault<SeqHasher>>>,
+    /// The name of every `block_on` task, made once (a `block_on` call clones it).
+    main_name: Arc<str>,
     /// The last number handed to a `sync` wait queue (what the task dump calls it).
     last_object_id: Cell<u64>,
     /// The metrics counters.
@@ -305,6 +307,7 @@ impl Core {
             running: Cell::new(false),
             polls_since_park: Cell::new(0),
             names: RefCell::new(HashMap::default()),
+            main_name: Arc::from("main"),
             last_object_id: Cell::new(0),
             counters: Counters::default(),
             instrument,
@@ -1151,7 +1154,7 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, fut: F) -> F::Output {
     // under it).
     let waker = main_cell.waker();
     let main_raw = main_cell.raw();
-    let main = core.insert_task(main_cell, None, Some(Arc::from("main")));
+    let main = core.insert_task(main_cell, None, Some(core.main_name.clone()));
     struct MainTask<'a>(&'a Core, TaskId);
     impl Drop for MainTask<'_> {
         fn drop(&mut self) {
