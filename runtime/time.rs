@@ -154,8 +154,6 @@ pub async fn yield_now() {
 
 #[cfg(test)]
 mod tests {
-    /// Every sleeping task carries a `Sleep` in its future, and futures are copied when
-    /// spawned: keep it small (deadline, timer key, cancel registration; 16 bytes each).
     /// On the real clock a sleep's first poll does not read the clock: a deadline that
     /// passed after the latest reading is found by its timer at the next turn.
     #[test]
@@ -176,6 +174,8 @@ mod tests {
         );
     }
 
+    /// Every sleeping task carries a `Sleep` in its future, and futures are copied when
+    /// spawned: keep it small (deadline, timer key, cancel registration; 16 bytes each).
     #[test]
     fn sleep_stays_small() {
         assert!(std::mem::size_of::<super::Sleep>() <= 48);
