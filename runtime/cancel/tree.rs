@@ -719,11 +719,8 @@ impl CancelTree {
                 // order they were linked (the list is newest first), as their roots
                 // would have been met.
                 let from = wakes.wake.len();
-                let mut l = first_task;
-                while l != NIL {
-                    let link = &self.links[l as usize];
-                    wakes.push(Target::TopWait(link.task));
-                    l = link.next;
+                for task in self.linked_tasks(first_task) {
+                    wakes.push(Target::TopWait(task));
                 }
                 wakes.wake[from..].reverse();
             }
@@ -968,13 +965,7 @@ impl CancelTree {
             Inline::Free => {}
         }
         waits.reverse();
-        let mut tasks = Vec::new();
-        let mut l = n.first_task;
-        while l != NIL {
-            let link = &self.links[l as usize];
-            tasks.push(link.task);
-            l = link.next;
-        }
+        let mut tasks: Vec<TaskId> = self.linked_tasks(n.first_task).collect();
         tasks.reverse();
         let (scope, cancelling) = match &n.kind {
             Kind::Root { cancelling, .. } => (None, *cancelling),
@@ -1153,6 +1144,16 @@ impl CancelTree {
         } else {
             self.task_link_node(link)
         }
+    }
+
+    /// The tasks of a node's list of task links, from its head `first`: newest
+    /// first, the list's order.
+    fn linked_tasks(&self, first: u32) -> impl Iterator<Item = TaskId> + '_ {
+        std::iter::successors((first != NIL).then_some(first), |&l| {
+            let next = self.links[l as usize].next;
+            (next != NIL).then_some(next)
+        })
+        .map(|l| self.links[l as usize].task)
     }
 
     /// Live task links.
