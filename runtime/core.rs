@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::paged_slab::PagedSlab;
+
 use super::cancel::{self, Cancellation, NO_LINK, NO_NODE, NodeKey};
 use super::clock::Clock;
 use super::ignored_cancel::IgnoredCancelWatch;
@@ -221,7 +223,7 @@ pub(crate) struct TaskRow {
 /// The state of one runtime.
 pub(crate) struct Core {
     id: RuntimeId,
-    tasks: RefCell<Slab<TaskSlot>>,
+    tasks: RefCell<PagedSlab<TaskSlot>>,
     /// Ids of tasks to poll, in order. May hold stale ids; they are skipped.
     ready: RefCell<ReadyQueue>,
     /// All cancellation state (owned and changed by `runtime/cancel` only).
@@ -294,7 +296,7 @@ impl Core {
         let id = RuntimeId::next();
         Ok(Core {
             id,
-            tasks: RefCell::new(Slab::new()),
+            tasks: RefCell::new(PagedSlab::new()),
             ready: RefCell::new(ReadyQueue::new()),
             cancel: Cancellation::new(),
             timers: RefCell::new(Timers::new(clock.now(), id)),
@@ -548,9 +550,8 @@ impl Core {
         let spawned_at = cell.header().spawned_at();
         let seq = id.seq;
         let mut tasks = self.tasks.borrow_mut();
-        let entry = tasks.vacant_entry();
         assert!(
-            entry.key() == id.slot() && seq == self.next_seq.get() && id.runtime == self.id,
+            tasks.vacant_key() == id.slot() && seq == self.next_seq.get() && id.runtime == self.id,
             "scope_runtime: a task cell inserted with a stale id"
         );
         let link = parent.map_or(NO_LINK, |p| self.cancel.link_task(p, id));
@@ -561,7 +562,7 @@ impl Core {
             self.names.borrow_mut().insert(seq, name);
             cell.header().set_named();
         }
-        entry.insert(TaskSlot {
+        tasks.insert(TaskSlot {
             cell,
             root: NO_NODE,
             link,

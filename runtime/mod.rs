@@ -36,6 +36,7 @@ mod ignored_cancel;
 mod interval;
 mod join;
 pub(crate) mod observe;
+pub(crate) mod paged_slab;
 pub(crate) mod reactor;
 mod ready_queue;
 mod remote;

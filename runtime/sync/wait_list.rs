@@ -39,7 +39,7 @@
 use std::num::NonZeroU32;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
-use slab::Slab;
+use crate::runtime::paged_slab::PagedSlab;
 
 use crate::runtime::cancel::{CancelWait, Cancelled, check_cancelled, site_cancelled};
 use crate::runtime::core::try_with_core;
@@ -134,7 +134,7 @@ impl<S> Node<S> {
 /// A FIFO of waiters with O(1) removal from the middle. See the module doc.
 #[derive(Debug)]
 pub(crate) struct WaitList<S> {
-    nodes: Slab<Node<S>>,
+    nodes: PagedSlab<Node<S>>,
     head: Option<usize>,
     tail: Option<usize>,
     /// What its waiters wait on, for the task dump: the primitive's kind, and the
@@ -148,7 +148,7 @@ impl<S> WaitList<S> {
     /// task dump).
     pub(crate) const fn new(kind: SyncKind) -> WaitList<S> {
         WaitList {
-            nodes: Slab::new(),
+            nodes: PagedSlab::new(),
             head: None,
             tail: None,
             kind,
