@@ -841,12 +841,8 @@ impl Core {
     /// Removes a task's slot and root node and marks its cell ended (its future is
     /// already gone); the slot's reference to the cell goes last.
     pub(crate) fn finish_task(&self, id: TaskId) {
-        let slot = {
-            let mut tasks = self.tasks.borrow_mut();
-            match tasks.get(id.slot()) {
-                Some(s) if s.is(id) => tasks.remove(id.slot()),
-                _ => return,
-            }
+        let Some(slot) = self.tasks.borrow_mut().remove_if(id.slot(), |s| s.is(id)) else {
+            return;
         };
         let TaskSlot {
             cell, root, link, ..

@@ -81,7 +81,10 @@ impl<T> PagedSlab<T> {
                 "scope_runtime: more than 4 billion entries in one slab"
             );
             if self.pages.last().is_none_or(|p| p.len() == PAGE) {
-                self.pages.push(Vec::new());
+                // The first page grows from nothing; a later one is only made when
+                // the slab is big anyway, so it is made whole (no chain of copies).
+                let room = if self.pages.is_empty() { 0 } else { PAGE };
+                self.pages.push(Vec::with_capacity(room));
             }
             let page = self.pages.last_mut().expect("a page was just made");
             page.push(Entry::Occupied(value));
@@ -126,10 +129,17 @@ impl<T> PagedSlab<T> {
 
     /// Takes the value at `key` out, if there is one; its place is reused first.
     pub(crate) fn try_remove(&mut self, key: usize) -> Option<T> {
+        self.remove_if(key, |_| true)
+    }
+
+    /// Takes the value at `key` out if there is one and `pred` accepts it (one lookup
+    /// for the check and the removal).
+    pub(crate) fn remove_if(&mut self, key: usize, pred: impl FnOnce(&T) -> bool) -> Option<T> {
         let free = self.free as u32; // < `end` ≤ u32::MAX: every key fits
         let place = self.entry_mut(key)?;
-        if matches!(place, Entry::Vacant(_)) {
-            return None;
+        match place {
+            Entry::Occupied(v) if pred(v) => {}
+            _ => return None,
         }
         let Entry::Occupied(v) = std::mem::replace(place, Entry::Vacant(free)) else {
             unreachable!("checked occupied just above")
@@ -269,6 +279,7 @@ mod tests {
         assert_eq!(s.get(a), None);
         assert_eq!(s.get_mut(a), None);
         assert_eq!(s.try_remove(a), None);
+        assert_eq!(s.remove_if(b, |v| *v == "x"), None, "refused: kept");
         assert_eq!(s[b], "b");
         assert_eq!(s.insert("c"), a, "the freed place is reused");
     }
