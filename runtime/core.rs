@@ -740,10 +740,7 @@ impl Core {
             }
             slot.cell.header().spawned_at()
         };
-        let task = cancel::TaskInfo {
-            id: id.seq,
-            name: self.task_name(id),
-        };
+        let task = cancel::TaskInfo::new(id.seq, self.task_name(id));
         eprintln!(
             "{}",
             super::ignored_cancel::warning(&task.to_string(), spawned_at)

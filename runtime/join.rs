@@ -369,10 +369,7 @@ impl TaskRef {
     }
 
     pub(crate) fn info_in(&self, core: &Core) -> TaskInfo {
-        TaskInfo {
-            id: self.id.seq,
-            name: core.task_name(self.id),
-        }
+        TaskInfo::new(self.id.seq, core.task_name(self.id))
     }
 
     /// Runs `f` with the task's runtime: `None` outside any runtime; a panic (at the

@@ -927,7 +927,7 @@ async fn semaphore_bounds_concurrency() {
 async fn semaphore_big_request_in_front_holds_back_smaller_ones() {
     let sem = Rc::new(Semaphore::new(1));
     let order = Rc::new(RefCell::new(Vec::new()));
-    let mk = |n: usize, tag: &'static str| {
+    let mk = |n: u32, tag: &'static str| {
         let sem = sem.clone();
         let order = order.clone();
         spawn(async move {

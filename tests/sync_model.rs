@@ -381,7 +381,7 @@ fn check_semaphore(total: usize, scripts: Vec<Vec<Acq>>) -> Result<(), TestCaseE
                             sleep(Duration::from_millis(step.delay.into())).await.ok();
                             let wanted = step.wanted.min(total);
                             if let Ended::Done(Ok(permit)) =
-                                run_op(sem.acquire_many(wanted), step.interrupt).await
+                                run_op(sem.acquire_many(wanted as u32), step.interrupt).await
                             {
                                 in_use.set(in_use.get() + wanted);
                                 assert!(in_use.get() <= total, "over-granted");

@@ -10,29 +10,50 @@ use std::sync::Arc;
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
 /// Identifies a task in reports: its runtime-unique number and its name, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskInfo {
-    pub(crate) id: u64,
-    pub(crate) name: Option<Arc<str>>,
+///
+/// One pointer wide (the number and name are shared behind it), so that the reasons
+/// that carry one, and with them every [`Cancelled`] and `Result<_, Cancelled>`,
+/// stay small: a task that ends with a `Cancelled` keeps it in its cell until its
+/// handle reads it (benchmark B9).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TaskInfo(Arc<TaskData>);
+
+#[derive(PartialEq, Eq)]
+struct TaskData {
+    id: u64,
+    name: Option<Arc<str>>,
 }
 
 impl TaskInfo {
+    pub(crate) fn new(id: u64, name: Option<Arc<str>>) -> TaskInfo {
+        TaskInfo(Arc::new(TaskData { id, name }))
+    }
+
     /// The task's number, unique within its runtime.
     pub fn id(&self) -> u64 {
-        self.id
+        self.0.id
     }
 
     /// The task's name, if it was given one (`spawn_named`).
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.0.name.as_deref()
+    }
+}
+
+impl fmt::Debug for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskInfo")
+            .field("id", &self.0.id)
+            .field("name", &self.0.name)
+            .finish()
     }
 }
 
 impl fmt::Display for TaskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(n) => write!(f, "task `{n}` (#{})", self.id),
-            None => write!(f, "task #{}", self.id),
+        match self.name() {
+            Some(n) => write!(f, "task `{n}` (#{})", self.id()),
+            None => write!(f, "task #{}", self.id()),
         }
     }
 }
@@ -503,6 +524,23 @@ mod tests {
         Cancelled {
             reason: CancelReason::Deadline,
         }
+    }
+
+    #[test]
+    fn a_cancellation_stays_three_words() {
+        // A task that ends cancelled keeps its `Outcome` in its cell (benchmark B9):
+        // the `TaskInfo` reasons are one pointer, so the explicit reason's text is
+        // the biggest payload.
+        assert_eq!(size_of::<TaskInfo>(), 8);
+        assert_eq!(size_of::<Cancelled>(), 24);
+        assert_eq!(size_of::<Result<(), Cancelled>>(), 24);
+        assert_eq!(size_of::<crate::Outcome<(), Cancelled>>(), 32);
+        let t = TaskInfo::new(7, Some("worker".into()));
+        assert_eq!((t.id(), t.name()), (7, Some("worker")));
+        assert_eq!(t.to_string(), "task `worker` (#7)");
+        assert_eq!(format!("{t:?}"), r#"TaskInfo { id: 7, name: Some("worker") }"#);
+        assert_eq!(t, TaskInfo::new(7, Some("worker".into())), "compared by value");
+        assert_ne!(t, TaskInfo::new(7, None));
     }
 
     #[test]

@@ -126,6 +126,11 @@ impl Semaphore {
 
     /// Acquires `n` permits at once, waiting in FIFO order. A checkpoint.
     ///
+    /// `n` is a `u32` (as in tokio): an acquiring future stays two words, and no
+    /// program waits for more than four billion permits at once. The count of free
+    /// permits ([`available_permits`](Self::available_permits), `add_permits`) is a
+    /// `usize`.
+    ///
     /// ```
     /// use scope_runtime::sync::Semaphore;
     /// use scope_runtime::move_on_after;
@@ -140,7 +145,7 @@ impl Semaphore {
     ///     assert_eq!(p.permits(), 2);
     /// });
     /// ```
-    pub fn acquire_many(&self, n: usize) -> Acquire<'_> {
+    pub fn acquire_many(&self, n: u32) -> Acquire<'_> {
         Acquire {
             sem: self,
             wait: Waiting::new(n),
@@ -162,7 +167,7 @@ impl Semaphore {
     ///     assert_eq!(sem.available_permits(), 1);
     /// });
     /// ```
-    pub fn acquire_owned(self: Arc<Self>, n: usize) -> AcquireOwned {
+    pub fn acquire_owned(self: Arc<Self>, n: u32) -> AcquireOwned {
         AcquireOwned {
             sem: self,
             wait: Waiting::new(n),
@@ -179,7 +184,8 @@ impl Semaphore {
     /// drop(p);
     /// assert!(sem.try_acquire_many(1).is_some());
     /// ```
-    pub fn try_acquire_many(&self, n: usize) -> Option<SemaphorePermit<'_>> {
+    pub fn try_acquire_many(&self, n: u32) -> Option<SemaphorePermit<'_>> {
+        let n = n as usize;
         let mut st = self.state.lock();
         if st.permits < n || st.waiters.front_ready().is_some() {
             return None;
@@ -229,16 +235,17 @@ impl fmt::Debug for Semaphore {
 }
 
 /// What an acquire keeps between polls: the permits it wants and, while queued, the
-/// key of its waiter node (4 bytes: an [`Acquire`] is 24 bytes, benchmark B9). Both
-/// futures run the same code with the semaphore at hand.
+/// key of its waiter node, 4 bytes each (an [`Acquire`] is 16 bytes: a task blocked
+/// in `acquire()` keeps it in its cell, benchmark B9). Both futures run the same code
+/// with the semaphore at hand.
 #[derive(Debug)]
 struct Waiting {
-    wanted: usize,
+    wanted: u32,
     node: Option<Link>,
 }
 
 impl Waiting {
-    fn new(wanted: usize) -> Waiting {
+    fn new(wanted: u32) -> Waiting {
         Waiting { wanted, node: None }
     }
 
@@ -263,8 +270,9 @@ impl Waiting {
             }
             return Poll::Ready(Err(c));
         }
-        if self.node.is_none() && st.waiters.is_empty() && st.permits >= self.wanted {
-            st.permits -= self.wanted; // fast path: nobody queued
+        let wanted = self.wanted as usize;
+        if self.node.is_none() && st.waiters.is_empty() && st.permits >= wanted {
+            st.permits -= wanted; // fast path: nobody queued
             return Poll::Ready(Ok(()));
         }
         let key = match self.node.map(Link::key) {
@@ -273,7 +281,7 @@ impl Waiting {
                 key
             }
             None => {
-                let key = st.waiters.push_back(self.wanted, cx.waker());
+                let key = st.waiters.push_back(wanted, cx.waker());
                 self.node = Link::to(key);
                 key
             }
@@ -355,7 +363,7 @@ impl<'a> Future for Acquire<'a> {
         let sem = this.sem;
         this.wait.poll(sem, cx).map_ok(|()| SemaphorePermit {
             sem,
-            n: this.wait.wanted,
+            n: this.wait.wanted as usize,
         })
     }
 }
@@ -405,7 +413,7 @@ impl Future for AcquireOwned {
             .poll(&this.sem, cx)
             .map_ok(|()| OwnedSemaphorePermit {
                 sem: this.sem.clone(),
-                n: this.wait.wanted,
+                n: this.wait.wanted as usize,
             })
     }
 }
@@ -543,8 +551,8 @@ mod tests {
     /// Per-waiter memory (benchmark B9): the acquire futures keep the semaphore, the
     /// count and a 4-byte node key, nothing more.
     #[test]
-    fn acquire_futures_are_24_bytes() {
-        assert_eq!(size_of::<Acquire<'_>>(), 24);
-        assert_eq!(size_of::<AcquireOwned>(), 24);
+    fn acquire_futures_are_16_bytes() {
+        assert_eq!(size_of::<Acquire<'_>>(), 16);
+        assert_eq!(size_of::<AcquireOwned>(), 16);
     }
 }
