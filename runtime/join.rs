@@ -2,14 +2,13 @@
 //! the crate-internal spawning of task-group children ([`spawn_child`]).
 
 use std::any::Any;
-use std::cell::Cell;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, Location};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use super::cancel::{self, CancelError, CancelWait, Cancelled, NodeKey, TaskInfo};
 use super::core::{Core, try_with_core, with_core};
@@ -92,10 +91,9 @@ impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Outcome<T, E> {
 }
 
 /// The completion of a task started with [`spawn`]: the task's result becomes an
-/// [`Outcome`], kept in the task's cell for its [`JoinHandle`]; `reader` is the waker
-/// of whoever awaits the handle.
+/// [`Outcome`], kept in the task's cell for its [`JoinHandle`] (whose waker, while it
+/// waits, is in the thread's reader table: `runtime/readers.rs`).
 struct JoinDone<T, E> {
-    reader: Cell<Option<Waker>>,
     _out: PhantomData<fn() -> (T, E)>,
 }
 
@@ -115,21 +113,6 @@ where
             },
             Err(p) => Outcome::Panicked(p),
         })
-    }
-
-    fn set_reader(&self, waker: &Waker) {
-        let old = self.reader.take();
-        match old {
-            Some(w) if w.will_wake(waker) => self.reader.set(Some(w)),
-            old => {
-                self.reader.set(Some(waker.clone()));
-                drop(old);
-            }
-        }
-    }
-
-    fn take_reader(&self) -> Option<Waker> {
-        self.reader.take()
     }
 
     fn abandon(&self) {}
@@ -166,10 +149,7 @@ pub struct JoinHandle<T, E> {
 
 impl<T, E> JoinDone<T, E> {
     fn new() -> JoinDone<T, E> {
-        JoinDone {
-            reader: Cell::new(None),
-            _out: PhantomData,
-        }
+        JoinDone { _out: PhantomData }
     }
 }
 

@@ -38,6 +38,7 @@ mod join;
 pub(crate) mod observe;
 pub(crate) mod paged_slab;
 pub(crate) mod reactor;
+mod readers;
 mod ready_queue;
 mod remote;
 pub mod sync;

@@ -345,6 +345,9 @@ const DROP_LATER: u8 = 1 << 3;
 const KEEP: u8 = 1 << 4;
 /// The task has a name in `Core::names` (so only named tasks pay its removal).
 const NAMED: u8 = 1 << 5;
+/// A reader waits: its waker is in this thread's reader table (`runtime/readers.rs`),
+/// so only a task someone waits for pays a lookup at its end.
+const READER: u8 = 1 << 6;
 
 /// The first part of every task cell (see the module doc). `repr(C)`: a cell pointer
 /// is a header pointer.
@@ -820,14 +823,6 @@ pub(crate) trait Completion<O>: 'static {
     /// dropped at once if there is no reader (`KEEP` clear).
     fn finish(&self, out: std::thread::Result<O>) -> Option<Self::Kept>;
 
-    /// Records who waits for the kept value.
-    fn set_reader(&self, _waker: &Waker) {}
-
-    /// Takes the waker of whoever waits for the kept value.
-    fn take_reader(&self) -> Option<Waker> {
-        None
-    }
-
     /// The future was dropped unfinished: drop what `finish` would have consumed.
     fn abandon(&self);
 }
@@ -933,6 +928,32 @@ where
         self.header.flags.set(f);
     }
 
+    /// Records `waker` as the reader's (in the thread's reader table), unless the one
+    /// recorded already wakes the same task.
+    fn set_reader(&self, waker: &Waker) {
+        let cell = NonNull::from(&self.header);
+        if self.flags() & READER != 0 && super::readers::wakes_as(cell, waker) {
+            return;
+        }
+        match super::readers::set(cell, waker.clone()) {
+            Ok(replaced) => {
+                self.set_flags(self.flags() | READER);
+                drop(replaced);
+            }
+            // The thread is exiting: nothing will finish the task to wake it.
+            Err(unrecorded) => drop(unrecorded),
+        }
+    }
+
+    /// Takes the waiting reader's waker, if one waits.
+    fn take_reader(&self) -> Option<Waker> {
+        if self.flags() & READER == 0 {
+            return None;
+        }
+        self.set_flags(self.flags() & !READER);
+        super::readers::take(NonNull::from(&self.header))
+    }
+
     /// Drops the future in place and clears `RUNNING`, also if the destructor
     /// panics (the future is gone either way). Returns that panic.
     ///
@@ -1000,7 +1021,7 @@ where
                     drop_contained(p);
                 }
                 this.set_flags(this.flags() & !(RUNNING | BUSY | DROP_LATER));
-                let reader = this.completion.take_reader();
+                let reader = this.take_reader();
                 this.completion.abandon();
                 drop(reader);
                 return Poll::Ready(());
@@ -1039,7 +1060,7 @@ where
             Some(k) => drop_contained(k),
             None => {}
         }
-        let reader = this.completion.take_reader();
+        let reader = this.take_reader();
         this.set_flags((this.flags() & !(RUNNING | BUSY | DROP_LATER)) | done);
         // Woken last, after the cell's phase is final: nothing below touches the cell.
         if let Some(w) = reader {
@@ -1066,7 +1087,7 @@ where
         // SAFETY: `RUNNING` and `BUSY` set, nothing references the stage.
         let mut panic = unsafe { this.drop_stage_future() }.err();
         this.set_flags(this.flags() & !(RUNNING | BUSY | DROP_LATER));
-        let reader = this.completion.take_reader();
+        let reader = this.take_reader();
         let rest = std::panic::catch_unwind(AssertUnwindSafe(|| {
             this.completion.abandon();
             drop(reader);
@@ -1107,8 +1128,8 @@ where
             return Poll::Ready(None);
         }
         // Not finished (maybe being polled: the task awaits its own handle). Only the
-        // completion's reader slot is touched, never the stage.
-        this.completion.set_reader(waker);
+        // reader's entry is touched, never the stage.
+        this.set_reader(waker);
         Poll::Pending
     }
 
@@ -1132,7 +1153,7 @@ where
         // SAFETY: `DONE`, as in `poll_read`.
         let kept = (flags & DONE != 0).then(|| unsafe { this.take_kept() });
         this.set_flags(this.flags() & !KEEP);
-        let reader = this.completion.take_reader();
+        let reader = this.take_reader();
         // User code (the output's destructor) runs after the cell's phase is final.
         drop(reader);
         drop(kept);

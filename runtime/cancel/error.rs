@@ -538,8 +538,15 @@ mod tests {
         let t = TaskInfo::new(7, Some("worker".into()));
         assert_eq!((t.id(), t.name()), (7, Some("worker")));
         assert_eq!(t.to_string(), "task `worker` (#7)");
-        assert_eq!(format!("{t:?}"), r#"TaskInfo { id: 7, name: Some("worker") }"#);
-        assert_eq!(t, TaskInfo::new(7, Some("worker".into())), "compared by value");
+        assert_eq!(
+            format!("{t:?}"),
+            r#"TaskInfo { id: 7, name: Some("worker") }"#
+        );
+        assert_eq!(
+            t,
+            TaskInfo::new(7, Some("worker".into())),
+            "compared by value"
+        );
         assert_ne!(t, TaskInfo::new(7, None));
     }
 
