@@ -5,8 +5,10 @@
 //! Every task is **one heap allocation**, its *cell*: a [`Header`] followed by the
 //! task's body. For a spawned task the body is its future, later replaced in place by
 //! what the future's end leaves for a reader (the [`JoinHandle`](crate::JoinHandle)'s
-//! `Outcome`), plus the completion's own state (the reader's waker, or a task-group
-//! child's completion callback). The header holds:
+//! `Outcome`), plus the completion's own state (a task-group child's completion
+//! callback; nothing for a `JoinHandle`'s task: a handle that waits while the task
+//! runs leaves its waker in the thread's reader table, `runtime/readers.rs`, and the
+//! `READER` flag says it did). The header holds:
 //!
 //! * `state` — the one word other threads touch (below);
 //! * `vtable` — four functions of the body's concrete type: `poll`, `drop_future`,
@@ -21,9 +23,9 @@
 //!   into a word and a byte (`observe::PackedWait`), runtime thread only;
 //! * `flags` — the body's phase, read and written on the runtime's thread only.
 //!
-//! The runtime's `Slab<TaskSlot>` keeps, per task, the slot's ownership of the cell
-//! ([`CellRef`]), the task's root node in the scope tree and a group child's task link
-//! (16 bytes in release builds). The
+//! The runtime's `PagedSlab<TaskSlot>` (`runtime/paged_slab.rs`) keeps, per task,
+//! the slot's ownership of the cell ([`CellRef`]), the task's root node in the scope
+//! tree and a group child's task link (16 bytes in release builds). The
 //! task's [`Waker`] *is* a pointer to the cell: there is no other allocation per task.
 //! The `block_on` main task has a cell too, with a header and no body (its future
 //! lives on `block_on`'s stack).
@@ -81,7 +83,8 @@
 //! lets go of its own holds. The slot's hold is released only after the future was
 //! dropped (it finished, or `drop_task` / shutdown dropped it), and the kept output
 //! exists only while `KEEP` is set, i.e. while the `JoinHandle` (a runtime-thread
-//! holder) lives; its `Drop` takes the output and the reader's waker out first. So
+//! holder) lives; its `Drop` takes the output out (and its waker out of the reader
+//! table) first. So
 //! freeing a cell anywhere gives back at most a count of `Shared` and drops an empty
 //! stage: no user code runs off its thread.
 //!
@@ -1356,6 +1359,20 @@ mod tests {
         // phase flags are its tag (an enum would add a word to both).
         assert_eq!(size_of::<super::Stage<[u64; 5], Box<u8>>>(), 40);
         assert_eq!(size_of::<super::Stage<Option<Waker>, [u64; 3]>>(), 24);
+        // A completion without state (a `JoinHandle`'s: its waiting reader is in the
+        // thread's table) adds nothing to the cell.
+        struct NoState;
+        impl super::Completion<()> for NoState {
+            type Kept = ();
+            fn finish(&self, _: std::thread::Result<()>) -> Option<()> {
+                None
+            }
+            fn abandon(&self) {}
+        }
+        assert_eq!(
+            size_of::<super::TaskCell<std::future::Pending<()>, NoState>>(),
+            56
+        );
     }
 
     #[test]
