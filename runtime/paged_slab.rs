@@ -7,9 +7,8 @@
 //! vector doubles when it is full, so its spare capacity depends on where the
 //! entry count happens to fall between two powers of two: 100,000 tasks live in a
 //! vector of 131,072 slots (31 % more than used, benchmark B9), 65,537 in one of
-//! 131,072 (twice). Pages bound the spare room to what one page grows by (each page is
-//! a vector that doubles up to [`PAGE`] entries), and growing never copies more than
-//! one page. A small slab (a mutex with three waiters) is one small page, as before.
+//! 131,072 (twice). Pages bound the spare room to half a page (each page is a vector
+//! that doubles up to [`PAGE`] entries), and growing never copies more than one page. A small slab (a mutex with three waiters) is one small page, as before.
 //!
 //! A key is `page * PAGE + index`; a lookup is two bounds-checked indexings. Pages are
 //! never given back (as a `Slab` keeps its capacity): a slab that once held 100,000
@@ -33,7 +32,11 @@ enum Entry<T> {
 
 /// See the module doc.
 pub(crate) struct PagedSlab<T> {
-    pages: Vec<Vec<Entry<T>>>,
+    /// Keys `0..PAGE`: inline, so a small slab (every wait list, most task sets) is
+    /// one vector and a lookup in it one bounds check, as in a plain slab.
+    first: Vec<Entry<T>>,
+    /// Keys from `PAGE` on: page `p + 1` is `more[p]`.
+    more: Vec<Vec<Entry<T>>>,
     /// The first vacant key; `end` when no place is vacant.
     free: usize,
     /// How many places exist (occupied or vacant): the key the next new place gets.
@@ -51,7 +54,8 @@ impl<T> PagedSlab<T> {
     /// An empty slab; allocates nothing until the first insert.
     pub(crate) const fn new() -> PagedSlab<T> {
         PagedSlab {
-            pages: Vec::new(),
+            first: Vec::new(),
+            more: Vec::new(),
             free: 0,
             end: 0,
             len: 0,
@@ -80,18 +84,25 @@ impl<T> PagedSlab<T> {
                 self.end < u32::MAX as usize,
                 "scope_runtime: more than 4 billion entries in one slab"
             );
-            if self.pages.last().is_none_or(|p| p.len() == PAGE) {
-                // The first page grows from nothing; a later one is only made when
-                // the slab is big anyway, so it is made whole (no chain of copies).
-                let room = if self.pages.is_empty() { 0 } else { PAGE };
-                self.pages.push(Vec::with_capacity(room));
+            if key < PAGE {
+                self.first.push(Entry::Occupied(value));
+            } else {
+                let p = (key >> PAGE_SHIFT) - 1;
+                if p == self.more.len() {
+                    // The first page grows from nothing; a later one is only made
+                    // when the slab is big anyway, so it starts at an eighth of a
+                    // page: at most three copies to fill it, at most half a page
+                    // spare.
+                    self.more.push(Vec::with_capacity(PAGE / 8));
+                }
+                self.more[p].push(Entry::Occupied(value));
             }
-            let page = self.pages.last_mut().expect("a page was just made");
-            page.push(Entry::Occupied(value));
             self.end += 1;
             self.free = self.end;
         } else {
-            let place = &mut self.pages[key >> PAGE_SHIFT][key & MASK];
+            let place = self
+                .entry_mut(key)
+                .expect("the vacant list holds live keys");
             match std::mem::replace(place, Entry::Occupied(value)) {
                 Entry::Vacant(next) => self.free = next as usize,
                 Entry::Occupied(_) => unreachable!("the vacant list holds an occupied key"),
@@ -101,12 +112,44 @@ impl<T> PagedSlab<T> {
         key
     }
 
+    // The first page's lookup is inlined where the slab is used; a later page's is
+    // a call (only big slabs have one), which keeps the inlined code as small as a
+    // plain slab's (benchmark B3: a channel's wait list is used at every message).
+    #[inline]
     fn entry(&self, key: usize) -> Option<&Entry<T>> {
-        self.pages.get(key >> PAGE_SHIFT)?.get(key & MASK)
+        if key < PAGE {
+            self.first.get(key)
+        } else {
+            self.entry_further(key)
+        }
     }
 
+    #[inline(never)]
+    fn entry_further(&self, key: usize) -> Option<&Entry<T>> {
+        self.more.get((key >> PAGE_SHIFT) - 1)?.get(key & MASK)
+    }
+
+    #[inline]
     fn entry_mut(&mut self, key: usize) -> Option<&mut Entry<T>> {
-        self.pages.get_mut(key >> PAGE_SHIFT)?.get_mut(key & MASK)
+        if key < PAGE {
+            self.first.get_mut(key)
+        } else {
+            self.entry_further_mut(key)
+        }
+    }
+
+    #[inline(never)]
+    fn entry_further_mut(&mut self, key: usize) -> Option<&mut Entry<T>> {
+        let page = self.more.get_mut((key >> PAGE_SHIFT) - 1)?;
+        page.get_mut(key & MASK)
+    }
+
+    /// The pages in key order, with the key of each one's first place.
+    fn pages(&self) -> impl Iterator<Item = (usize, &Vec<Entry<T>>)> {
+        std::iter::once(&self.first)
+            .chain(&self.more)
+            .enumerate()
+            .map(|(p, page)| (p << PAGE_SHIFT, page))
     }
 
     /// The value at `key`, if that place is occupied.
@@ -162,9 +205,9 @@ impl<T> PagedSlab<T> {
 
     /// The values with their keys, in key order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
-        self.pages.iter().enumerate().flat_map(|(p, page)| {
+        self.pages().flat_map(|(start, page)| {
             page.iter().enumerate().filter_map(move |(i, e)| match e {
-                Entry::Occupied(v) => Some(((p << PAGE_SHIFT) | i, v)),
+                Entry::Occupied(v) => Some((start + i, v)),
                 Entry::Vacant(_) => None,
             })
         })
@@ -173,20 +216,23 @@ impl<T> PagedSlab<T> {
     /// The values with their keys, in key order.
     #[cfg(test)]
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
-        self.pages.iter_mut().enumerate().flat_map(|(p, page)| {
-            page.iter_mut()
-                .enumerate()
-                .filter_map(move |(i, e)| match e {
-                    Entry::Occupied(v) => Some(((p << PAGE_SHIFT) | i, v)),
-                    Entry::Vacant(_) => None,
-                })
-        })
+        std::iter::once(&mut self.first)
+            .chain(&mut self.more)
+            .enumerate()
+            .flat_map(|(p, page)| {
+                page.iter_mut()
+                    .enumerate()
+                    .filter_map(move |(i, e)| match e {
+                        Entry::Occupied(v) => Some(((p << PAGE_SHIFT) + i, v)),
+                        Entry::Vacant(_) => None,
+                    })
+            })
     }
 
     /// How many places the pages have room for (for the tests and `resources`).
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.pages.iter().map(Vec::capacity).sum()
+        self.pages().map(|(_, p)| p.capacity()).sum()
     }
 }
 
@@ -217,7 +263,7 @@ impl<T: fmt::Debug> fmt::Debug for PagedSlab<T> {
 #[cfg(test)]
 mod tests {
     //! Against `slab::Slab` as the model: the same operations give the same keys and
-    //! values; plus what pages are for (spare room bounded by a page).
+    //! values; plus what pages are for (spare room bounded by half a page).
 
     use super::{PAGE, PagedSlab};
 
@@ -302,7 +348,7 @@ mod tests {
         }
         assert_eq!(s.len(), n);
         let spare = s.capacity() - n;
-        assert!(spare < PAGE, "{spare} spare places for {n} values");
+        assert!(spare <= PAGE / 2, "{spare} spare places for {n} values");
         // Keys are dense and stable across page boundaries.
         assert!(s.iter().all(|(k, v)| k == *v));
         assert_eq!(s[PAGE], PAGE);
