@@ -8,7 +8,10 @@
 //! entry count happens to fall between two powers of two: 100,000 tasks live in a
 //! vector of 131,072 slots (31 % more than used, benchmark B9), 65,537 in one of
 //! 131,072 (twice). Pages bound the spare room to half a page (each page is a vector
-//! that doubles up to [`PAGE`] entries), and growing never copies more than one page. A small slab (a mutex with three waiters) is one small page, as before.
+//! that doubles up to [`PAGE`] entries), and growing never copies more than one page.
+//! A small slab (a mutex with three waiters) is one small page, as before, and the
+//! slab itself is as small as a `Slab` plus a word (48 bytes: a channel's state holds
+//! two, and a bigger state cost benchmark B3 7 %).
 //!
 //! A key is `page * PAGE + index`; a lookup is two bounds-checked indexings. Pages are
 //! never given back (as a `Slab` keeps its capacity): a slab that once held 100,000
@@ -35,13 +38,15 @@ pub(crate) struct PagedSlab<T> {
     /// Keys `0..PAGE`: inline, so a small slab (every wait list, most task sets) is
     /// one vector and a lookup in it one bounds check, as in a plain slab.
     first: Vec<Entry<T>>,
-    /// Keys from `PAGE` on: page `p + 1` is `more[p]`.
-    more: Vec<Vec<Entry<T>>>,
+    /// Keys from `PAGE` on: page `p + 1` is `more[p]`. Boxed: most slabs never have
+    /// a second page, and the slab stays 48 bytes.
+    #[allow(clippy::box_collection)] // one word instead of a `Vec`'s three, on purpose
+    more: Option<Box<Vec<Vec<Entry<T>>>>>,
     /// The first vacant key; `end` when no place is vacant.
-    free: usize,
+    free: u32,
     /// How many places exist (occupied or vacant): the key the next new place gets.
-    end: usize,
-    len: usize,
+    end: u32,
+    len: u32,
 }
 
 impl<T> Default for PagedSlab<T> {
@@ -55,7 +60,7 @@ impl<T> PagedSlab<T> {
     pub(crate) const fn new() -> PagedSlab<T> {
         PagedSlab {
             first: Vec::new(),
-            more: Vec::new(),
+            more: None,
             free: 0,
             end: 0,
             len: 0,
@@ -64,12 +69,12 @@ impl<T> PagedSlab<T> {
 
     /// How many values it holds.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// The key the next [`insert`](Self::insert) returns.
     pub(crate) fn vacant_key(&self) -> usize {
-        self.free
+        self.free as usize
     }
 
     /// Stores `value` and returns its key.
@@ -78,24 +83,25 @@ impl<T> PagedSlab<T> {
     ///
     /// If the slab would hold more than `u32::MAX` places (keys are 32-bit inside).
     pub(crate) fn insert(&mut self, value: T) -> usize {
-        let key = self.free;
-        if key == self.end {
+        let key = self.free as usize;
+        if self.free == self.end {
             assert!(
-                self.end < u32::MAX as usize,
+                self.end < u32::MAX,
                 "scope_runtime: more than 4 billion entries in one slab"
             );
             if key < PAGE {
                 self.first.push(Entry::Occupied(value));
             } else {
+                let more = self.more.get_or_insert_with(Box::default);
                 let p = (key >> PAGE_SHIFT) - 1;
-                if p == self.more.len() {
+                if p == more.len() {
                     // The first page grows from nothing; a later one is only made
                     // when the slab is big anyway, so it starts at an eighth of a
                     // page: at most three copies to fill it, at most half a page
                     // spare.
-                    self.more.push(Vec::with_capacity(PAGE / 8));
+                    more.push(Vec::with_capacity(PAGE / 8));
                 }
-                self.more[p].push(Entry::Occupied(value));
+                more[p].push(Entry::Occupied(value));
             }
             self.end += 1;
             self.free = self.end;
@@ -104,7 +110,7 @@ impl<T> PagedSlab<T> {
                 .entry_mut(key)
                 .expect("the vacant list holds live keys");
             match std::mem::replace(place, Entry::Occupied(value)) {
-                Entry::Vacant(next) => self.free = next as usize,
+                Entry::Vacant(next) => self.free = next,
                 Entry::Occupied(_) => unreachable!("the vacant list holds an occupied key"),
             }
         }
@@ -126,7 +132,8 @@ impl<T> PagedSlab<T> {
 
     #[inline(never)]
     fn entry_further(&self, key: usize) -> Option<&Entry<T>> {
-        self.more.get((key >> PAGE_SHIFT) - 1)?.get(key & MASK)
+        let more = self.more.as_deref()?;
+        more.get((key >> PAGE_SHIFT) - 1)?.get(key & MASK)
     }
 
     #[inline]
@@ -140,14 +147,15 @@ impl<T> PagedSlab<T> {
 
     #[inline(never)]
     fn entry_further_mut(&mut self, key: usize) -> Option<&mut Entry<T>> {
-        let page = self.more.get_mut((key >> PAGE_SHIFT) - 1)?;
+        let more = self.more.as_deref_mut()?;
+        let page = more.get_mut((key >> PAGE_SHIFT) - 1)?;
         page.get_mut(key & MASK)
     }
 
     /// The pages in key order, with the key of each one's first place.
     fn pages(&self) -> impl Iterator<Item = (usize, &Vec<Entry<T>>)> {
         std::iter::once(&self.first)
-            .chain(&self.more)
+            .chain(self.more.iter().flat_map(|m| m.iter()))
             .enumerate()
             .map(|(p, page)| (p << PAGE_SHIFT, page))
     }
@@ -178,7 +186,7 @@ impl<T> PagedSlab<T> {
     /// Takes the value at `key` out if there is one and `pred` accepts it (one lookup
     /// for the check and the removal).
     pub(crate) fn remove_if(&mut self, key: usize, pred: impl FnOnce(&T) -> bool) -> Option<T> {
-        let free = self.free as u32; // < `end` ≤ u32::MAX: every key fits
+        let free = self.free;
         let place = self.entry_mut(key)?;
         match place {
             Entry::Occupied(v) if pred(v) => {}
@@ -187,7 +195,7 @@ impl<T> PagedSlab<T> {
         let Entry::Occupied(v) = std::mem::replace(place, Entry::Vacant(free)) else {
             unreachable!("checked occupied just above")
         };
-        self.free = key;
+        self.free = key as u32; // an existing place: below `end`, a `u32`
         self.len -= 1;
         Some(v)
     }
@@ -197,10 +205,8 @@ impl<T> PagedSlab<T> {
     /// # Panics
     ///
     /// If `key` holds no value (a bug of the caller's bookkeeping).
-    #[track_caller]
     pub(crate) fn remove(&mut self, key: usize) -> T {
-        self.try_remove(key)
-            .expect("scope_runtime: no value at this slab key")
+        self.try_remove(key).unwrap_or_else(|| no_value())
     }
 
     /// The values with their keys, in key order.
@@ -217,7 +223,7 @@ impl<T> PagedSlab<T> {
     #[cfg(test)]
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
         std::iter::once(&mut self.first)
-            .chain(&mut self.more)
+            .chain(self.more.iter_mut().flat_map(|m| m.iter_mut()))
             .enumerate()
             .flat_map(|(p, page)| {
                 page.iter_mut()
@@ -236,21 +242,32 @@ impl<T> PagedSlab<T> {
     }
 }
 
+/// The size of one place holding a `T` (for the size tests of the slab's users).
+#[cfg(test)]
+pub(crate) const fn place_size<T>() -> usize {
+    size_of::<Entry<T>>()
+}
+
+/// The panic of a lookup of a key without a value: a bug in the caller's
+/// bookkeeping. Out of line and without `#[track_caller]`, so the lookups that are
+/// inlined everywhere carry no panic formatting of their own.
+#[cold]
+#[inline(never)]
+fn no_value() -> ! {
+    panic!("scope_runtime: no value at this slab key")
+}
+
 impl<T> Index<usize> for PagedSlab<T> {
     type Output = T;
 
-    #[track_caller]
     fn index(&self, key: usize) -> &T {
-        self.get(key)
-            .expect("scope_runtime: no value at this slab key")
+        self.get(key).unwrap_or_else(|| no_value())
     }
 }
 
 impl<T> IndexMut<usize> for PagedSlab<T> {
-    #[track_caller]
     fn index_mut(&mut self, key: usize) -> &mut T {
-        self.get_mut(key)
-            .expect("scope_runtime: no value at this slab key")
+        self.get_mut(key).unwrap_or_else(|| no_value())
     }
 }
 
@@ -362,6 +379,11 @@ mod tests {
             s.insert(i);
         }
         assert!(s.capacity() < 16, "capacity {}", s.capacity());
+    }
+
+    #[test]
+    fn the_slab_itself_is_six_words() {
+        assert_eq!(size_of::<PagedSlab<u64>>(), 48);
     }
 
     #[test]
