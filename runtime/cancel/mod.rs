@@ -180,21 +180,22 @@ pub(crate) fn check_in(core: &Core) -> Result<(), Cancelled> {
     if (node == NO_NODE && link == NO_LINK) || core.current_task().is_none() {
         return Ok(());
     }
-    check_in_tree(core, node, link)
-}
-
-/// [`check_in`] for code that runs inside a node: the tree's answer. Out of line, so
-/// that the common case above (a top-level task in no scope) stays a few
-/// instructions without the tree walk's registers to save and restore (benchmark
-/// B3 polls 680,000 checkpoints).
-#[inline(never)]
-fn check_in_tree(core: &Core, node: NodeKey, link: u32) -> Result<(), Cancelled> {
-    let c = core.cancel();
     let tree = c.tree.borrow();
     let node = tree.node_or_link(node, link);
     if !tree.is_cancelled(node) {
         return Ok(());
     }
+    drop(tree);
+    cancelled_at(core, node)
+}
+
+/// The `Cancelled` of a checkpoint that failed at `node`. Out of line: building the
+/// reason is rare, and inlined it made every checkpoint save and restore registers
+/// for it (benchmark B3 polls 680,000 checkpoints; B10y's children one each).
+#[cold]
+#[inline(never)]
+fn cancelled_at(core: &Core, node: NodeKey) -> Result<(), Cancelled> {
+    let tree = core.cancel().tree.borrow();
     let r = tree.cancelled_at(node).map_or(Ok(()), Err);
     #[cfg(debug_assertions)]
     if r.is_err() {
