@@ -242,7 +242,7 @@ pub(crate) struct Core {
     /// Task polls (the `block_on` task's included) since the reactor last turned.
     polls_since_park: Cell<usize>,
     /// Names of the tasks that have one, by task sequence number.
-    names: RefCell<HashMap<u64, Arc<str>, BuildHasherDefault<SeqHasher>>>,
+    names: RefCell<HashMap<u64, Arc<str>, BuildHasherDefault<KeyHasher>>>,
     /// The name of every `block_on` task, made once (a `block_on` call clones it).
     main_name: Arc<str>,
     /// The last number handed to a `sync` wait queue (what the task dump calls it).
@@ -261,15 +261,16 @@ pub(crate) struct Core {
     spans: RefCell<HashMap<u64, tracing::Span>>,
 }
 
-/// Hashes task sequence numbers for `Core::names`: the runtime makes them and never
-/// reuses one, so one multiply spreads them well enough (no flooding to defend
-/// against). SipHash on every finished task's removal was about 5 % of cancelling a
-/// group of 10,000 children (now only named tasks look the map up at their end: the
-/// cell's `NAMED` flag).
+/// Hashes keys the runtime makes itself and users never choose (task sequence
+/// numbers for `Core::names`, cell addresses for the reader table): one multiply by a
+/// large odd constant (Fibonacci hashing) spreads them well enough, with no flooding
+/// to defend against. SipHash on every finished task's removal was about 5 % of
+/// cancelling a group of 10,000 children (now only named tasks look the map up at
+/// their end: the cell's `NAMED` flag).
 #[derive(Default)]
-struct SeqHasher(u64);
+pub(crate) struct KeyHasher(u64);
 
-impl Hasher for SeqHasher {
+impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -282,6 +283,10 @@ impl Hasher for SeqHasher {
 
     fn write_u64(&mut self, n: u64) {
         self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
     }
 }
 

@@ -18,35 +18,14 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::ptr::NonNull;
 use std::task::Waker;
 
+use super::core::KeyHasher;
 use super::task::Header;
 
-/// Hashes a cell address: the address times a large odd constant (Fibonacci
-/// hashing); the table's keys are distinct heap addresses, never chosen by users.
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_usize` is used (the key is a `usize`); this is for completeness.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type Table = HashMap<usize, Waker, BuildHasherDefault<AddrHasher>>;
+type Table = HashMap<usize, Waker, BuildHasherDefault<KeyHasher>>;
 
 thread_local! {
     static READERS: RefCell<Table> = RefCell::new(Table::default());
