@@ -36,13 +36,12 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::paged_slab::PagedSlab;
-
 use super::cancel::{self, Cancellation, NO_LINK, NO_NODE, NodeKey};
 use super::clock::Clock;
 use super::ignored_cancel::IgnoredCancelWatch;
 use super::observe::metrics::{Counters, bump};
 use super::observe::{Instrument, Metrics, TaskMeta, WaitingOn};
+use super::paged_slab::PagedSlab;
 use super::reactor::Reactor;
 use super::ready_queue::ReadyQueue;
 use super::task::{CellRef, Dropped, QueuedId, Shared, TaskId, TaskSlot};

@@ -4,9 +4,11 @@
 //!
 //! * `core` — the per-runtime state and the run loop (`block_on`, the ready queue,
 //!   when to poll I/O and timers, the paused clock's jumps); `ready_queue` — that
-//!   queue, in blocks given back as it drains.
+//!   queue, a `VecDeque` trimmed at each park once mostly empty; `paged_slab` — the
+//!   slab of the task slots and the wait lists, grown by pages.
 //! * `task` — the task cell (one allocation per task: header, future then output,
-//!   completion), its `Send + Sync` waker (local queue vs injector), slots and ids.
+//!   completion), its `Send + Sync` waker (local queue vs injector), slots and ids;
+//!   `readers` — the wakers of `JoinHandle`s waiting for a running task.
 //! * `cancel/` — **all cancellation state and rules**: the status tree (task roots,
 //!   entered scopes, the registrations of blocked operations), checkpoints, scope
 //!   entry and exit, absorption, task cancel counts, cross-thread cancels,

@@ -114,6 +114,12 @@ impl Link {
 }
 
 impl<S> Node<S> {
+    /// Whether the node is in the queue, given whether it is the head: a queued node
+    /// has a neighbour or is the queue's only node (see the field comment).
+    fn is_queued(&self, is_head: bool) -> bool {
+        self.prev.is_some() || self.next.is_some() || is_head
+    }
+
     /// Takes the node's waker (`None` if it was taken already).
     pub(crate) fn take_waker(&mut self) -> Option<Waker> {
         let w = std::mem::replace(&mut self.waker, taken());
@@ -256,8 +262,8 @@ impl<S> WaitList<S> {
     fn unlink(&mut self, key: usize) {
         let is_head = self.head == Some(key);
         let node = &mut self.nodes[key];
-        if node.prev.is_none() && node.next.is_none() && !is_head {
-            return; // served already (as `is_linked` says, without a second lookup)
+        if !node.is_queued(is_head) {
+            return; // served already
         }
         let (prev, next) = (node.prev.take(), node.next.take());
         match prev {
@@ -272,8 +278,7 @@ impl<S> WaitList<S> {
 
     /// Whether the node is still queued (not served).
     pub(crate) fn is_linked(&self, key: usize) -> bool {
-        let node = &self.nodes[key];
-        node.prev.is_some() || node.next.is_some() || self.head == Some(key)
+        self.nodes[key].is_queued(self.head == Some(key))
     }
 
     pub(crate) fn node(&self, key: usize) -> &Node<S> {
@@ -334,12 +339,6 @@ mod tests {
     #[test]
     fn a_node_takes_48_bytes_of_slab() {
         // The waker's niche tags the place: no word beside the node (benchmark B9).
-        eprintln!(
-            "node {} place {} slab {}",
-            size_of::<Node<usize>>(),
-            crate::runtime::paged_slab::place_size::<Node<usize>>(),
-            size_of::<slab::Slab<Node<usize>>>()
-        );
         assert_eq!(crate::runtime::paged_slab::place_size::<Node<usize>>(), 48);
     }
 
